@@ -1,0 +1,286 @@
+"""Test harness: a real dockerd-py on a private socket, and the clients that talk to it.
+
+Fixtures:
+  daemon            (session)  Daemon — the running daemon; restart()/kill9_and_restart()
+  docker            (session)  run(*args, input=None, check=True, env=None, timeout=120)
+                               -> CompletedProcess[str], the stock CLI against the daemon
+  dockerpy                     docker.DockerClient on the daemon's socket
+  aiodocker_client  (async)    make() -> aiodocker.Docker; every client made is closed after
+  busybox_tar       (session)  Path of the offline busybox rootfs tarball
+  busybox_image                "busybox:latest", imported into the daemon when missing
+  unique_name                  make(prefix="t") -> a name no other test uses
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any, NoReturn
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DOCKER_CLI = "/usr/local/bin/docker" if os.path.exists("/usr/local/bin/docker") else "docker"
+START_TIMEOUT = 30.0
+STOP_TIMEOUT = 20.0
+LOG_TAIL_LINES = 60
+
+
+def _ping(sock_path: str) -> bool:
+    """GET /_ping over HTTP/1.0, so the daemon closes the connection after its answer."""
+    reply = b""
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(2.0)
+            s.connect(sock_path)
+            s.sendall(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n")
+            while chunk := s.recv(65536):
+                reply += chunk
+    except OSError:
+        return False
+    return reply.split(b" ", 2)[1:2] == [b"200"] and reply.endswith(b"\r\n\r\nOK")
+
+
+def _mounts_under(root: Path) -> list[str]:
+    """Mount points at or below root, deepest first (mountinfo field 5, octal-escaped)."""
+    prefix = str(root).rstrip("/")
+    found = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), line.split()[4])
+            if point == prefix or point.startswith(prefix + "/"):
+                found.append(point)
+    return sorted(found, key=len, reverse=True)
+
+
+class Daemon:
+    """A dockerd-py subprocess on roots under one short temporary directory."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.sock = str(tmp / "docker.sock")  # AF_UNIX paths must stay under 108 bytes
+        self.host = f"unix://{self.sock}"
+        self.data_root = tmp / "root"
+        self.exec_root = tmp / "exec"
+        self.pidfile = tmp / "dockerd.pid"
+        self.config_file = tmp / "daemon.json"
+        self.log_path = tmp / "daemon.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+        if not self.config_file.exists():
+            self.config_file.write_text("{}\n")
+
+    def cli_env(self) -> dict[str, str]:
+        """Environment for the docker CLI: this daemon, an empty config (none of the user's)."""
+        config_dir = self.tmp / "cli"
+        config_dir.mkdir(exist_ok=True)
+        leaky = ("DOCKER_CONTEXT", "DOCKER_TLS_VERIFY", "DOCKER_CERT_PATH")
+        env = {k: v for k, v in os.environ.items() if k not in leaky}
+        env.update(DOCKER_HOST=self.host, DOCKER_CONFIG=str(config_dir), DOCKER_CLI_HINTS="false")
+        return env
+
+    def start(self) -> None:
+        argv = [sys.executable, "-m", "dockerd_py", "-H", self.host, "--log-level", "debug"]
+        argv += ["--data-root", str(self.data_root), "--exec-root", str(self.exec_root)]
+        argv += ["--pidfile", str(self.pidfile), "--config-file", str(self.config_file)]
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+        with open(self.log_path, "ab") as log:
+            log.write(f"=== harness: {shlex.join(argv)}\n".encode())
+            log.flush()
+            # A session of its own: a ^C to pytest must not reach the daemon before teardown does.
+            self.proc = subprocess.Popen(
+                argv,
+                cwd=REPO_ROOT,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + START_TIMEOUT
+        while not _ping(self.sock):
+            if self.proc.poll() is not None:
+                self._fail(f"daemon exited with {self.proc.returncode} during start")
+            if time.monotonic() > deadline:
+                self.stop(signal.SIGKILL)
+                self._fail(f"daemon did not answer /_ping within {START_TIMEOUT:.0f}s")
+            time.sleep(0.05)
+
+    def stop(self, sig: int = signal.SIGTERM) -> bool:
+        """Signals the daemon and waits; False if it had to be SIGKILLed after STOP_TIMEOUT."""
+        if self.proc is None or self.proc.poll() is not None:
+            return True
+        self.proc.send_signal(sig)
+        try:
+            self.proc.wait(timeout=STOP_TIMEOUT)
+            return True
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            return False
+
+    def restart(self) -> None:
+        if not self.stop():
+            self._fail(f"daemon ignored SIGTERM for {STOP_TIMEOUT:.0f}s and was SIGKILLed")
+        self.start()
+
+    def kill9_and_restart(self) -> None:
+        self.stop(signal.SIGKILL)
+        self.start()
+
+    def log_tail(self, n: int = LOG_TAIL_LINES) -> str:
+        try:
+            lines = self.log_path.read_text(errors="replace").splitlines()
+        except FileNotFoundError:
+            return "(no daemon log)"
+        return "\n".join(lines[-n:])
+
+    def _fail(self, message: str) -> NoReturn:
+        pytest.fail(f"{message}\n--- daemon log ---\n{self.log_tail()}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def session_dir() -> Iterator[Path]:
+    """A short directory under /tmp for the session: sockets, roots, logs, tarballs."""
+    path = Path(tempfile.mkdtemp(prefix="dpy-", dir="/tmp"))
+    yield path
+    if not os.environ.get("DPY_KEEP_TMP"):
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def daemon(session_dir: Path) -> Iterator[Daemon]:
+    d = Daemon(session_dir)
+    d.start()
+    yield d
+    problems = []
+    if (code := d.proc.poll() if d.proc else None) is not None:
+        problems.append(f"daemon had exited with {code} before teardown")
+    else:
+        _remove_all_containers(d)
+    if not d.stop():
+        problems.append(f"daemon ignored SIGTERM for {STOP_TIMEOUT:.0f}s and was SIGKILLed")
+    leftovers = _mounts_under(session_dir)
+    for point in leftovers:
+        subprocess.run(["umount", "-l", point], capture_output=True, check=False)
+    if leftovers:
+        problems.append("mounts left behind (lazily unmounted):\n  " + "\n  ".join(leftovers))
+    if problems:
+        d._fail("\n".join(problems))
+
+
+def _remove_all_containers(d: Daemon) -> None:
+    """Containers a failed test left behind keep running (live-restore) and keep their mounts."""
+    env = d.cli_env()
+    try:
+        ps = subprocess.run([DOCKER_CLI, "ps", "-aq"], env=env, capture_output=True, timeout=60)
+        if ids := ps.stdout.decode().split():
+            rm = [DOCKER_CLI, "rm", "-fv", *ids]
+            subprocess.run(rm, env=env, capture_output=True, timeout=120)
+    except subprocess.TimeoutExpired:
+        pass  # the mount check below reports what this leaves
+
+
+DockerRun = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture(scope="session")
+def docker(daemon: Daemon) -> DockerRun:
+    base_env = daemon.cli_env()
+
+    def run(
+        *args: object,
+        input: str | bytes | None = None,
+        check: bool = True,
+        env: dict[str, str] | None = None,
+        timeout: float = 120,
+    ) -> subprocess.CompletedProcess[str]:
+        __tracebackhide__ = True  # failures point at the test's line, not at this helper
+        argv = [DOCKER_CLI, *map(str, args)]
+        data = input.encode() if isinstance(input, str) else input
+        full_env = {**base_env, **(env or {})}
+        try:
+            raw = subprocess.run(
+                argv, input=data, capture_output=True, env=full_env, timeout=timeout
+            )
+        except subprocess.TimeoutExpired as e:
+            raise AssertionError(
+                f"{shlex.join(argv)}: no exit after {timeout}s\n"
+                f"--- daemon log ---\n{daemon.log_tail()}"
+            ) from e
+        out, err = raw.stdout.decode(errors="replace"), raw.stderr.decode(errors="replace")
+        result = subprocess.CompletedProcess(argv, raw.returncode, out, err)
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"{shlex.join(argv)} exited with {result.returncode}\n"
+                f"--- stdout ---\n{result.stdout}--- stderr ---\n{result.stderr}"
+                f"--- daemon log ---\n{daemon.log_tail()}"
+            )
+        return result
+
+    return run
+
+
+@pytest.fixture
+def dockerpy(daemon: Daemon) -> Iterator[Any]:
+    import docker as docker_sdk  # the module; `docker` is the CLI fixture here
+
+    client = docker_sdk.DockerClient(base_url=daemon.host)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+async def aiodocker_client(daemon: Daemon) -> AsyncIterator[Callable[[], Any]]:
+    """make() -> aiodocker.Docker, created inside the test's event loop."""
+    import aiodocker
+
+    clients: list[Any] = []
+
+    def make() -> Any:
+        clients.append(aiodocker.Docker(url=daemon.host))
+        return clients[-1]
+
+    yield make
+    for client in clients:
+        await client.close()
+
+
+@pytest.fixture(scope="session")
+def busybox_tar(session_dir: Path) -> Path:
+    out = session_dir / "busybox-rootfs.tar"
+    script = REPO_ROOT / "contrib" / "make-busybox-rootfs.sh"
+    proc = subprocess.run([str(script), str(out)], capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        pytest.fail(f"{script.name} failed:\n{proc.stderr}", pytrace=False)
+    return out
+
+
+@pytest.fixture
+def busybox_image(docker: DockerRun, busybox_tar: Path) -> str:
+    """busybox:latest in the daemon; imported again only when a test removed it."""
+    if docker("image", "inspect", "busybox:latest", check=False).returncode != 0:
+        docker("import", "-c", 'CMD ["sh"]', busybox_tar, "busybox:latest")
+    return "busybox:latest"
+
+
+@pytest.fixture
+def unique_name(request: pytest.FixtureRequest) -> Callable[..., str]:
+    """make(prefix="t") -> "<prefix>-<test name>-<8 hex>", valid as image and container name."""
+    slug = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:40].strip("-")
+
+    def make(prefix: str = "t") -> str:
+        return f"{prefix}-{slug}-{uuid.uuid4().hex[:8]}"
+
+    return make
