@@ -1,0 +1,60 @@
+"""The metadata database: sqlite in WAL mode behind one worker thread.
+
+Every call runs one function inside one transaction on a dedicated thread, so
+a multi-step change is all-or-nothing and the event loop never blocks on
+sqlite. Writers are serialised by the single thread; sqlite's WAL keeps
+concurrent readers from other processes (debugging tools) out of the way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import sqlite3
+from collections.abc import Callable
+from importlib import resources
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+class Database:
+    def __init__(self, path: str) -> None:
+        self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="metadata")
+        self._conn: sqlite3.Connection = self._executor.submit(self._open, path).result()
+
+    @staticmethod
+    def _open(path: str) -> sqlite3.Connection:
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL is durable across crashes of the process
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.executescript(resources.files(__package__).joinpath("schema.sql").read_text())
+        return conn
+
+    def _transaction(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            result = fn(self._conn)
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
+        return result
+
+    async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run fn(conn) in one transaction on the metadata thread."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._transaction, fn)
+
+    def run_sync(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Same, for callers already on a worker thread (or at startup)."""
+        return self._executor.submit(self._transaction, fn).result()
+
+    def close(self) -> None:
+        def _close() -> None:
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self._conn.close()
+        self._executor.submit(_close).result()
+        self._executor.shutdown()

@@ -1,0 +1,61 @@
+-- dockerd-py metadata: the single source of truth for names and records.
+-- Bytes live elsewhere: blobs in content/blobs/sha256/<hex>, unpacked layers
+-- in snapshots/<id>/fs. A row only ever points at content that was complete
+-- before the row was committed; the garbage collector removes what no row
+-- (and no live lease) reaches.
+--
+--  images ──< image_layers (diff_id, blob_digest)        blobs: config = images.id,
+--    │  └──< tags      (docker.io/library/x:tag)                manifest_digest,
+--    │  └──< digests   (docker.io/library/x@sha256:...)          image_layers.blob_digest
+--    └── top_chain ──> snapshots.name ──> parent ──> ... (committed snapshots)
+
+PRAGMA user_version = 1;
+
+CREATE TABLE IF NOT EXISTS images (
+    id              TEXT PRIMARY KEY,      -- "sha256:<hex>" of the config blob
+    config          TEXT NOT NULL,         -- the config JSON (also in the content store)
+    manifest_digest TEXT NOT NULL DEFAULT '',
+    parent          TEXT NOT NULL DEFAULT '',  -- local parent image (build/commit)
+    top_chain       TEXT NOT NULL DEFAULT '',  -- chain ID of the top layer, '' if none
+    size            INTEGER NOT NULL,      -- unpacked size of all layers
+    created         TEXT NOT NULL,         -- "created" of the config (RFC 3339)
+    added_seq       INTEGER NOT NULL,      -- monotonic insertion order (before/since)
+    last_tag_time   TEXT NOT NULL DEFAULT ''
+);
+
+CREATE TABLE IF NOT EXISTS image_layers (
+    image_id    TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+    idx         INTEGER NOT NULL,
+    diff_id     TEXT NOT NULL,
+    chain_id    TEXT NOT NULL,
+    blob_digest TEXT NOT NULL,
+    media_type  TEXT NOT NULL,
+    blob_size   INTEGER NOT NULL,
+    size        INTEGER NOT NULL,          -- unpacked size of this layer
+    PRIMARY KEY (image_id, idx)
+);
+CREATE INDEX IF NOT EXISTS image_layers_blob ON image_layers(blob_digest);
+
+CREATE TABLE IF NOT EXISTS tags (
+    ref      TEXT PRIMARY KEY,             -- normalized, e.g. docker.io/library/busybox:latest
+    image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE
+);
+CREATE INDEX IF NOT EXISTS tags_image ON tags(image_id);
+
+CREATE TABLE IF NOT EXISTS digests (
+    ref      TEXT PRIMARY KEY,             -- e.g. docker.io/library/busybox@sha256:...
+    image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE
+);
+CREATE INDEX IF NOT EXISTS digests_image ON digests(image_id);
+
+-- Snapshots, as containerd's snapshotter: an active snapshot has a key and is
+-- writable; committing it gives it a name (a layer chain ID). Only committed
+-- snapshots can be parents. The directory is snapshots/<id>.
+CREATE TABLE IF NOT EXISTS snapshots (
+    id      INTEGER PRIMARY KEY AUTOINCREMENT,
+    name    TEXT NOT NULL UNIQUE,          -- chain ID when committed, key when active
+    parent  TEXT NOT NULL DEFAULT '',      -- name of the parent snapshot
+    kind    TEXT NOT NULL CHECK (kind IN ('active', 'committed')),
+    size    INTEGER NOT NULL DEFAULT 0,
+    created REAL NOT NULL
+);

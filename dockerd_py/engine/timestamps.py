@@ -1,0 +1,51 @@
+"""Timestamps as the API accepts them (`since`, `until` in events and filters).
+
+Like dockerd's GetTimestamp: a Go duration ("10m", "1h30m") means that long
+before now; RFC 3339 dates with or without time/zone are accepted; anything
+else must be unix seconds with an optional fraction ("1700000000.000000001").
+"""
+
+from __future__ import annotations
+
+import datetime
+import re
+import time
+
+from ..errors import InvalidParameter
+
+_DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h))+$")
+_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
+_UNIT = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
+_FORMATS = ("%Y-%m-%dT%H:%M:%S.%f%z", "%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M%z",
+            "%Y-%m-%dT%H:%M:%S.%f", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H",
+            "%Y-%m-%d")
+
+
+def parse_timestamp(value: str, now: float | None = None) -> float:
+    """Seconds since the epoch."""
+    value = value.strip()
+    now = time.time() if now is None else now
+    if _DURATION.match(value):
+        return now - sum(float(n) * _UNIT[u] for n, u in _PART.findall(value))
+    if "-" in value[1:] or "T" in value:
+        text = value.replace("Z", "+0000").replace("z", "+0000")
+        text = re.sub(r"([+-]\d\d):(\d\d)$", r"\1\2", text)
+        text = re.sub(r"(\.\d{6})\d+", r"\1", text)  # Python parses at most microseconds
+        for fmt in _FORMATS:
+            try:
+                parsed = datetime.datetime.strptime(text, fmt)
+            except ValueError:
+                continue
+            return parsed.timestamp()  # naive values are local time, as in dockerd
+        raise InvalidParameter(f'failed to parse value as time or duration: "{value}"')
+    secs, _, frac = value.partition(".")
+    if not secs.lstrip("-").isdigit() or (frac and not frac.isdigit()):
+        raise InvalidParameter(f'failed to parse value as time or duration: "{value}"')
+    return int(secs) + (int(frac) / 10 ** len(frac) if frac else 0.0)
+
+
+def to_nanos(value: str, now: float | None = None) -> int:
+    if "." in value and value.replace(".", "", 1).isdigit():
+        secs, frac = value.split(".")
+        return int(secs) * 1_000_000_000 + int(frac.ljust(9, "0")[:9])
+    return int(parse_timestamp(value, now) * 1_000_000_000)
