@@ -1,0 +1,156 @@
+"""`docker rmi` and `docker image prune`, with dockerd's untag/delete rules.
+
+Naming an image by reference untags that reference (and the digests of the
+same repository once no tag of it is left); the image itself goes when no
+reference is left. Naming it by ID removes all its references if they are in
+one repository (otherwise only with force). Deleting is refused while a
+container uses the image (stopped ones: unless forced) or a child image
+depends on it. Freed layers are reported and their storage collected at once.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from ...errors import Conflict
+from ..filters import Filters
+from ..reference import parse_normalized, with_default_tag
+from ..timestamps import parse_timestamp
+from ..types import ImageRecord
+from . import store
+from .mediatypes import parse_time
+from .service import ImageService, parse_ref
+
+Report = list[dict[str, str]]
+
+
+def _repo(ref: str) -> str:
+    return parse_normalized(ref).name
+
+
+async def delete(svc: ImageService, name: str, *, force: bool = False,
+                 prune: bool = True) -> Report:
+    image, by_id = await svc.lookup(name)
+    refs = list(image.tags) + list(image.digests)
+    running, stopped = await svc.usage(image.id) if svc.usage else ([], [])
+    untagged: list[str] = []
+    if not by_id:
+        ref = with_default_tag(parse_ref(name)).string()
+        if not force and len(refs) == 1 and (running or stopped):
+            user = (running or stopped)[0]
+            raise Conflict(f'conflict: unable to remove repository reference "{name}" (must force)'
+                           f" - container {user[:12]} is using its referenced image "
+                           f"{image.short_id}")
+        untagged.append(ref)
+        remaining = [r for r in refs if r != ref]
+        if "@" not in ref and not any("@" not in r and _repo(r) == _repo(ref) for r in remaining):
+            untagged += [r for r in remaining if "@" in r and _repo(r) == _repo(ref)]
+        if len(untagged) < len(refs) or running or (stopped and not force):
+            # Other references keep the image; a container using it keeps it quietly.
+            return await _untag(svc, image, untagged)
+    elif refs:
+        if len({_repo(r) for r in refs}) > 1 and not force:
+            raise Conflict(f"conflict: unable to delete {image.short_id} (must be forced) - "
+                           "image is referenced in multiple repositories")
+        untagged = refs
+    _check_conflicts(image, running, stopped, force=force)
+    report = await _untag(svc, image, untagged)
+    removed, _ = await _remove(svc, image, prune=prune)
+    return report + removed
+
+
+def _check_conflicts(image: ImageRecord, running: list[str], stopped: list[str], *,
+                     force: bool) -> None:
+    if image.children:
+        raise Conflict(f"conflict: unable to delete {image.short_id} (cannot be forced) - "
+                       "image has dependent child images")
+    if running:
+        raise Conflict(f"conflict: unable to delete {image.short_id} (cannot be forced) - "
+                       f"image is being used by running container {running[0][:12]}")
+    if stopped and not force:
+        raise Conflict(f"conflict: unable to delete {image.short_id} (must be forced) - "
+                       f"image is being used by stopped container {stopped[0][:12]}")
+
+
+async def _untag(svc: ImageService, image: ImageRecord, refs: list[str]) -> Report:
+    def txn(conn: sqlite3.Connection) -> None:
+        for ref in refs:
+            store.remove_ref(conn, ref)
+    if refs:
+        await svc.db.run(txn)
+    for _ in refs:
+        svc.image_event(image, "untag")
+    return [{"Untagged": parse_normalized(r).familiar()} for r in refs]
+
+
+async def _remove(svc: ImageService, image: ImageRecord, *, prune: bool) -> tuple[Report, int]:
+    """Delete the image row (and untagged parents when pruning); report freed
+    layers. Returns the report and the unpacked bytes freed."""
+    def txn(conn: sqlite3.Connection) -> tuple[Report, list[ImageRecord], int]:
+        report: Report = []
+        deleted: list[ImageRecord] = []
+        freed = 0
+        current: ImageRecord | None = image
+        while current is not None:
+            store.remove(conn, current.id)
+            report.append({"Deleted": current.id})
+            deleted.append(current)
+            used = {r[0] for r in conn.execute("SELECT DISTINCT chain_id FROM image_layers")}
+            for layer in reversed(current.layers):
+                if layer.chain_id not in used:
+                    report.append({"Deleted": layer.chain_id})
+                    used.add(layer.chain_id)
+                    freed += layer.size
+            parent = store.get(conn, current.parent) if prune and current.parent else None
+            current = parent if parent and parent.dangling and not parent.children else None
+        return report, deleted, freed
+
+    report, deleted, freed = await svc.db.run(txn)
+    for gone in deleted:
+        svc.image_event(gone, "delete")
+    await svc.collect_garbage()
+    return report, freed
+
+
+async def prune(svc: ImageService, filters: Filters) -> dict[str, Any]:
+    filters.validate(("dangling", "label", "label!", "until"))
+    dangling_only = filters.bool_value("dangling")
+    dangling_only = True if dangling_only is None else dangling_only
+    until = _until(filters)
+    report: Report = []
+    reclaimed = 0
+    for image in await svc.list():
+        if dangling_only and not image.dangling:
+            continue
+        if image.children or not _label_ok(filters, image.labels):
+            continue
+        if until is not None and parse_time(image.created) >= until:
+            continue
+        if svc.usage is not None and any(await svc.usage(image.id)):
+            continue
+        current = await svc.get(image.id)
+        if current is None:
+            continue
+        untagged = list(current.tags) + list(current.digests)
+        report += await _untag(svc, current, untagged)
+        removed, freed = await _remove(svc, current, prune=True)
+        report += removed
+        reclaimed += freed
+    return {"ImagesDeleted": report or None, "SpaceReclaimed": reclaimed}
+
+
+def _label_ok(filters: Filters, labels: dict[str, str]) -> bool:
+    if filters.contains("label") and not filters.match_labels(labels, "label"):
+        return False
+    if filters.contains("label!"):
+        return not any(Filters.of({"label": [v]}).match_labels(labels, "label")
+                       for v in filters.get("label!"))
+    return True
+
+
+def _until(filters: Filters) -> float | None:
+    values = filters.get("until")
+    if not values:
+        return None
+    return parse_timestamp(next(iter(values)))

@@ -1,0 +1,239 @@
+"""`docker load`: Docker archives (manifest.json) and OCI image layouts (index.json).
+
+The archive is read once, as a stream: every regular file goes straight into
+the content store under its digest, so layers are never copied twice and
+members may come in any order. Paths named by the archive's own manifests are
+only ever looked up in that in-memory table, never used on the filesystem.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import posixpath
+import tarfile
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from ...errors import InvalidParameter
+from ..aio import ThreadReader
+from ..archive import ArchiveError, decompressed
+from ..content import ContentStore
+from ..reference import InvalidReference, parse_normalized, with_default_tag
+from .mediatypes import INDEXES, MANIFESTS, layer_media_type
+from .platform import ARCH, OS
+from .service import ImageService
+from .unpack import LayerBlob, unpack
+
+_MAX_JSON = 16 << 20  # manifests and configs are small; refuse absurd ones
+
+
+@dataclass(frozen=True)
+class Blob:
+    digest: str
+    size: int
+
+
+@dataclass(frozen=True)
+class ImageToLoad:
+    config_digest: str
+    layers: list[LayerBlob]
+    refs: list[str]            # normalized references to tag
+    manifest_digest: str = ""
+
+
+def _clean(name: str) -> str | None:
+    path = posixpath.normpath("/" + name).lstrip("/")
+    return path or None
+
+
+def read_archive(content: ContentStore, fileobj: Any) -> dict[str, Blob]:
+    """Ingest every regular file of the archive; returns path -> blob."""
+    files: dict[str, Blob] = {}
+    links: dict[str, str] = {}
+    try:
+        with tarfile.open(fileobj=decompressed(fileobj), mode="r|") as tf:
+            for member in tf:
+                name = _clean(member.name)
+                if name is None:
+                    continue
+                if member.isreg():
+                    src = tf.extractfile(member)
+                    with content.writer() as w:
+                        w.copy_from(src)  # type: ignore[arg-type]
+                        files[name] = Blob(w.commit(), w.size)
+                elif member.issym():
+                    links[name] = _clean(posixpath.join(posixpath.dirname(name),
+                                                        member.linkname)) or ""
+                elif member.islnk():
+                    links[name] = _clean(member.linkname) or ""
+    except (tarfile.TarError, EOFError, OSError, ArchiveError) as e:
+        raise InvalidParameter(f"invalid tar archive: {e}") from None
+    for name, target in links.items():
+        for _ in range(8):  # links to links, bounded
+            if target in links:
+                target = links[target]
+        if target in files:
+            files[name] = files[target]
+    return files
+
+
+def _json(content: ContentStore, blob: Blob | None, what: str) -> Any:
+    if blob is None:
+        raise InvalidParameter(f"invalid archive: {what} not found")
+    if blob.size > _MAX_JSON:
+        raise InvalidParameter(f"invalid archive: {what} is too large")
+    try:
+        return json.loads(content.read_bytes(blob.digest))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise InvalidParameter(f"invalid archive: {what}: {e}") from None
+
+
+def _normalized(name: str) -> str | None:
+    try:
+        return with_default_tag(parse_normalized(name)).string()
+    except InvalidReference:
+        return None
+
+
+def docker_archive(content: ContentStore, files: dict[str, Blob]) -> list[ImageToLoad]:
+    manifest = _json(content, files.get("manifest.json"), "manifest.json")
+    if not isinstance(manifest, list):
+        raise InvalidParameter("invalid archive: manifest.json is not a list")
+    images = []
+    for entry in manifest:
+        if not isinstance(entry, dict) or not isinstance(entry.get("Config"), str):
+            raise InvalidParameter("invalid archive: bad manifest.json entry")
+        config = files.get(_clean(entry["Config"]) or "")
+        if config is None:
+            raise InvalidParameter(f"invalid archive: {entry['Config']} not found")
+        layers = []
+        for path in entry.get("Layers") or []:
+            blob = files.get(_clean(str(path)) or "")
+            if blob is None:
+                raise InvalidParameter(f"invalid archive: layer {path} not found")
+            layers.append(LayerBlob(blob.digest, _media_type(content, blob.digest), blob.size))
+        refs = []
+        for tag in entry.get("RepoTags") or []:
+            ref = _normalized(str(tag))
+            if ref is None:
+                raise InvalidParameter(f"invalid reference format: {tag}")
+            refs.append(ref)
+        images.append(ImageToLoad(config.digest, layers, refs))
+    return images
+
+
+def _media_type(content: ContentStore, digest: str) -> str:
+    with content.open(digest) as f:
+        return layer_media_type(f.read(8))
+
+
+def oci_layout(content: ContentStore, files: dict[str, Blob]) -> list[ImageToLoad]:
+    index = _json(content, files.get("index.json"), "index.json")
+    images: list[ImageToLoad] = []
+    for desc in _descriptors(index):
+        images.append(_from_manifest(content, desc, depth=0))
+    return images
+
+
+def _descriptors(index: Any) -> list[dict[str, Any]]:
+    if not isinstance(index, dict) or not isinstance(index.get("manifests"), list):
+        raise InvalidParameter("invalid archive: index.json has no manifests")
+    return [d for d in index["manifests"] if isinstance(d, dict)]
+
+
+def _blob_json(content: ContentStore, desc: dict[str, Any], what: str) -> Any:
+    digest = desc.get("digest")
+    if not isinstance(digest, str) or not content.exists(digest):
+        raise InvalidParameter(f"invalid archive: {what} {digest} not found")
+    return _json(content, Blob(digest, content.size(digest)), f"{what} {digest}")
+
+
+def _matches_platform(desc: dict[str, Any]) -> bool:
+    p = desc.get("platform") or {}
+    return p.get("os", OS) == OS and p.get("architecture", ARCH) == ARCH
+
+
+def _from_manifest(content: ContentStore, desc: dict[str, Any], depth: int) -> ImageToLoad:
+    doc = _blob_json(content, desc, "manifest")
+    media_type = desc.get("mediaType") or doc.get("mediaType")
+    if media_type in INDEXES or "manifests" in doc:
+        if depth > 2:
+            raise InvalidParameter("invalid archive: index nesting too deep")
+        children = _descriptors(doc)
+        chosen = next((d for d in children if _matches_platform(d)), None)
+        if chosen is None:
+            raise InvalidParameter(f"no image for platform {OS}/{ARCH} in the archive")
+        image = _from_manifest(content, chosen, depth + 1)
+        return ImageToLoad(image.config_digest, image.layers, _names(desc), image.manifest_digest)
+    if media_type not in MANIFESTS and "config" not in doc:
+        raise InvalidParameter(f"invalid archive: unsupported media type {media_type}")
+    config = doc.get("config") or {}
+    if not isinstance(config.get("digest"), str) or not content.exists(config["digest"]):
+        raise InvalidParameter("invalid archive: image config not found")
+    layers = []
+    for layer in doc.get("layers") or []:
+        digest = layer.get("digest") if isinstance(layer, dict) else None
+        if not isinstance(digest, str) or not content.exists(digest):
+            raise InvalidParameter(f"invalid archive: layer {digest} not found")
+        layers.append(LayerBlob(digest, _media_type(content, digest), content.size(digest)))
+    return ImageToLoad(config["digest"], layers, _names(desc), desc["digest"])
+
+
+def _names(desc: dict[str, Any]) -> list[str]:
+    notes = desc.get("annotations") or {}
+    for key in ("io.containerd.image.name", "org.opencontainers.image.ref.name"):
+        name = notes.get(key)
+        # A bare tag ("latest") in ref.name names no repository: load untagged.
+        if isinstance(name, str) and ("/" in name or ":" in name):
+            ref = _normalized(name)
+            if ref is not None:
+                return [ref]
+    return []
+
+
+async def load(svc: ImageService, chunks: AsyncIterator[bytes]) -> AsyncIterator[dict[str, Any]]:
+    """Load every image of the archive; yields JSON progress messages."""
+    loop = asyncio.get_running_loop()
+    async with svc.leases.lease():
+        reader = ThreadReader(chunks, loop)
+        files = await asyncio.to_thread(read_archive, svc.content, reader)
+        if "manifest.json" in files:
+            images = await asyncio.to_thread(docker_archive, svc.content, files)
+        elif "index.json" in files:
+            images = await asyncio.to_thread(oci_layout, svc.content, files)
+        else:
+            raise InvalidParameter("invalid archive: no manifest.json or index.json "
+                                   "(is this a docker save archive or an OCI layout?)")
+        for item in images:
+            config = await asyncio.to_thread(svc.content.read_bytes, item.config_digest)
+            diff_ids = _diff_ids(config)
+            for blob in item.layers:
+                yield {"status": "Loading layer", "id": blob.digest[7:19],
+                       "progressDetail": {"current": blob.size, "total": blob.size}}
+            layers = await unpack(svc.snapshots, svc.content, item.layers, diff_ids)
+            image, moved = await svc.record(config, layers, tags=item.refs,
+                                            manifest_digest=item.manifest_digest)
+            for ref, previous in moved:
+                if previous:
+                    yield {"stream": f"The image {parse_normalized(ref).familiar()} already exists, "
+                                     f"renaming the old one with ID {previous} to empty string\n"}
+            svc.image_event(image, "load")
+            if item.refs:
+                for ref in item.refs:
+                    yield {"stream": f"Loaded image: {parse_normalized(ref).familiar()}\n"}
+            else:
+                yield {"stream": f"Loaded image ID: {image.id}\n"}
+    svc.schedule_gc()  # archive members no image references (legacy json files) go
+
+
+def _diff_ids(config: bytes) -> list[str]:
+    try:
+        doc = json.loads(config)
+        diff_ids = doc["rootfs"]["diff_ids"]
+    except (ValueError, KeyError, TypeError):
+        raise InvalidParameter("invalid image config: missing rootfs.diff_ids") from None
+    if not isinstance(diff_ids, list) or not all(isinstance(d, str) for d in diff_ids):
+        raise InvalidParameter("invalid image config: bad rootfs.diff_ids")
+    return diff_ids

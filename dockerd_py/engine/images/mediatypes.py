@@ -1,0 +1,58 @@
+"""Media types and small helpers for image documents."""
+
+from __future__ import annotations
+
+import datetime
+import time
+
+from ..archive import detect_compression
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
+OCI_LAYER_GZIP = OCI_LAYER + "+gzip"
+OCI_LAYER_ZSTD = OCI_LAYER + "+zstd"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
+DOCKER_LAYER_GZIP = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+
+MANIFESTS = (OCI_MANIFEST, DOCKER_MANIFEST)
+INDEXES = (OCI_INDEX, DOCKER_MANIFEST_LIST)
+
+
+def layer_media_type(head: bytes) -> str:
+    return {"gzip": OCI_LAYER_GZIP, "zstd": OCI_LAYER_ZSTD}.get(detect_compression(head), OCI_LAYER)
+
+
+def now_rfc3339() -> str:
+    """UTC with nanosecond-style precision, as Go's RFC3339Nano prints it."""
+    ns = time.time_ns()
+    now = datetime.datetime.fromtimestamp(ns // 1_000_000_000, datetime.timezone.utc)
+    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ns % 1_000_000_000:09d}Z"
+
+
+def parse_time(value: str) -> float:
+    """Seconds since the epoch from an RFC 3339 string (nanoseconds tolerated)."""
+    if not value:
+        return 0.0
+    main, _, frac = value.partition(".")
+    tz = "Z"
+    if frac:
+        digits = "".join(c for c in frac if c.isdigit())
+        tz = frac[len(digits):] or "Z"
+        fraction = float("0." + digits) if digits else 0.0
+    else:
+        for sep in ("Z", "+", "-"):
+            idx = main.find(sep, 19)
+            if idx != -1:
+                main, tz = main[:idx], main[idx:]
+                break
+        fraction = 0.0
+    tz = "+00:00" if tz in ("Z", "z") else tz
+    try:
+        dt = datetime.datetime.fromisoformat(main + tz)
+    except ValueError:
+        return 0.0
+    return dt.timestamp() + fraction

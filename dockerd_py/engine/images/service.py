@@ -1,0 +1,183 @@
+"""The image service: the engine's one entry point for everything about images.
+
+Verbs that move bytes live in their own modules (import_, load, save, delete);
+this module resolves references, records images, and answers queries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import sqlite3
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from ...errors import InvalidParameter, no_such_image
+from .. import gc
+from ..content import ContentStore
+from ..events import EventBus
+from ..leases import LeaseManager
+from ..metadata.db import Database
+from ..reference import InvalidReference, Reference, parse_normalized, with_default_tag
+from ..snapshots.overlay import OverlaySnapshotter
+from ..types import ImageRecord, Layer
+from . import store
+from .mediatypes import now_rfc3339
+
+log = logging.getLogger(__name__)
+
+_HEX = re.compile(r"^[a-f0-9]{1,64}$")
+_IMAGE_ID = re.compile(r"^sha256:[a-f0-9]{64}$")
+
+# (running container ids, stopped container ids) using an image; set by the container service.
+UsageCheck = Callable[[str], Awaitable[tuple[list[str], list[str]]]]
+
+
+def parse_ref(ref: str) -> Reference:
+    try:
+        return parse_normalized(ref)
+    except InvalidReference as e:
+        raise InvalidParameter(str(e)) from None
+
+
+class ImageService:
+    def __init__(self, db: Database, content: ContentStore, snapshots: OverlaySnapshotter,
+                 leases: LeaseManager, events: EventBus) -> None:
+        self.db = db
+        self.content = content
+        self.snapshots = snapshots
+        self.leases = leases
+        self.events = events
+        self.usage: UsageCheck | None = None
+        self._gc_task: asyncio.Task[Any] | None = None
+
+    # -- lookups ---------------------------------------------------------
+
+    async def resolve(self, ref_or_id: str) -> ImageRecord:
+        """Find an image by full ID, reference (default tag latest), or unique ID prefix."""
+        return (await self.lookup(ref_or_id))[0]
+
+    async def lookup(self, ref_or_id: str) -> tuple[ImageRecord, bool]:
+        """resolve(), also telling whether the image was named by its ID."""
+        def find(conn: sqlite3.Connection) -> tuple[ImageRecord | None, bool]:
+            image_id, by_id = _resolve_id(conn, ref_or_id)
+            return (store.get(conn, image_id) if image_id else None), by_id
+
+        image, by_id = await self.db.run(find)
+        if image is None:
+            raise no_such_image(_display(ref_or_id))
+        return image, by_id
+
+    async def get(self, image_id: str) -> ImageRecord | None:
+        return await self.db.run(lambda c: store.get(c, image_id))
+
+    async def list(self) -> list[ImageRecord]:
+        return await self.db.run(store.all_images)
+
+    # -- recording ---------------------------------------------------------
+
+    async def record(self, config: bytes, layers: Sequence[Layer], *, tags: Sequence[str] = (),
+                     manifest_digest: str = "", parent: str = ""
+                     ) -> tuple[ImageRecord, list[tuple[str, str | None]]]:
+        """Store the config blob and record the image and its tags in one
+        transaction. The layers' blobs and snapshots must already exist (under
+        the caller's lease). Returns the image and, for each ref that moved to
+        it, the image it pointed at before (None if it was new)."""
+        config_digest = await asyncio.to_thread(self.content.write_bytes, config)
+        doc = json.loads(config)
+        now = now_rfc3339()
+        image = ImageRecord(
+            id=config_digest, config=doc, layers=tuple(layers),
+            size=sum(l.size for l in layers), created=doc.get("created") or "",
+            added_seq=0, manifest_digest=manifest_digest, parent=parent,
+            top_chain=layers[-1].chain_id if layers else "")
+
+        def txn(conn: sqlite3.Connection) -> tuple[ImageRecord, list[tuple[str, str | None]]]:
+            store.insert(conn, image)
+            moved = []
+            for ref in tags:
+                if store.by_ref(conn, ref) != image.id:
+                    moved.append((ref, store.set_tag(conn, ref, image.id, now)))
+            return store.get(conn, image.id), moved  # type: ignore[return-value]
+
+        return await self.db.run(txn)
+
+    async def tag(self, source: str, repo: str, tag: str) -> ImageRecord:
+        image = await self.resolve(source)
+        ref = parse_ref(repo)
+        if ref.tag or ref.digest:
+            if tag:
+                raise InvalidParameter("refusing to create an ambiguous tag using digest reference")
+        else:
+            if tag:
+                ref = parse_ref(f"{repo}:{tag}")
+            ref = with_default_tag(ref)
+        if ref.digest:
+            raise InvalidParameter("refusing to create a tag with a digest reference")
+        full = ref.string()
+        now = now_rfc3339()
+        await self.db.run(lambda c: store.set_tag(c, full, image.id, now))
+        self.image_event(image, "tag", ref.familiar())
+        return image
+
+    # -- events and garbage collection -------------------------------------
+
+    def image_event(self, image: ImageRecord, action: str, name: str | None = None) -> None:
+        attrs = dict(image.labels)
+        attrs["name"] = name or image.id
+        self.events.publish("image", action, image.id, attrs)
+
+    async def collect_garbage(self, *, startup: bool = False) -> gc.Stats:
+        return await gc.collect(self.db, self.content, self.snapshots, self.leases,
+                                startup=startup)
+
+    def schedule_gc(self) -> None:
+        if self._gc_task is None or self._gc_task.done():
+            self._gc_task = asyncio.get_running_loop().create_task(self._gc_soon())
+
+    async def _gc_soon(self) -> None:
+        try:
+            await self.collect_garbage()
+        except Exception:
+            log.exception("garbage collection failed")
+
+    async def wait_gc(self) -> None:
+        if self._gc_task is not None:
+            await asyncio.shield(self._gc_task)
+
+
+def _display(ref_or_id: str) -> str:
+    """How dockerd names a missing image: the familiar reference with its tag."""
+    if _HEX.match(ref_or_id) or ref_or_id.startswith("sha256:"):
+        return ref_or_id
+    try:
+        return with_default_tag(parse_normalized(ref_or_id)).familiar()
+    except InvalidReference:
+        return ref_or_id
+
+
+def _resolve_id(conn: sqlite3.Connection, ref_or_id: str) -> tuple[str | None, bool]:
+    """(image id or None, whether ref_or_id named the image by ID)."""
+    if _IMAGE_ID.match(ref_or_id):
+        return (ref_or_id if store.get(conn, ref_or_id) else None), True
+    if ref_or_id.startswith("sha256:") and _HEX.match(ref_or_id[7:]):
+        return _unique_prefix(conn, ref_or_id[7:]), True
+    if len(ref_or_id) == 64 and _HEX.match(ref_or_id):
+        return _resolve_id(conn, "sha256:" + ref_or_id)
+    try:
+        ref = parse_normalized(ref_or_id)
+    except InvalidReference as e:
+        if _HEX.match(ref_or_id):
+            return _unique_prefix(conn, ref_or_id), True
+        raise InvalidParameter(str(e)) from None
+    image_id = store.by_ref(conn, with_default_tag(ref).string())
+    if image_id is None and _HEX.match(ref_or_id):
+        return _unique_prefix(conn, ref_or_id), True
+    return image_id, False
+
+
+def _unique_prefix(conn: sqlite3.Connection, hex_prefix: str) -> str | None:
+    found = store.by_prefix(conn, hex_prefix)
+    return found[0] if len(found) == 1 else None
