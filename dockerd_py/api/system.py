@@ -1,0 +1,266 @@
+"""System routes: ping, version, info, disk usage, events."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import os
+import platform
+import threading
+import time
+from typing import Any
+
+from aiohttp import web
+
+from ..engine import events as engine_events
+from ..engine.host import binary_version, host
+from ..engine.images.platform import ARCH
+from ..engine.timestamps import to_nanos
+from ..errors import InvalidParameter
+from ..version import API_VERSION, GIT_COMMIT, MIN_API_VERSION, VERSION
+from .httputil import JSON, json_bytes, json_response, query_filters
+from .images import shared_layer_counts, shared_size, summary
+from .keys import ENGINE
+from .server import api_version
+
+routes = web.RouteTableDef()
+
+_PING_HEADERS = {
+    "Builder-Version": "1",   # the classic builder (POST /build); no BuildKit
+    "Swarm": "inactive",
+    "Cache-Control": "no-cache, no-store, must-revalidate",
+    "Pragma": "no-cache",
+}
+
+
+@routes.get("/_ping")
+async def ping(request: web.Request) -> web.Response:
+    return web.Response(text="OK", content_type="text/plain", headers=_PING_HEADERS)
+
+
+@routes.head("/_ping")
+async def ping_head(request: web.Request) -> web.Response:
+    return web.Response(headers={**_PING_HEADERS, "Content-Type": "text/plain; charset=utf-8",
+                                 "Content-Length": "0"})
+
+
+def _build_time() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000000000+00:00")
+
+
+@routes.get("/version")
+async def version(request: web.Request) -> web.Response:
+    h = host()
+    engine = request.app[ENGINE]
+    runtime = engine.config.default_runtime
+    components = [{
+        "Name": "Engine", "Version": VERSION,
+        "Details": {"ApiVersion": API_VERSION, "MinAPIVersion": MIN_API_VERSION,
+                    "GitCommit": GIT_COMMIT, "GoVersion": f"python{platform.python_version()}",
+                    "Os": "linux", "Arch": _go_arch(), "KernelVersion": h.kernel,
+                    "Experimental": "false", "BuildTime": _STARTED}}]
+    path, text = binary_version(_runtime_path(engine.config.runtimes, runtime))
+    if path:
+        components.append({"Name": runtime, "Version": _version_word(text),
+                           "Details": {"GitCommit": ""}})
+    return json_response({
+        "Platform": {"Name": "dockerd-py"},
+        "Components": components,
+        "Version": VERSION,
+        "ApiVersion": API_VERSION,
+        "MinAPIVersion": MIN_API_VERSION,
+        "GitCommit": GIT_COMMIT,
+        "GoVersion": f"python{platform.python_version()}",
+        "Os": "linux",
+        "Arch": _go_arch(),
+        "KernelVersion": h.kernel,
+        "BuildTime": _STARTED,
+    })
+
+
+_STARTED = _build_time()
+
+
+def _go_arch() -> str:
+    return ARCH
+
+
+def _version_word(text: str) -> str:
+    words = [w for w in text.split() if any(c.isdigit() for c in w)]
+    return words[0] if words else text
+
+
+def _runtime_path(runtimes: dict[str, dict[str, Any]], name: str) -> str:
+    return str((runtimes.get(name) or {}).get("path") or name)
+
+
+@routes.get("/info")
+async def info(request: web.Request) -> web.Response:
+    engine = request.app[ENGINE]
+    cfg = engine.config
+    h = host()
+    images = await engine.images.list()
+    runtimes = {"runc": {"path": "runc"}, "crun": {"path": "crun"}}
+    runtimes.update({name: {"path": _runtime_path(cfg.runtimes, name)} for name in cfg.runtimes})
+    snapshots = await engine.snapshots.list()
+    warnings = []
+    return json_response({
+        "ID": engine.id,
+        "Containers": 0, "ContainersRunning": 0, "ContainersPaused": 0, "ContainersStopped": 0,
+        "Images": len(images),
+        "Driver": "overlay2",
+        "DriverStatus": [["Backing Filesystem", _backing_fs(cfg.data_root)],
+                         ["Supports d_type", "true"], ["Using metacopy", "false"],
+                         ["Native Overlay Diff", "true"], ["userxattr", "false"],
+                         ["Snapshots", str(len(snapshots))]],
+        "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "null"],
+                    "Authorization": None, "Log": ["json-file", "local"]},
+        "MemoryLimit": True, "SwapLimit": True, "KernelMemoryTCP": False,
+        "CpuCfsPeriod": True, "CpuCfsQuota": True, "CPUShares": True, "CPUSet": True,
+        "PidsLimit": True, "IPv4Forwarding": _ip_forward(), "Debug": cfg.debug,
+        "NFd": _count_fds(), "OomKillDisable": h.cgroup_version == "1",
+        "NGoroutines": threading.active_count() + len(asyncio.all_tasks()),
+        "SystemTime": datetime.datetime.now().astimezone().isoformat(),
+        "LoggingDriver": cfg.log_driver, "CgroupDriver": "cgroupfs",
+        "CgroupVersion": h.cgroup_version, "NEventsListener": len(engine.events._subscribers),
+        "KernelVersion": h.kernel, "OperatingSystem": h.operating_system,
+        "OSVersion": h.os_version, "OSType": "linux", "Architecture": h.architecture,
+        "IndexServerAddress": "https://index.docker.io/v1/",
+        "RegistryConfig": {"AllowNondistributableArtifactsCIDRs": None,
+                           "AllowNondistributableArtifactsHostnames": None,
+                           "InsecureRegistryCIDRs": ["::1/128", "127.0.0.0/8"],
+                           "IndexConfigs": {"docker.io": {"Name": "docker.io", "Mirrors": list(
+                               cfg.registry_mirrors), "Secure": True, "Official": True}},
+                           "Mirrors": list(cfg.registry_mirrors)},
+        "NCPU": h.ncpu, "MemTotal": h.mem_total, "GenericResources": None,
+        "DockerRootDir": cfg.data_root, "HttpProxy": h.http_proxy, "HttpsProxy": h.https_proxy,
+        "NoProxy": h.no_proxy, "Name": h.name, "Labels": list(cfg.labels),
+        "ExperimentalBuild": False, "ServerVersion": VERSION,
+        "Runtimes": runtimes, "DefaultRuntime": cfg.default_runtime,
+        "Swarm": {"NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive",
+                  "ControlAvailable": False, "Error": "", "RemoteManagers": None},
+        "LiveRestoreEnabled": cfg.live_restore, "Isolation": "",
+        "InitBinary": "docker-init",
+        "ContainerdCommit": {"ID": ""}, "RuncCommit": {"ID": ""}, "InitCommit": {"ID": ""},
+        "SecurityOptions": ["name=seccomp,profile=builtin"],
+        "CDISpecDirs": [],
+        "Warnings": warnings or None,
+    })
+
+
+def _backing_fs(path: str) -> str:
+    best, fstype = "", "unknown"
+    try:
+        with open("/proc/self/mounts") as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) > 2 and path.startswith(parts[1]) and len(parts[1]) > len(best):
+                    best, fstype = parts[1], parts[2]
+    except OSError:
+        pass
+    return {"ext4": "extfs", "ext3": "extfs", "ext2": "extfs"}.get(fstype, fstype)
+
+
+def _ip_forward() -> bool:
+    try:
+        with open("/proc/sys/net/ipv4/ip_forward") as f:
+            return f.read().strip() == "1"
+    except OSError:
+        return False
+
+
+def _count_fds() -> int:
+    try:
+        return len(os.listdir("/proc/self/fd"))
+    except OSError:
+        return 0
+
+
+@routes.get("/system/df")
+async def disk_usage(request: web.Request) -> web.Response:
+    engine = request.app[ENGINE]
+    types = set(request.query.getall("type", [])) or {"image", "container", "volume", "build-cache"}
+    valid = {"image", "container", "volume", "build-cache"}
+    if types - valid:
+        raise InvalidParameter(f"unknown object type: {sorted(types - valid)[0]}")
+    version = api_version(request)
+    out: dict[str, Any] = {}
+    if "image" in types:
+        images = await engine.images.list()
+        counts = shared_layer_counts(images)
+        snapshots = await engine.snapshots.list()
+        out["LayersSize"] = sum(s.size for s in snapshots if s.kind == "committed")
+        out["Images"] = [summary(i, version, shared_size=shared_size(i, counts), containers=0)
+                         for i in images]
+    if "container" in types:
+        out["Containers"] = []
+    if "volume" in types:
+        out["Volumes"] = []
+    if "build-cache" in types:
+        out["BuildCache"] = []
+    return json_response(out)
+
+
+@routes.get("/events")
+async def events(request: web.Request) -> web.StreamResponse:
+    engine = request.app[ENGINE]
+    filters = query_filters(request, engine_events.EVENT_FILTERS)
+    since = request.query.get("since")
+    until = request.query.get("until")
+    since_ns = to_nanos(since) if since else None
+    until_ns = to_nanos(until) if until else None
+    version = api_version(request)
+    queue = engine.events.subscribe()
+    try:
+        response = web.StreamResponse(headers={"Content-Type": JSON})
+        await response.prepare(request)  # clients block until the headers arrive
+
+        async def send(ev: engine_events.Event) -> None:
+            if engine_events.matches(filters, ev):
+                await response.write(json_bytes(ev.to_json(version)))
+
+        replayed: set[int] = set()
+        if since_ns is not None:
+            for ev in engine.events.since(since_ns, until_ns):
+                replayed.add(id(ev))
+                await send(ev)
+        while True:
+            timeout = None
+            if until_ns is not None:
+                timeout = (until_ns - time.time_ns()) / 1e9
+                if timeout <= 0:
+                    break
+            try:
+                ev = await asyncio.wait_for(queue.get(), timeout)
+            except asyncio.TimeoutError:
+                break
+            if ev is None:
+                break
+            if id(ev) not in replayed:
+                await send(ev)
+        await response.write_eof()
+        return response
+    finally:
+        engine.events.unsubscribe(queue)
+
+
+# Plugin-less, swarm-less daemon answers (see API-NOTES §1).
+
+@routes.get("/plugins")
+async def plugins(request: web.Request) -> web.Response:
+    return json_response([])
+
+
+@routes.get("/plugins/{name:.+}/json")
+async def plugin_inspect(request: web.Request) -> web.Response:
+    return json_response({"message": f"plugin {request.match_info['name']!r} not found"}, 404)
+
+
+async def no_swarm(request: web.Request) -> web.Response:
+    return json_response({"message": 'This node is not a swarm manager. Use "docker swarm init" '
+                          'or "docker swarm join" to connect this node to swarm and try again.'},
+                         503)
+
+
+for _path in ("/swarm", "/nodes", "/services", "/tasks", "/secrets", "/configs"):
+    routes.get(_path)(no_swarm)
