@@ -47,7 +47,13 @@ async def read_json(request: web.Request, *, required: bool = False) -> Any:
     """The JSON body, capped; an empty body is None unless required."""
     if request.content_length is not None and request.content_length > MAX_JSON_BODY:
         raise InvalidParameter("request body is too large")
-    data = await request.content.read(MAX_JSON_BODY + 1)
+    # read(n) returns what is buffered (at most n): loop to EOF or just past the cap.
+    data = bytearray()
+    while len(data) <= MAX_JSON_BODY:
+        chunk = await request.content.read(MAX_JSON_BODY + 1 - len(data))
+        if not chunk:
+            break
+        data += chunk
     if len(data) > MAX_JSON_BODY:
         raise InvalidParameter("request body is too large")
     if not data.strip():

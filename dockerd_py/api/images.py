@@ -15,8 +15,7 @@ from ..engine.images.mediatypes import parse_time
 from ..engine.reference import parse_normalized
 from ..engine.types import ImageRecord
 from ..errors import DaemonError, InvalidParameter, NotImplementedByDaemon
-from .httputil import (JsonMessageStream, body_chunks, json_response, query_bool,
-                       query_filters)
+from .httputil import JsonMessageStream, body_chunks, json_response, query_bool, query_filters
 from .keys import ENGINE
 from .server import api_version
 
@@ -85,7 +84,7 @@ def inspect(image: ImageRecord, version: tuple[int, int], data_dirs: list[str]) 
         "Os": cfg.get("os", ""),
         "Size": image.size,
         "GraphDriver": {"Data": _graph_data(data_dirs), "Name": "overlay2"},
-        "RootFS": {"Type": "layers", "Layers": [l.diff_id for l in image.layers]},
+        "RootFS": {"Type": "layers", "Layers": [layer.diff_id for layer in image.layers]},
         "Metadata": {"LastTagTime": image.last_tag_time or "0001-01-01T00:00:00Z"},
     }
     if cfg.get("variant"):
@@ -122,13 +121,13 @@ async def list_images(request: web.Request) -> web.Response:
 def shared_layer_counts(images: list[ImageRecord]) -> dict[str, int]:
     counts: dict[str, int] = {}
     for image in images:
-        for layer in {l.chain_id: l for l in image.layers}.values():
+        for layer in {layer.chain_id: layer for layer in image.layers}.values():
             counts[layer.chain_id] = counts.get(layer.chain_id, 0) + 1
     return counts
 
 
 def shared_size(image: ImageRecord, counts: dict[str, int]) -> int:
-    return sum(l.size for l in image.layers if counts.get(l.chain_id, 0) > 1)
+    return sum(layer.size for layer in image.layers if counts.get(layer.chain_id, 0) > 1)
 
 
 @routes.get("/images/{name:.+}/json")

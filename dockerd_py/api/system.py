@@ -45,7 +45,7 @@ async def ping_head(request: web.Request) -> web.Response:
 
 
 def _build_time() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000000000+00:00")
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.000000000+00:00")
 
 
 @routes.get("/version")
@@ -232,7 +232,7 @@ async def events(request: web.Request) -> web.StreamResponse:
                     break
             try:
                 ev = await asyncio.wait_for(queue.get(), timeout)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 break
             if ev is None:
                 break

@@ -249,8 +249,23 @@ class _Extractor:
     def path(self, rel: str) -> str:
         return os.path.join(self.root, rel) if rel else self.root
 
+    def _next(self, tar: tarfile.TarFile, last: tarfile.TarInfo | None) -> tarfile.TarInfo | None:
+        try:
+            return tar.next()
+        except tarfile.ReadError as e:
+            # Go's archive/tar (dockerd, containerd) takes EOF right after the last member's
+            # data, before its block padding, as the end of the archive; umoci writes such
+            # layers. EOF anywhere else (inside the padding too) stays an error.
+            if (last is not None and str(e) == "unexpected end of data"
+                    and not self.stream.fill()
+                    and self.stream.tell() == last.offset_data + last.size):
+                return None
+            raise
+
     def run(self, tar: tarfile.TarFile) -> None:
-        while (m := tar.next()) is not None:
+        last: tarfile.TarInfo | None = None
+        while (m := self._next(tar, last)) is not None:
+            last = m
             tar.members.clear()  # type: ignore[attr-defined]  # a layer may have millions
             try:
                 self.entry(tar, m)

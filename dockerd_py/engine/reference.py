@@ -13,6 +13,7 @@ Pure functions, no I/O. Error messages are distribution's, because clients print
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, replace
 
@@ -98,6 +99,7 @@ class Reference:
         return self.string()
 
 
+@functools.lru_cache(maxsize=4096)  # pure and hot: every listing renders every tag
 def parse_normalized(s: str) -> Reference:
     """ParseNormalizedNamed: a familiar or full reference -> normalized Reference."""
     if _IDENTIFIER_RE.fullmatch(s):

@@ -50,7 +50,7 @@ async def delete(svc: ImageService, name: str, *, force: bool = False,
             # Other references keep the image; a container using it keeps it quietly.
             return await _untag(svc, image, untagged)
     elif refs:
-        if len({_repo(r) for r in refs}) > 1 and not force:
+        if not force and not _single_reference(refs):
             raise Conflict(f"conflict: unable to delete {image.short_id} (must be forced) - "
                            "image is referenced in multiple repositories")
         untagged = refs
@@ -58,6 +58,12 @@ async def delete(svc: ImageService, name: str, *, force: bool = False,
     report = await _untag(svc, image, untagged)
     removed, _ = await _remove(svc, image, prune=prune)
     return report + removed
+
+
+def _single_reference(refs: list[str]) -> bool:
+    """dockerd's isSingleReference: all references in one repository, at most one a tag.
+    (Two tags of one repository still need force to be removed by ID.)"""
+    return sum("@" not in r for r in refs) <= 1 and len({_repo(r) for r in refs}) == 1
 
 
 def _check_conflicts(image: ImageRecord, running: list[str], stopped: list[str], *,
@@ -108,7 +114,8 @@ async def _remove(svc: ImageService, image: ImageRecord, *, prune: bool) -> tupl
 
     report, deleted, freed = await svc.db.run(txn)
     for gone in deleted:
-        svc.image_event(gone, "delete")
+        # As dockerd: the image is gone by now, so its labels are not attributes.
+        svc.events.publish("image", "delete", gone.id, {"name": gone.id})
     await svc.collect_garbage()
     return report, freed
 

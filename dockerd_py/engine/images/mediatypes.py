@@ -29,7 +29,7 @@ def layer_media_type(head: bytes) -> str:
 def now_rfc3339() -> str:
     """UTC with nanosecond-style precision, as Go's RFC3339Nano prints it."""
     ns = time.time_ns()
-    now = datetime.datetime.fromtimestamp(ns // 1_000_000_000, datetime.timezone.utc)
+    now = datetime.datetime.fromtimestamp(ns // 1_000_000_000, datetime.UTC)
     return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ns % 1_000_000_000:09d}Z"
 
 

@@ -83,8 +83,8 @@ async def history(svc: ImageService, name: str) -> list[HistoryEntry]:
         rows.append(HistoryEntry("<missing>", parse_time(entry.get("created", "")),
                                  entry.get("created_by", ""), (), size, entry.get("comment", "")))
     if not rows:  # an image without history still has its layers
-        rows = [HistoryEntry("<missing>", parse_time(image.created), "", (), l.size, "")
-                for l in layers]
+        rows = [HistoryEntry("<missing>", parse_time(image.created), "", (), layer.size, "")
+                for layer in layers]
     rows.reverse()
     # Name the entries that correspond to local images: this one and its parents.
     current: ImageRecord | None = image

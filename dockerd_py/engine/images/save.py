@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-from ...errors import NotFound
+from ...errors import InvalidParameter, NotFound
 from ..aio import produce
 from ..content import ContentStore, sha256_bytes
 from ..reference import parse_normalized
@@ -36,21 +36,30 @@ async def plan(svc: ImageService, names: Sequence[str]) -> list[SaveItem]:
     items: dict[str, list[str]] = {}
     images: dict[str, ImageRecord] = {}
     for name in names:
+        tagged = await _repository_tags(svc, name)
+        for other, tag in tagged:  # a repository name: all its tags, with or without latest
+            images[other.id] = other
+            items.setdefault(other.id, []).append(tag)
+        if tagged:
+            continue
         image, by_id = await svc.lookup(name)
         images[image.id] = image
         refs = items.setdefault(image.id, [])
-        if by_id:
-            continue
-        ref = parse_ref(name)
-        if ref.tag is None and ref.digest is None:
-            for other in await svc.list():
-                for tag in other.tags:
-                    if parse_normalized(tag).name == ref.name:
-                        images[other.id] = other
-                        items.setdefault(other.id, []).append(tag)
-        elif ref.tag is not None:
+        if not by_id and (ref := parse_ref(name)).tag is not None:
             refs.append(ref.string())
     return [SaveItem(images[i], tuple(dict.fromkeys(refs))) for i, refs in items.items()]
+
+
+async def _repository_tags(svc: ImageService, name: str) -> list[tuple[ImageRecord, str]]:
+    """For a name without tag or digest, every tagged reference of that repository."""
+    try:
+        ref = parse_ref(name)
+    except InvalidParameter:
+        return []  # an ID
+    if ref.tag is not None or ref.digest is not None:
+        return []
+    return [(image, tag) for image in await svc.list() for tag in image.tags
+            if parse_normalized(tag).name == ref.name]
 
 
 def _add(tf: tarfile.TarFile, name: str, data: bytes | None = None, *,
@@ -80,8 +89,8 @@ def _manifest(content: ContentStore, image: ImageRecord) -> bytes:
         "mediaType": OCI_MANIFEST,
         "config": {"mediaType": OCI_CONFIG, "digest": image.id,
                    "size": content.size(image.id)},
-        "layers": [{"mediaType": l.media_type, "digest": l.blob_digest, "size": l.blob_size}
-                   for l in image.layers],
+        "layers": [{"mediaType": layer.media_type, "digest": layer.blob_digest, "size": layer.blob_size}
+                   for layer in image.layers],
     }
     return json.dumps(doc, separators=(",", ":")).encode()
 
@@ -114,13 +123,13 @@ def write_archive(content: ContentStore, items: Sequence[SaveItem], out: Any) ->
         for item in items:
             image = item.image
             config_path = blob(image.id)
-            layer_paths = [blob(l.blob_digest) for l in image.layers]
+            layer_paths = [blob(layer.blob_digest) for layer in image.layers]
             manifest = _manifest(content, image)
             manifest_digest = sha256_bytes(manifest)
             blob(manifest_digest, manifest)
             desc = {"mediaType": OCI_MANIFEST, "digest": manifest_digest, "size": len(manifest)}
             familiar = [parse_normalized(r).familiar() for r in item.refs]
-            for ref, short in zip(item.refs, familiar):
+            for ref, short in zip(item.refs, familiar, strict=True):
                 tag = parse_normalized(ref).tag or "latest"
                 index.append({**desc, "annotations": {"io.containerd.image.name": ref,
                                                       "org.opencontainers.image.ref.name": tag}})
@@ -144,7 +153,7 @@ async def save(svc: ImageService, items: Sequence[SaveItem]) -> AsyncIterator[by
     async with svc.leases.lease() as lease:
         for item in items:  # keep what we stream from being collected mid-way
             lease.digests.add(item.image.id)
-            lease.digests.update(l.blob_digest for l in item.image.layers)
+            lease.digests.update(layer.blob_digest for layer in item.image.layers)
         async for chunk in produce(lambda out: write_archive(svc.content, items, out)):
             yield chunk
     for item in items:

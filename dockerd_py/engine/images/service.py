@@ -90,7 +90,7 @@ class ImageService:
         now = now_rfc3339()
         image = ImageRecord(
             id=config_digest, config=doc, layers=tuple(layers),
-            size=sum(l.size for l in layers), created=doc.get("created") or "",
+            size=sum(layer.size for layer in layers), created=doc.get("created") or "",
             added_seq=0, manifest_digest=manifest_digest, parent=parent,
             top_chain=layers[-1].chain_id if layers else "")
 

@@ -76,8 +76,8 @@ def insert(conn: sqlite3.Connection, image: ImageRecord) -> bool:
     conn.executemany(
         "INSERT INTO image_layers(image_id, idx, diff_id, chain_id, blob_digest, media_type, "
         "blob_size, size) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        [(image.id, i, l.diff_id, l.chain_id, l.blob_digest, l.media_type, l.blob_size, l.size)
-         for i, l in enumerate(image.layers)])
+        [(image.id, i, layer.diff_id, layer.chain_id, layer.blob_digest, layer.media_type,
+          layer.blob_size, layer.size) for i, layer in enumerate(image.layers)])
     return True
 
 

@@ -28,7 +28,8 @@ class Database:
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL is durable across crashes of the process
+        # WAL + NORMAL survives a crash of the process (only power loss may drop the last commits).
+        conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA foreign_keys=ON")
         conn.executescript(resources.files(__package__).joinpath("schema.sql").read_text())
         return conn

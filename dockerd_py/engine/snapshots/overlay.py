@@ -96,7 +96,8 @@ class OverlaySnapshotter:
         if dropped is not None:
             await asyncio.to_thread(self._remove_dir, dropped.id)
         else:
-            await asyncio.to_thread(shutil.rmtree, os.path.join(self.root, str(info.id), "work"), True)
+            work = os.path.join(self.root, str(info.id), "work")
+            await asyncio.to_thread(shutil.rmtree, work, True)
         return info
 
     async def remove(self, name: str) -> None:
@@ -163,7 +164,8 @@ class OverlaySnapshotter:
             rows = [_info(r) for r in conn.execute("SELECT * FROM snapshots")]
             gone = [i for i in rows if i.name not in keep]
             conn.executemany("DELETE FROM snapshots WHERE id = ?", [(i.id,) for i in gone])
-            seq = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'snapshots'").fetchone()
+            seq = conn.execute(
+                "SELECT seq FROM sqlite_sequence WHERE name = 'snapshots'").fetchone()
             return gone, {i.id for i in rows if i.name in keep}, seq[0] if seq else 0
 
         gone, live_ids, max_id = await self._db.run(delete)
