@@ -84,7 +84,7 @@ async def _untag(svc: ImageService, image: ImageRecord, refs: list[str]) -> Repo
         for ref in refs:
             store.remove_ref(conn, ref)
     if refs:
-        await svc.db.run(txn)
+        await svc.write(txn)
     for _ in refs:
         svc.image_event(image, "untag")
     return [{"Untagged": parse_normalized(r).familiar()} for r in refs]
@@ -112,7 +112,7 @@ async def _remove(svc: ImageService, image: ImageRecord, *, prune: bool) -> tupl
             current = parent if parent and parent.dangling and not parent.children else None
         return report, deleted, freed
 
-    report, deleted, freed = await svc.db.run(txn)
+    report, deleted, freed = await svc.write(txn)
     for gone in deleted:
         # As dockerd: the image is gone by now, so its labels are not attributes.
         svc.events.publish("image", "delete", gone.id, {"name": gone.id})

@@ -12,7 +12,7 @@ import logging
 import re
 import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from ...errors import InvalidParameter, no_such_image
 from .. import gc
@@ -27,6 +27,7 @@ from . import store
 from .mediatypes import now_rfc3339
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _HEX = re.compile(r"^[a-f0-9]{1,64}$")
 _IMAGE_ID = re.compile(r"^sha256:[a-f0-9]{64}$")
@@ -51,6 +52,8 @@ class ImageService:
         self.leases = leases
         self.events = events
         self.usage: UsageCheck | None = None
+        self._listing: list[ImageRecord] | None = None
+        self._generation = 0
         self._gc_task: asyncio.Task[Any] | None = None
 
     # -- lookups ---------------------------------------------------------
@@ -74,7 +77,22 @@ class ImageService:
         return await self.db.run(lambda c: store.get(c, image_id))
 
     async def list(self) -> list[ImageRecord]:
-        return await self.db.run(store.all_images)
+        """All images; served from memory until the next write (listing is hot)."""
+        if self._listing is None:
+            generation = self._generation
+            images = await self.db.run(store.all_images)
+            if generation != self._generation:  # a write landed meanwhile: don't keep it
+                return images
+            self._listing = images
+        return list(self._listing)
+
+    async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run a transaction that changes image records; every such change goes here."""
+        try:
+            return await self.db.run(fn)
+        finally:
+            self._generation += 1
+            self._listing = None
 
     # -- recording ---------------------------------------------------------
 
@@ -102,7 +120,7 @@ class ImageService:
                     moved.append((ref, store.set_tag(conn, ref, image.id, now)))
             return store.get(conn, image.id), moved  # type: ignore[return-value]
 
-        return await self.db.run(txn)
+        return await self.write(txn)
 
     async def tag(self, source: str, repo: str, tag: str) -> ImageRecord:
         image = await self.resolve(source)
@@ -118,7 +136,7 @@ class ImageService:
             raise InvalidParameter("refusing to create a tag with a digest reference")
         full = ref.string()
         now = now_rfc3339()
-        await self.db.run(lambda c: store.set_tag(c, full, image.id, now))
+        await self.write(lambda c: store.set_tag(c, full, image.id, now))
         self.image_event(image, "tag", ref.familiar())
         return image
 
