@@ -1,0 +1,164 @@
+"""Resolve `docker run -u user[:group]` against the image's /etc/passwd and /etc/group.
+
+Pure: the caller reads the two files from the container's rootfs and passes their
+text (None when a file is missing). The rules are those of moby's `user` package:
+- a number is always an id, found in the file or not; a name must be found;
+- "user" alone takes the passwd entry's primary group plus every group in
+  /etc/group that lists the user as a member; "user:group" takes exactly that group;
+- the first matching line wins; malformed numeric fields read as 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+from dockerd_py.errors import InvalidParameter
+
+MAX_ID = 2**31 - 1  # containerd/moby refuse ids above int32 range
+
+
+class UserLookupError(InvalidParameter):
+    """The user or a group of the spec cannot be resolved in the image."""
+
+
+@dataclass(frozen=True)
+class ResolvedUser:
+    uid: int = 0
+    gid: int = 0
+    # As the process gets them: the primary gid first, then /etc/group memberships
+    # (implicit form only), then --group-add; no duplicates.
+    additional_gids: tuple[int, ...] = ()
+    home: str = "/"
+
+
+@dataclass(frozen=True)
+class PasswdEntry:
+    name: str
+    uid: int
+    gid: int
+    home: str
+
+
+@dataclass(frozen=True)
+class GroupEntry:
+    name: str
+    gid: int
+    members: tuple[str, ...]
+
+
+def _field_int(text: str) -> int:
+    # Go's strconv.Atoi with errors ignored: "+5" and "-5" parse, anything else is 0.
+    body = text[1:] if text[:1] in "+-" else text
+    if not body or not body.isascii() or not body.isdigit():
+        return 0
+    return int(text)
+
+
+def _lines(text: str, comments: bool) -> Iterator[list[str]]:
+    for line in text.splitlines():
+        line = line.strip()
+        # moby skips comments in /etc/group only; "#x" in passwd is a (useless) user.
+        if line and not (comments and line.startswith("#")):
+            yield line.split(":")
+
+
+def parse_passwd(text: str) -> list[PasswdEntry]:
+    entries = []
+    for f in _lines(text, comments=False):
+        f += [""] * (7 - len(f))
+        entries.append(PasswdEntry(f[0], _field_int(f[2]), _field_int(f[3]), f[5]))
+    return entries
+
+
+def parse_group(text: str) -> list[GroupEntry]:
+    entries = []
+    for f in _lines(text, comments=True):
+        f += [""] * (4 - len(f))
+        members = tuple(f[3].split(",")) if f[3] else ()
+        entries.append(GroupEntry(f[0], _field_int(f[2]), members))
+    return entries
+
+
+def _numeric(value: str) -> int | None:
+    """The id a user/group argument names, or None for a name (Go Atoi + range check)."""
+    body = value[1:] if value[:1] in "+-" else value
+    if not body or not body.isascii() or not body.isdigit():
+        return None
+    number = int(value)
+    if not 0 <= number <= MAX_ID:
+        raise UserLookupError(f"uids and gids must be in range 0-{MAX_ID}")
+    return number
+
+
+def resolve_user(
+    spec: str,
+    passwd: str | None,
+    group: str | None,
+    group_add: Sequence[str] = (),
+) -> ResolvedUser:
+    """`Config.User` (+ `HostConfig.GroupAdd`) → ids for the OCI process.
+
+    Errors carry Docker's wording, e.g. "unable to find user x: no matching entries
+    in passwd file".
+    """
+    user_arg, _, rest = spec.partition(":")
+    group_arg = rest.split(":", 1)[0]
+    uid_arg, gid_arg = _numeric(user_arg), _numeric(group_arg)
+    users = parse_passwd(passwd) if passwd is not None else []
+    groups = parse_group(group) if group is not None else []
+
+    uid, gid, home, matched_name = 0, 0, "/", ""
+    if not user_arg:
+        found = next((u for u in users if u.uid == 0), None)
+    elif uid_arg is not None:
+        found = next((u for u in users if u.uid == uid_arg), None)
+    else:
+        found = next((u for u in users if u.name == user_arg), None)
+    if found:
+        uid, gid, home, matched_name = found.uid, found.gid, found.home, found.name
+    elif user_arg:
+        if uid_arg is None:
+            raise UserLookupError(
+                f"unable to find user {user_arg}: no matching entries in passwd file")
+        uid = uid_arg
+
+    supplementary: list[int] = []
+    if group_arg:
+        if gid_arg is not None:
+            match = next((g for g in groups if g.gid == gid_arg), None)
+        else:
+            match = next((g for g in groups if g.name == group_arg), None)
+        if match:
+            gid = match.gid
+        elif gid_arg is None:
+            raise UserLookupError(
+                f"unable to find group {group_arg}: no matching entries in group file")
+        else:
+            gid = gid_arg
+    elif matched_name:
+        supplementary = [g.gid for g in groups if matched_name in g.members]
+
+    extra = additional_groups(group_add, groups)
+    return ResolvedUser(uid, gid, tuple(dict.fromkeys([gid, *supplementary, *extra])), home)
+
+
+def additional_groups(names: Sequence[str], groups: Sequence[GroupEntry]) -> list[int]:
+    """`--group-add` values: names must exist in /etc/group, numbers are used as given."""
+    gids = []
+    for name in names:
+        number = _numeric(name)
+        if number is not None:
+            match = next((g for g in groups if g.gid == number), None)
+        else:
+            match = next((g for g in groups if g.name == name), None)
+        if match:
+            if not 0 <= match.gid <= MAX_ID:
+                raise UserLookupError(f"uids and gids must be in range 0-{MAX_ID}")
+            gids.append(match.gid)
+        elif number is None:
+            raise UserLookupError(
+                f"unable to find group {name}: no matching entries in group file")
+        else:
+            gids.append(number)
+    return gids
