@@ -117,10 +117,23 @@ def read_file(path: str, *, required: bool) -> dict[str, Any]:
     return data
 
 
+def _json_type_ok(convert: Any, raw: Any) -> bool:
+    """tuple(str) would split "a=b" into characters, bool("false") is True: check first."""
+    if convert is tuple:
+        return isinstance(raw, list) and all(isinstance(x, str) for x in raw)
+    if convert is int:
+        return isinstance(raw, int) and not isinstance(raw, bool)
+    if convert in (str, bool, dict):
+        return isinstance(raw, convert)
+    return True
+
+
 def _from_file(data: dict[str, Any]) -> dict[str, Any]:
     values = {}
     for key, raw in data.items():
         name, convert = _FILE_KEYS[key]
+        if not _json_type_ok(convert, raw):  # as Go's json.Unmarshal: no coercion
+            raise InvalidParameter(f"invalid value for {key}: {raw!r}")
         if name is None:
             continue
         try:
