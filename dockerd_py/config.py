@@ -143,6 +143,13 @@ def _from_file(data: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
+def _show(value: Any) -> str:
+    """Values as dockerd prints them: lists as [a b]."""
+    if isinstance(value, (tuple, list)):
+        return "[" + " ".join(map(str, value)) + "]"
+    return str(value)
+
+
 def build(flags: dict[str, Any], *, config_file: str, file_required: bool) -> Config:
     """Merge explicit flags (only those the user gave) with the file; flags and
     file must not name the same directive."""
@@ -152,7 +159,8 @@ def build(flags: dict[str, Any], *, config_file: str, file_required: bool) -> Co
     if clash:
         raise InvalidParameter(
             "the following directives are specified both as a flag and in the configuration file: "
-            + ", ".join(f"{k}: (from flag: {flags[k]}, from file: {from_file[k]})" for k in clash))
+            + ", ".join(f"{k}: (from flag: {_show(flags[k])}, from file: {_show(from_file[k])})"
+                        for k in clash))
     merged = {**from_file, **flags, "config_file": config_file}
     if merged.get("debug"):
         merged.setdefault("log_level", "debug")

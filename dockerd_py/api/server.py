@@ -32,9 +32,12 @@ def add_routes(app: web.Application, tables: Iterable[web.RouteTableDef]) -> Non
                                      **route.kwargs)
 
 
+API_VERSION_KEY = web.RequestKey("api_version", tuple)
+
+
 def api_version(request: web.Request) -> tuple[int, int]:
     """The API version the client asked for (the maximum when unversioned)."""
-    return request.get("api_version", _API_MAX)
+    return request.get(API_VERSION_KEY, _API_MAX)
 
 
 @web.middleware
@@ -50,7 +53,7 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
             if asked > _API_MAX:
                 return error_response(400, f"client version {version} is too new. Maximum "
                                            f"supported API version is {API_VERSION}")
-            request["api_version"] = asked
+            request[API_VERSION_KEY] = asked
         return await handler(request)
     except DaemonError as e:
         if e.status >= 500:
