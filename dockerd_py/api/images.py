@@ -65,6 +65,9 @@ def _runtime_config(config: dict[str, Any], version: tuple[int, int]) -> dict[st
     if version < (1, 50):
         out = {**_LEGACY_DEFAULTS, **out}
     out.update({k: v for k, v in config.items() if k in _CONFIG_FIELDS})
+    for key in ("Cmd", "Entrypoint", "Shell"):  # strslice: a lone string is a one-item list
+        if isinstance(out.get(key), str):
+            out[key] = [out[key]]
     return out
 
 
@@ -75,7 +78,7 @@ def inspect(image: ImageRecord, version: tuple[int, int], data_dirs: list[str]) 
         "RepoTags": familiar_tags(image),
         "RepoDigests": familiar_digests(image),
         "Parent": image.parent,
-        "Comment": cfg.get("comment", ""),
+        "Comment": _comment(cfg),
         "Created": image.created or None,
         "DockerVersion": cfg.get("docker_version", ""),
         "Author": cfg.get("author", ""),
@@ -95,6 +98,13 @@ def inspect(image: ImageRecord, version: tuple[int, int], data_dirs: list[str]) 
     if version < (1, 44):
         out["VirtualSize"] = image.size
     return out
+
+
+def _comment(cfg: dict[str, Any]) -> str:
+    """As dockerd: the config's comment, else the last history entry's."""
+    history = cfg.get("history")
+    last = history[-1] if isinstance(history, list) and history else None
+    return cfg.get("comment") or (last.get("comment") if isinstance(last, dict) else "") or ""
 
 
 def _graph_data(dirs: list[str]) -> dict[str, str] | None:

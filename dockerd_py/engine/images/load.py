@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import posixpath
+import re
 import tarfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -207,6 +208,8 @@ async def load(svc: ImageService, chunks: AsyncIterator[bytes]) -> AsyncIterator
             raise InvalidParameter("invalid archive: no manifest.json or index.json "
                                    "(is this a docker save archive or an OCI layout?)")
         for item in images:
+            if svc.content.size(item.config_digest) > _MAX_JSON:
+                raise InvalidParameter("invalid archive: image config is too large")
             config = await asyncio.to_thread(svc.content.read_bytes, item.config_digest)
             diff_ids = _diff_ids(config)
             for blob in item.layers:
@@ -236,4 +239,70 @@ def _diff_ids(config: bytes) -> list[str]:
         raise InvalidParameter("invalid image config: missing rootfs.diff_ids") from None
     if not isinstance(diff_ids, list) or not all(isinstance(d, str) for d in diff_ids):
         raise InvalidParameter("invalid image config: bad rootfs.diff_ids")
+    _check_types(doc)
     return diff_ids
+
+
+_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)")
+
+
+def _is_strs(v: Any) -> bool:
+    return isinstance(v, list) and all(isinstance(x, str) for x in v)
+
+
+def _is_strslice(v: Any) -> bool:
+    return isinstance(v, str) or _is_strs(v)
+
+
+def _is_map(v: Any, values: type) -> bool:
+    return isinstance(v, dict) and all(isinstance(x, values) for x in v.values())
+
+
+_RUNTIME_TYPES: dict[str, Any] = {
+    "User": lambda v: isinstance(v, str), "WorkingDir": lambda v: isinstance(v, str),
+    "StopSignal": lambda v: isinstance(v, str), "ArgsEscaped": lambda v: isinstance(v, bool),
+    # Cmd, Entrypoint and Shell are Docker "strslice"s: a lone string means a one-item list.
+    "Env": _is_strs, "Cmd": _is_strslice, "Entrypoint": _is_strslice, "Shell": _is_strslice,
+    "OnBuild": _is_strs, "Labels": lambda v: _is_map(v, str),
+    "ExposedPorts": lambda v: _is_map(v, dict), "Volumes": lambda v: _is_map(v, dict),
+    "Healthcheck": lambda v: isinstance(v, dict),
+}
+
+
+def _check_types(doc: dict[str, Any]) -> None:
+    """Refuse what dockerd's typed decoding of the config refuses (a number where a string
+    goes, history that is not a list of objects, ...), before anything is recorded: the
+    rest of the daemon relies on these types. null stands for "unset", as in Go."""
+    def bad(field: str) -> InvalidParameter:
+        return InvalidParameter(f"invalid image config: {field} has the wrong type")
+
+    for key in ("architecture", "os", "variant", "author", "comment", "docker_version",
+                "container", "parent", "os.version"):
+        if doc.get(key) is not None and not isinstance(doc[key], str):
+            raise bad(key)
+    if doc.get("created") is not None and not (isinstance(doc["created"], str)
+                                               and _TIME.fullmatch(doc["created"])):
+        raise bad("created")
+    for key in ("config", "container_config"):
+        cfg = doc.get(key)
+        if cfg is None:
+            continue
+        if not isinstance(cfg, dict):
+            raise bad(key)
+        for field, ok in _RUNTIME_TYPES.items():
+            if cfg.get(field) is not None and not ok(cfg[field]):
+                raise bad(f"{key}.{field}")
+    history = doc.get("history")
+    if history is None:
+        return
+    if not isinstance(history, list) or not all(isinstance(h, dict) for h in history):
+        raise bad("history")
+    for h in history:
+        for field in ("created_by", "author", "comment"):
+            if h.get(field) is not None and not isinstance(h[field], str):
+                raise bad(f"history.{field}")
+        if h.get("created") is not None and not (isinstance(h["created"], str)
+                                                 and _TIME.fullmatch(h["created"])):
+            raise bad("history.created")
+        if h.get("empty_layer") is not None and not isinstance(h["empty_layer"], bool):
+            raise bad("history.empty_layer")

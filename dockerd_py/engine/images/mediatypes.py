@@ -30,7 +30,8 @@ def now_rfc3339() -> str:
     """UTC with nanosecond-style precision, as Go's RFC3339Nano prints it."""
     ns = time.time_ns()
     now = datetime.datetime.fromtimestamp(ns // 1_000_000_000, datetime.UTC)
-    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ns % 1_000_000_000:09d}Z"
+    frac = f"{ns % 1_000_000_000:09d}".rstrip("0")  # Go drops trailing zeros (and the dot)
+    return now.strftime("%Y-%m-%dT%H:%M:%S") + (f".{frac}" if frac else "") + "Z"
 
 
 def parse_time(value: str) -> float:
