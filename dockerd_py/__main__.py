@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime
+import json
 import logging
 import sys
 from typing import Any
@@ -39,6 +41,20 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+class LogfmtFormatter(logging.Formatter):
+    """dockerd's log line: time="<RFC 3339, UTC>" level=info msg="..." """
+
+    def format(self, record: logging.LogRecord) -> str:
+        when = datetime.datetime.fromtimestamp(record.created, datetime.UTC)
+        message = record.getMessage()
+        if record.exc_info:
+            message += "\n" + self.formatException(record.exc_info)
+        level = {"WARNING": "warning", "CRITICAL": "fatal"}.get(record.levelname,
+                                                                record.levelname.lower())
+        return (f'time="{when.isoformat(timespec="microseconds").replace("+00:00", "Z")}" '
+                f"level={level} msg={json.dumps(message)}")
+
+
 _FLAG_FIELDS = ("hosts", "data_root", "exec_root", "pidfile", "log_level", "debug", "group",
                 "labels", "default_runtime", "live_restore", "tls", "tlsverify", "tlscacert",
                 "tlscert", "tlskey")
@@ -54,8 +70,9 @@ def main(argv: list[str] | None = None) -> int:
         value = getattr(args, name)
         if value is not None:
             flags[name] = tuple(value) if isinstance(value, list) else value
-    logging.basicConfig(stream=sys.stderr,
-                        format='time="%(asctime)s" level=%(levelname)s msg="%(message)s"')
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(LogfmtFormatter())
+    logging.basicConfig(handlers=[handler])
     try:
         cfg = config.build(flags, config_file=args.config_file or config.DEFAULT_CONFIG_FILE,
                            file_required=args.config_file is not None)
