@@ -8,6 +8,8 @@
 --    │  └──< tags      (docker.io/library/x:tag)                manifest_digest,
 --    │  └──< digests   (docker.io/library/x@sha256:...)          image_layers.blob_digest
 --    └── top_chain ──> snapshots.name ──> parent ──> ... (committed snapshots)
+--  containers ── image_id ──> images.id; id ──> snapshots.name (its active snapshot)
+--    └── mounts (JSON) name volumes by name ──> volumes.name
 
 PRAGMA user_version = 1;
 
@@ -58,4 +60,30 @@ CREATE TABLE IF NOT EXISTS snapshots (
     kind    TEXT NOT NULL CHECK (kind IN ('active', 'committed')),
     size    INTEGER NOT NULL DEFAULT 0,
     created REAL NOT NULL
+);
+
+-- Containers: the record dockerd keeps (config.v2.json + hostconfig.json),
+-- as JSON documents in Docker API shape. The active snapshot is named by id.
+CREATE TABLE IF NOT EXISTS containers (
+    id          TEXT PRIMARY KEY,
+    name        TEXT NOT NULL UNIQUE,      -- without the leading "/"
+    image       TEXT NOT NULL,             -- Config.Image as the client gave it
+    image_id    TEXT NOT NULL,             -- images.id; removal refused while in use
+    created     TEXT NOT NULL,             -- RFC 3339
+    seq         INTEGER NOT NULL,          -- creation order (before/since, ps -n)
+    config      TEXT NOT NULL,             -- Config, merged with the image's defaults
+    host_config TEXT NOT NULL,             -- HostConfig
+    networking  TEXT NOT NULL DEFAULT '{}',-- NetworkingConfig as created / connected
+    mounts      TEXT NOT NULL DEFAULT '[]',-- resolved mount points
+    state       TEXT NOT NULL              -- State: Status, Pid, ExitCode, StartedAt, ...
+);
+
+-- Named and anonymous volumes of the local driver (data in volumes/<name>/_data).
+CREATE TABLE IF NOT EXISTS volumes (
+    name      TEXT PRIMARY KEY,
+    driver    TEXT NOT NULL DEFAULT 'local',
+    options   TEXT NOT NULL DEFAULT '{}',  -- driver options (JSON): type, device, o
+    labels    TEXT NOT NULL DEFAULT '{}',  -- JSON
+    anonymous INTEGER NOT NULL DEFAULT 0,  -- created for an unnamed -v /path
+    created   TEXT NOT NULL                -- RFC 3339
 );
