@@ -16,7 +16,7 @@ DOCKERD_FLAGS ?=
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-DEB_PACKAGES := busybox-static runc crun conmon zstd iproute2 netavark aardvark-dns
+DEB_PACKAGES := busybox-static runc crun conmon tini zstd iproute2 netavark aardvark-dns
 # The tests also produce archives with reference tools and compare with Docker's own dockerd.
 TEST_PACKAGES := skopeo umoci docker.io
 REFERENCE_PACKAGES := docker.io

@@ -14,7 +14,7 @@ from urllib.parse import urlparse
 from aiohttp import web
 
 from . import config as config_mod
-from .api import images, server, system
+from .api import containers, images, server, system
 from .api.keys import ENGINE
 from .config import Config
 from .engine.engine import Engine
@@ -23,7 +23,7 @@ from .pidfile import DirLock, PidFile
 
 log = logging.getLogger("dockerd_py")
 
-ROUTE_TABLES = (system.routes, images.routes)
+ROUTE_TABLES = (system.routes, images.routes, containers.routes)
 
 
 def make_app(engine: Engine) -> web.Application:
@@ -158,7 +158,7 @@ class Daemon:
         except Exception as e:
             log.error("Error reconfiguring the daemon: %s", e)
             return
-        self.cfg = engine.config = new
+        self.cfg = engine.config = engine.containers.config = new
         if "log_level" in changed or "debug" in changed:
             set_log_level(new.log_level)
         log.info("Reloaded configuration: %s", ", ".join(changed) or "no changes")

@@ -10,6 +10,7 @@ import os
 import uuid
 
 from ..config import Config
+from .containers.service import ContainerService
 from .content import ContentStore
 from .events import EventBus
 from .images.service import ImageService
@@ -31,11 +32,14 @@ class Engine:
         self.events = EventBus()
         self.images = ImageService(self.db, self.content, self.snapshots, self.leases,
                                    self.events)
+        self.containers = ContainerService(config, self.db, self.images, self.snapshots,
+                                           self.events)
         self.id = _engine_id(root)
 
     async def start(self) -> None:
         """Recover from whatever a crash left: partial ingests, staging
         directories, blobs and snapshots no record reaches."""
+        await self.containers.restore()
         await self.images.collect_garbage(startup=True)
 
     async def layer_dirs(self, image: ImageRecord) -> list[str]:
@@ -45,6 +49,7 @@ class Engine:
         return [self.snapshots.fs_dir(i) for i in await self.snapshots.chain(image.top_chain)]
 
     async def close(self) -> None:
+        await self.containers.close()
         await self.images.wait_gc()
         self.events.close()
         self.db.close()

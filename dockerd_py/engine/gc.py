@@ -56,6 +56,8 @@ def read_graph(conn: sqlite3.Connection) -> Graph:
             out.append(("snapshot", row["top_chain"]))
     for row in conn.execute("SELECT image_id, blob_digest FROM image_layers"):
         edges[("image", row["image_id"])].append(("content", row["blob_digest"]))
+    for row in conn.execute("SELECT id FROM containers"):  # each keeps its active snapshot
+        roots.append(("snapshot", row["id"]))
     for row in conn.execute("SELECT name, parent FROM snapshots WHERE parent != ''"):
         edges[("snapshot", row["name"])] = [("snapshot", row["parent"])]
     # Later services (containers, build cache) add their roots through this hook.

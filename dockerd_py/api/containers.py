@@ -1,0 +1,360 @@
+"""Container routes: create, list, inspect, lifecycle, wait, logs, remove, prune."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from aiohttp import web
+
+from ..engine.containers.records import Container
+from ..engine.images.mediatypes import parse_time
+from ..engine.timestamps import to_nanos
+from ..errors import DaemonError, InvalidParameter
+from .httputil import (json_bytes, json_response, query_bool, query_filters, query_int,
+                       read_json)
+from .keys import ENGINE
+from .server import api_version
+
+routes = web.RouteTableDef()
+
+
+def frame(stream: int, data: bytes) -> bytes:  # TEMPORARY until api/streams.py lands
+    return bytes([stream, 0, 0, 0]) + len(data).to_bytes(4, "big") + data
+
+LIST_FILTERS = ("ancestor", "before", "expose", "exited", "health", "id", "isolation",
+                "is-task", "label", "name", "network", "publish", "since", "status", "volume")
+
+
+def human_duration(seconds: float) -> str:
+    """go-units HumanDuration, which the CLI and the daemon's Status use."""
+    s = int(seconds)
+    if s < 1:
+        return "Less than a second"
+    if s == 1:
+        return "1 second"
+    if s < 60:
+        return f"{s} seconds"
+    minutes = s // 60
+    if minutes == 1:
+        return "About a minute"
+    if minutes < 60:
+        return f"{minutes} minutes"
+    hours = int(seconds / 3600 + 0.5)
+    if hours == 1:
+        return "About an hour"
+    if hours < 48:
+        return f"{hours} hours"
+    if hours < 24 * 7 * 2:
+        return f"{hours // 24} days"
+    if hours < 24 * 30 * 2:
+        return f"{hours // 24 // 7} weeks"
+    if hours < 24 * 365 * 2:
+        return f"{hours // 24 // 30} months"
+    return f"{int(seconds / 3600 / 24 / 365)} years"
+
+
+def status_text(c: Container, now: float | None = None) -> str:
+    now = time.time() if now is None else now
+    st = c.state
+    if st.status in ("running", "paused"):
+        text = f"Up {human_duration(now - parse_time(st.started_at))}"
+        if st.status == "paused":
+            return text + " (Paused)"
+        health = (st.health or {}).get("Status")
+        if health:
+            text += " (health: starting)" if health == "starting" else f" ({health})"
+        return text
+    if st.status == "restarting":
+        return f"Restarting ({st.exit_code}) {human_duration(now - parse_time(st.finished_at))} ago"
+    if st.status == "removing":
+        return "Removal In Progress"
+    if st.status == "dead":
+        return "Dead"
+    if st.started_at.startswith("0001-"):
+        return "Created"
+    return f"Exited ({st.exit_code}) {human_duration(now - parse_time(st.finished_at))} ago"
+
+
+def _command(c: Container) -> list[str]:
+    return list(c.config.get("Entrypoint") or []) + list(c.config.get("Cmd") or [])
+
+
+def _mounts(c: Container) -> list[dict[str, Any]]:
+    out = []
+    for p in c.mounts:
+        if p["Type"] == "tmpfs":
+            continue
+        m = {"Type": p["Type"]}
+        if p["Type"] == "volume":
+            m["Name"] = p.get("Name", "")
+        m.update({"Source": p.get("Source", ""), "Destination": p["Destination"]})
+        if p["Type"] == "volume":
+            m["Driver"] = p.get("Driver", "local")
+        m.update({"Mode": p.get("Mode", ""), "RW": p.get("RW", True),
+                  "Propagation": p.get("Propagation", "")})
+        out.append(m)
+    return out
+
+
+def _network_mode(c: Container) -> str:
+    return c.host_config.get("NetworkMode") or "default"
+
+
+def _networks(c: Container) -> dict[str, Any]:
+    mode = _network_mode(c)
+    name = {"default": "none", "bridge": "none"}.get(mode, mode)  # no bridge network yet
+    return {name: {"IPAMConfig": None, "Links": None, "Aliases": None, "MacAddress": "",
+                   "DriverOpts": None, "GwPriority": 0, "NetworkID": "", "EndpointID": "",
+                   "Gateway": "", "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "",
+                   "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "DNSNames": None}}
+
+
+def summary(c: Container, size: bool = False) -> dict[str, Any]:
+    cmd = _command(c)
+    out: dict[str, Any] = {
+        "Id": c.id, "Names": ["/" + c.name], "Image": c.image, "ImageID": c.image_id,
+        "Command": " ".join(cmd), "Created": int(parse_time(c.created)), "Ports": [],
+        "Labels": c.config.get("Labels") or {}, "State": c.state.status,
+        "Status": status_text(c), "HostConfig": {"NetworkMode": _network_mode(c)},
+        "NetworkSettings": {"Networks": _networks(c)}, "Mounts": _mounts(c),
+    }
+    if size:
+        out["SizeRw"] = 0
+        out["SizeRootFs"] = 0
+    return out
+
+
+def inspect(request: web.Request, c: Container) -> dict[str, Any]:
+    engine = request.app[ENGINE]
+    cmd = _command(c)
+    state_dir = engine.containers.state_dir(c.id)
+    hc = dict(c.host_config)
+    hc.setdefault("RestartPolicy", {"Name": "no", "MaximumRetryCount": 0})
+    hc.setdefault("Binds", None)
+    hc.setdefault("AutoRemove", False)
+    return {
+        "Id": c.id,
+        "Created": c.created,
+        "Path": cmd[0] if cmd else "",
+        "Args": cmd[1:],
+        "State": c.state.to_api(),
+        "Image": c.image_id,
+        "ResolvConfPath": f"{state_dir}/resolv.conf",
+        "HostnamePath": f"{state_dir}/hostname",
+        "HostsPath": f"{state_dir}/hosts",
+        "LogPath": f"{state_dir}/container.log",
+        "Name": "/" + c.name,
+        "RestartCount": c.state.restart_count,
+        "Driver": "overlay2",
+        "Platform": "linux",
+        "MountLabel": "",
+        "ProcessLabel": "",
+        "AppArmorProfile": "",
+        "ExecIDs": None,
+        "HostConfig": hc,
+        "GraphDriver": {"Data": None, "Name": "overlay2"},
+        "Mounts": _mounts(c),
+        "Config": c.config,
+        "NetworkSettings": {
+            "Bridge": "", "SandboxID": "", "SandboxKey": "", "Ports": {}, "HairpinMode": False,
+            "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0,
+            "SecondaryIPAddresses": None, "SecondaryIPv6Addresses": None, "EndpointID": "",
+            "Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
+            "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "", "MacAddress": "",
+            "Networks": _networks(c)},
+    }
+
+
+def _matches(request: web.Request, c: Container, filters: Any) -> bool:
+    engine = request.app[ENGINE]
+    if filters.contains("status") and c.state.status not in filters.get("status"):
+        return False
+    if filters.contains("name") and not any(filters.match("name", n) for n in (c.name, "/" + c.name)):
+        return False
+    if filters.contains("id") and not any(c.id.startswith(v) for v in filters.get("id")):
+        return False
+    if not filters.match_labels(c.config.get("Labels") or {}):
+        return False
+    if filters.contains("exited"):
+        if c.state.running or str(c.state.exit_code) not in filters.get("exited") \
+                or c.state.started_at.startswith("0001-"):
+            return False
+    if filters.contains("ancestor"):
+        wanted = filters.get("ancestor")
+        if not (c.image in wanted or c.image_id in wanted
+                or any(c.image_id.startswith("sha256:" + w) or c.image.split(":")[0] == w
+                       for w in wanted)):
+            return False
+    if filters.contains("volume"):
+        names = {p.get("Name") for p in c.mounts} | {p["Destination"] for p in c.mounts}
+        if not names & filters.get("volume"):
+            return False
+    if filters.contains("network") and _network_mode(c) not in filters.get("network"):
+        return False
+    for key, cmp in (("before", lambda a, b: a.seq < b.seq), ("since", lambda a, b: a.seq > b.seq)):
+        for ref in filters.get(key):
+            if not cmp(c, engine.containers.get(ref)):
+                return False
+    return True
+
+
+@routes.get("/containers/json")
+async def list_containers(request: web.Request) -> web.Response:
+    engine = request.app[ENGINE]
+    filters = query_filters(request, LIST_FILTERS)
+    show_all = query_bool(request, "all")
+    limit = query_int(request, "limit", -1) or -1
+    for key in ("before", "since"):
+        for ref in filters.get(key):
+            engine.containers.get(ref)  # 404 for an unknown reference, as dockerd
+    out = []
+    for c in engine.containers.list():
+        if not show_all and not c.state.running and limit <= 0 and not filters.contains("status") \
+                and not filters.contains("exited"):
+            continue
+        if _matches(request, c, filters):
+            out.append(summary(c, query_bool(request, "size")))
+        if limit > 0 and len(out) >= limit:
+            break
+    return json_response(out)
+
+
+@routes.post("/containers/create")
+async def create_container(request: web.Request) -> web.Response:
+    engine = request.app[ENGINE]
+    body = await read_json(request, required=True)
+    if not isinstance(body, dict):
+        raise InvalidParameter("invalid JSON: the container config must be an object")
+    c, warnings = await engine.containers.create(request.query.get("name") or None, body)
+    return json_response({"Id": c.id, "Warnings": warnings}, status=201)
+
+
+@routes.get("/containers/{id}/json")
+async def inspect_container(request: web.Request) -> web.Response:
+    c = request.app[ENGINE].containers.get(request.match_info["id"])
+    return json_response(inspect(request, c))
+
+
+@routes.post("/containers/{id}/start")
+async def start_container(request: web.Request) -> web.Response:
+    await request.app[ENGINE].containers.start(request.match_info["id"])
+    return web.Response(status=204)
+
+
+@routes.post("/containers/{id}/stop")
+async def stop_container(request: web.Request) -> web.Response:
+    await request.app[ENGINE].containers.stop(
+        request.match_info["id"], query_int(request, "t"), request.query.get("signal") or None)
+    return web.Response(status=204)
+
+
+@routes.post("/containers/{id}/restart")
+async def restart_container(request: web.Request) -> web.Response:
+    await request.app[ENGINE].containers.restart(
+        request.match_info["id"], query_int(request, "t"), request.query.get("signal") or None)
+    return web.Response(status=204)
+
+
+@routes.post("/containers/{id}/kill")
+async def kill_container(request: web.Request) -> web.Response:
+    await request.app[ENGINE].containers.kill(request.match_info["id"],
+                                              request.query.get("signal") or None)
+    return web.Response(status=204)
+
+
+@routes.post("/containers/{id}/pause")
+async def pause_container(request: web.Request) -> web.Response:
+    await request.app[ENGINE].containers.pause(request.match_info["id"])
+    return web.Response(status=204)
+
+
+@routes.post("/containers/{id}/unpause")
+async def unpause_container(request: web.Request) -> web.Response:
+    await request.app[ENGINE].containers.unpause(request.match_info["id"])
+    return web.Response(status=204)
+
+
+@routes.post("/containers/{id}/rename")
+async def rename_container(request: web.Request) -> web.Response:
+    name = request.query.get("name") or ""
+    if not name:
+        raise InvalidParameter("Neither old nor new names may be empty")
+    await request.app[ENGINE].containers.rename(request.match_info["id"], name)
+    return web.Response(status=204)
+
+
+@routes.post("/containers/{id}/resize")
+async def resize_container(request: web.Request) -> web.Response:
+    h, w = query_int(request, "h", 0), query_int(request, "w", 0)
+    request.app[ENGINE].containers.resize(request.match_info["id"], h or 0, w or 0)
+    return web.Response(status=200)
+
+
+@routes.delete("/containers/{id}")
+async def remove_container(request: web.Request) -> web.Response:
+    await request.app[ENGINE].containers.remove(
+        request.match_info["id"], force=query_bool(request, "force"),
+        volumes=query_bool(request, "v"))
+    return web.Response(status=204)
+
+
+@routes.post("/containers/{id}/wait")
+async def wait_container(request: web.Request) -> web.StreamResponse:
+    wait = request.app[ENGINE].containers.waiter(
+        request.match_info["id"], request.query.get("condition") or "not-running")
+    response = web.StreamResponse(headers={"Content-Type": "application/json"})
+    await response.prepare(request)  # the CLI blocks until the headers arrive
+    result = await wait()
+    await response.write(json_bytes(result))
+    await response.write_eof()
+    return response
+
+
+@routes.post("/containers/prune")
+async def prune_containers(request: web.Request) -> web.Response:
+    engine = request.app[ENGINE]
+    filters = query_filters(request, ("label", "label!", "until"))
+    until = to_nanos(next(iter(filters.get("until")))) / 1e9 if filters.contains("until") \
+        else None
+    deleted = []
+    for c in engine.containers.list():
+        if c.state.running or not filters.match_labels(c.config.get("Labels") or {}):
+            continue
+        if until is not None and parse_time(c.created) >= until:
+            continue
+        try:
+            await engine.containers.remove(c.id)
+        except DaemonError:
+            continue
+        deleted.append(c.id)
+    return json_response({"ContainersDeleted": deleted or None, "SpaceReclaimed": 0})
+
+
+@routes.get("/containers/{id}/logs")
+async def container_logs(request: web.Request) -> web.StreamResponse:
+    engine = request.app[ENGINE]
+    c = engine.containers.get(request.match_info["id"])
+    stdout, stderr = query_bool(request, "stdout"), query_bool(request, "stderr")
+    if not (stdout or stderr):
+        raise InvalidParameter("Bad parameters: you must choose at least one stream")
+    tail_text = request.query.get("tail", "all")
+    tail = None if tail_text in ("all", "") else query_int(request, "tail")
+    if tail is not None and tail < 0:
+        tail = None
+    since = request.query.get("since")
+    until = request.query.get("until")
+    messages = engine.containers.logs(
+        c.id, stdout=stdout, stderr=stderr, follow=query_bool(request, "follow"),
+        timestamps=query_bool(request, "timestamps"), tail=tail,
+        since=to_nanos(since) if since and since != "0" else None,
+        until=to_nanos(until) if until and until != "0" else None)
+    multiplexed = not c.tty
+    content_type = ("application/vnd.docker.multiplexed-stream" if multiplexed
+                    and api_version(request) >= (1, 42) else "application/vnd.docker.raw-stream")
+    response = web.StreamResponse(headers={"Content-Type": content_type})
+    await response.prepare(request)
+    async for stream, data, _ in messages:
+        await response.write(frame(stream, data) if multiplexed else data)
+    await response.write_eof()
+    return response

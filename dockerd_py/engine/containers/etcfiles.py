@@ -1,0 +1,78 @@
+"""The /etc/hostname, /etc/hosts and /etc/resolv.conf the daemon manages per container."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+_HOSTS_BASE = """127.0.0.1\tlocalhost
+::1\tlocalhost ip6-localhost ip6-loopback
+fe00::0\tip6-localnet
+ff00::0\tip6-mcastprefix
+ff02::1\tip6-allnodes
+ff02::2\tip6-allrouters
+"""
+
+
+def _host_resolv() -> list[str]:
+    try:
+        with open("/etc/resolv.conf") as f:
+            return f.read().splitlines()
+    except OSError:
+        return []
+
+
+def resolv_conf(hc: Mapping[str, Any], host_network: bool) -> str:
+    """The host's resolv.conf, with --dns/--dns-search/--dns-option overriding it.
+    Loopback resolvers do not work from another network namespace: dropped (as dockerd)."""
+    lines = _host_resolv()
+    servers = list(hc.get("Dns") or [])
+    search = list(hc.get("DnsSearch") or [])
+    options = list(hc.get("DnsOptions") or [])
+    if not servers:
+        servers = [l.split()[1] for l in lines if l.startswith("nameserver") and len(l.split()) > 1]
+        if not host_network:
+            servers = [s for s in servers if not s.startswith("127.") and s != "::1"]
+    if not search:
+        search = [w for l in lines if l.startswith("search") for w in l.split()[1:]]
+    if not options:
+        options = [w for l in lines if l.startswith("options") for w in l.split()[1:]]
+    out = [f"nameserver {s}" for s in servers]
+    if search:
+        out.append("search " + " ".join(search))
+    if options:
+        out.append("options " + " ".join(options))
+    return "\n".join(out) + "\n"
+
+
+def hosts(hostname: str, extra: Sequence[str], addresses: Sequence[str]) -> str:
+    text = _HOSTS_BASE
+    for entry in extra:  # --add-host name:ip
+        name, _, ip = entry.partition(":")
+        text += f"{ip}\t{name}\n"
+    for ip in addresses:
+        text += f"{ip}\t{hostname}\n"
+    return text
+
+
+def write(directory: str, config: Mapping[str, Any], hc: Mapping[str, Any],
+          addresses: Sequence[str] = ()) -> dict[str, str]:
+    """Write the three files into directory; returns container path -> host path."""
+    host_network = hc.get("NetworkMode") == "host"
+    hostname = config.get("Hostname") or ""
+    if host_network:
+        hostname = os.uname().nodename
+    files = {
+        "/etc/hostname": hostname + "\n",
+        "/etc/hosts": hosts(hostname, hc.get("ExtraHosts") or [], addresses),
+        "/etc/resolv.conf": resolv_conf(hc, host_network),
+    }
+    out = {}
+    for path, text in files.items():
+        target = os.path.join(directory, os.path.basename(path))
+        with open(target + ".tmp", "w") as f:
+            f.write(text)
+        os.rename(target + ".tmp", target)
+        out[path] = target
+    return out

@@ -1,0 +1,63 @@
+"""mount(2)/umount(2) for container root filesystems (blocking; call from threads)."""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import subprocess
+from collections.abc import Sequence
+
+from ..errors import InternalError
+from .snapshots.base import Mount
+
+_libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+MS_RDONLY = 0x1
+MS_BIND = 0x1000
+MS_REC = 0x4000
+MNT_DETACH = 0x2
+
+
+def _check(rc: int, what: str) -> None:
+    if rc != 0:
+        err = ctypes.get_errno()
+        raise InternalError(f"{what}: {os.strerror(err)}")
+
+
+def mount_all(mounts: Sequence[Mount], target: str, *, cwd: str | None = None) -> None:
+    """Mount a snapshot's mounts at target. Overlays whose lowerdirs are relative
+    (very many layers) are mounted by a child process with cwd set, so the
+    daemon's own working directory never changes."""
+    for m in mounts:
+        if m.type == "bind":
+            flags = MS_BIND | (MS_REC if "rbind" in m.options else 0)
+            _check(_libc.mount(m.source.encode(), target.encode(), None, flags, None),
+                   f"bind mount {m.source} on {target}")
+            if "ro" in m.options:
+                _check(_libc.mount(None, target.encode(), None,
+                                   MS_BIND | MS_RDONLY | 0x20, None),  # MS_REMOUNT
+                       f"remount {target} read-only")
+            continue
+        data = ",".join(m.options)
+        relative = any(o.startswith("lowerdir=") and not o[9:].startswith("/")
+                       for o in m.options)
+        if relative:
+            subprocess.run(["mount", "-t", m.type, "-o", data, m.source, target], cwd=cwd,
+                           check=True, capture_output=True)
+            continue
+        _check(_libc.mount(m.source.encode(), target.encode(), m.type.encode(), 0,
+                           data.encode()), f"mount {m.type} on {target}")
+
+
+def unmount(target: str) -> None:
+    """Detach target (and anything mounted below it); absent or unmounted is fine."""
+    while os.path.ismount(target):
+        if _libc.umount2(target.encode(), MNT_DETACH) != 0:
+            err = ctypes.get_errno()
+            if err in (22, 2):  # EINVAL: not a mount point; ENOENT: gone
+                return
+            raise InternalError(f"unmount {target}: {os.strerror(err)}")
+
+
+def is_mounted(target: str) -> bool:
+    return os.path.ismount(target)

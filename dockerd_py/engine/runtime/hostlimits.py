@@ -1,0 +1,36 @@
+"""Discover the host facts the spec generator needs (read once at startup)."""
+
+from __future__ import annotations
+
+import functools
+import os
+import resource
+
+from .defaults import caps_from_mask
+from .spec import HostLimits
+
+
+def _status_field(name: str) -> str:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(name + ":"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
+
+
+@functools.cache
+def host_limits() -> HostLimits:
+    bounding = caps_from_mask(int(_status_field("CapBnd") or "0", 16))
+    v2 = os.path.exists("/sys/fs/cgroup/cgroup.controllers")
+    return HostLimits(
+        bounding_caps=bounding,
+        nofile_hard=resource.getrlimit(resource.RLIMIT_NOFILE)[1],
+        nproc_hard=resource.getrlimit(resource.RLIMIT_NPROC)[1],
+        can_lower_oom_score="CAP_SYS_RESOURCE" in bounding,
+        cgroup_version="2" if v2 else "1",
+        seccomp_available=bool(_status_field("Seccomp")),
+        swap_limit=v2 or os.path.exists("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes"),
+    )
