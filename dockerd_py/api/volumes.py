@@ -1,0 +1,134 @@
+"""Volume routes: list, create, inspect, remove, prune (and the swarm-only update)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from ..engine.volumes import Volume
+from ..errors import InvalidParameter, Unavailable
+from .httputil import json_response, query_bool, query_filters, read_json
+from .keys import ENGINE
+from .server import api_version
+
+routes = web.RouteTableDef()
+
+_NO_SWARM = ('This node is not a swarm manager. Use "docker swarm init" or "docker swarm join" '
+             "to connect this node to swarm and try again.")
+
+
+def volume_json(vol: Volume, usage: tuple[int, int] | None = None) -> dict[str, Any]:
+    """Docker's Volume object, keys in dockerd's order; `usage` = (size, refcount) for df."""
+    out: dict[str, Any] = {
+        "CreatedAt": vol.created_at,
+        "Driver": vol.driver,
+        "Labels": vol.labels,
+        "Mountpoint": vol.mountpoint,
+        "Name": vol.name,
+        "Options": vol.options,
+        "Scope": vol.scope,
+    }
+    if usage is not None:
+        out["UsageData"] = {"RefCount": usage[1], "Size": usage[0]}
+    return out
+
+
+def _field(body: dict[str, Any], name: str) -> Any:
+    """Go's json decoding: an exact key wins, else a case-insensitive one."""
+    if name in body:
+        return body[name]
+    found = None
+    for key, value in body.items():
+        if key.lower() == name.lower():
+            found = value
+    return found
+
+
+def _string(body: dict[str, Any], name: str) -> str:
+    value = _field(body, name)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise InvalidParameter(f"json: cannot unmarshal {_json_kind(value)} into Go struct "
+                               f"field CreateOptions.{name} of type string")
+    return value
+
+
+def _string_map(body: dict[str, Any], name: str) -> dict[str, str] | None:
+    value = _field(body, name)
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise InvalidParameter(f"json: cannot unmarshal {_json_kind(value)} into Go struct "
+                               f"field CreateOptions.{name} of type map[string]string")
+    out = {}
+    for key, item in value.items():
+        if item is not None and not isinstance(item, str):
+            raise InvalidParameter(f"json: cannot unmarshal {_json_kind(item)} into Go struct "
+                                   f"field CreateOptions.{name} of type string")
+        out[key] = item or ""
+    return out
+
+
+def _json_kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "array" if isinstance(value, list) else "object"
+
+
+@routes.get("/volumes")
+async def list_volumes(request: web.Request) -> web.Response:
+    engine = request.app[ENGINE]
+    volumes, warnings = await engine.volumes.list(query_filters(request))
+    # dockerd sends a nil slice (null) when there is nothing to warn about
+    return json_response({"Volumes": [volume_json(v) for v in volumes],
+                          "Warnings": warnings or None})
+
+
+@routes.post("/volumes/create")
+async def create_volume(request: web.Request) -> web.Response:
+    engine = request.app[ENGINE]
+    body = await read_json(request)
+    if body is None:
+        body = {}
+    if not isinstance(body, dict):
+        raise InvalidParameter(f"json: cannot unmarshal {_json_kind(body)} into Go value of "
+                               "type volume.CreateOptions")
+    if _field(body, "ClusterVolumeSpec") is not None and api_version(request) >= (1, 42):
+        raise Unavailable(_NO_SWARM)
+    vol = await engine.volumes.create(
+        _string(body, "Name") or None, _string(body, "Driver") or None,
+        _string_map(body, "DriverOpts"), _string_map(body, "Labels"))
+    return json_response(volume_json(vol), status=201)
+
+
+@routes.post("/volumes/prune")
+async def prune_volumes(request: web.Request) -> web.Response:
+    engine = request.app[ENGINE]
+    # Before API 1.42 prune considered every unused volume, not only anonymous ones.
+    report = await engine.volumes.prune(query_filters(request),
+                                        all_volumes=api_version(request) < (1, 42))
+    return json_response(report)
+
+
+@routes.get("/volumes/{name:.+}")
+async def inspect_volume(request: web.Request) -> web.Response:
+    engine = request.app[ENGINE]
+    return json_response(volume_json(await engine.volumes.get(request.match_info["name"])))
+
+
+@routes.delete("/volumes/{name:.+}")
+async def remove_volume(request: web.Request) -> web.Response:
+    engine = request.app[ENGINE]
+    await engine.volumes.remove(request.match_info["name"], force=query_bool(request, "force"))
+    return web.Response(status=204)
+
+
+@routes.put("/volumes/{name:.+}")
+async def update_volume(request: web.Request) -> web.Response:
+    raise Unavailable("volume update only valid for cluster volumes, but swarm is unavailable")
