@@ -14,7 +14,7 @@ from urllib.parse import urlparse
 from aiohttp import web
 
 from . import config as config_mod
-from .api import containers, images, server, system
+from .api import containers, exec, images, server, system, volumes
 from .api.keys import ENGINE
 from .config import Config
 from .engine.engine import Engine
@@ -23,7 +23,7 @@ from .pidfile import DirLock, PidFile
 
 log = logging.getLogger("dockerd_py")
 
-ROUTE_TABLES = (system.routes, images.routes, containers.routes)
+ROUTE_TABLES = (system.routes, images.routes, containers.routes, exec.routes, volumes.routes)
 
 
 def make_app(engine: Engine) -> web.Application:

@@ -13,14 +13,12 @@ from ..engine.timestamps import to_nanos
 from ..errors import DaemonError, InvalidParameter
 from .httputil import (json_bytes, json_response, query_bool, query_filters, query_int,
                        read_json)
+from .hijack import hijack, pump
 from .keys import ENGINE
 from .server import api_version
+from .streams import frame, parse_detach_keys
 
 routes = web.RouteTableDef()
-
-
-def frame(stream: int, data: bytes) -> bytes:  # TEMPORARY until api/streams.py lands
-    return bytes([stream, 0, 0, 0]) + len(data).to_bytes(4, "big") + data
 
 LIST_FILTERS = ("ancestor", "before", "expose", "exited", "health", "id", "isolation",
                 "is-task", "label", "name", "network", "publish", "since", "status", "volume")
@@ -306,8 +304,11 @@ async def wait_container(request: web.Request) -> web.StreamResponse:
     response = web.StreamResponse(headers={"Content-Type": "application/json"})
     await response.prepare(request)  # the CLI blocks until the headers arrive
     result = await wait()
-    await response.write(json_bytes(result))
-    await response.write_eof()
+    try:
+        await response.write(json_bytes(result))
+        await response.write_eof()
+    except ConnectionError:
+        pass  # `docker run -d` drops its wait request once the container started
     return response
 
 
@@ -358,3 +359,35 @@ async def container_logs(request: web.Request) -> web.StreamResponse:
         await response.write(frame(stream, data) if multiplexed else data)
     await response.write_eof()
     return response
+
+
+@routes.post("/containers/{id}/attach")
+async def attach_container(request: web.Request) -> web.StreamResponse:
+    engine = request.app[ENGINE]
+    c = engine.containers.get(request.match_info["id"])
+    keys = request.query.get("detachKeys")
+    detach_keys = parse_detach_keys(keys) if keys else None
+    want_stdin = query_bool(request, "stdin") and bool(c.config.get("OpenStdin"))
+    want = {1: query_bool(request, "stdout"), 2: query_bool(request, "stderr")}
+    c, stream = await engine.containers.attach(c.id)
+    hijacked = await hijack(request, tty=c.tty)
+
+    async def output():  # type: ignore[no-untyped-def]
+        while (item := await stream.recv()) is not None:
+            if c.tty or want.get(item[0], False):
+                yield item
+
+    async def stdin(data: bytes) -> None:
+        await stream.send(data)
+
+    async def stdin_eof() -> None:
+        stream.close_stdin()
+
+    try:
+        await pump(hijacked, output(), stdin if want_stdin else None,
+                   stdin_eof if want_stdin else None, tty=c.tty, detach_keys=detach_keys)
+        await hijacked.linger()
+    finally:
+        stream.close()
+        await hijacked.close()
+    return hijacked.response

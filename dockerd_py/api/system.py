@@ -21,6 +21,7 @@ from ..version import API_VERSION, GIT_COMMIT, MIN_API_VERSION, VERSION
 from .httputil import JSON, json_bytes, json_response, query_filters
 from .images import shared_layer_counts, shared_size, summary
 from .keys import ENGINE
+from .volumes import volume_json
 from .server import api_version
 
 routes = web.RouteTableDef()
@@ -100,13 +101,17 @@ async def info(request: web.Request) -> web.Response:
     cfg = engine.config
     h = host()
     images = await engine.images.list()
+    containers = engine.containers.list()
     runtimes = {"runc": {"path": "runc"}, "crun": {"path": "crun"}}
     runtimes.update({name: {"path": _runtime_path(cfg.runtimes, name)} for name in cfg.runtimes})
     snapshots = await engine.snapshots.list()
     warnings = []
     return json_response({
         "ID": engine.id,
-        "Containers": 0, "ContainersRunning": 0, "ContainersPaused": 0, "ContainersStopped": 0,
+        "Containers": len(containers),
+        "ContainersRunning": sum(c.state.status == "running" for c in containers),
+        "ContainersPaused": sum(c.state.status == "paused" for c in containers),
+        "ContainersStopped": sum(not c.state.running for c in containers),
         "Images": len(images),
         "Driver": "overlay2",
         "DriverStatus": [["Backing Filesystem", _backing_fs(cfg.data_root)],
@@ -195,7 +200,8 @@ async def disk_usage(request: web.Request) -> web.Response:
     if "container" in types:
         out["Containers"] = []
     if "volume" in types:
-        out["Volumes"] = []
+        out["Volumes"] = [volume_json(v, (size, refs))
+                          for v, size, refs in await engine.volumes.disk_usage()]
     if "build-cache" in types:
         out["BuildCache"] = []
     return json_response(out)

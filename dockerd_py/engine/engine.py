@@ -10,6 +10,7 @@ import os
 import uuid
 
 from ..config import Config
+from .containers.exec import ExecService
 from .containers.service import ContainerService
 from .content import ContentStore
 from .events import EventBus
@@ -18,6 +19,7 @@ from .leases import LeaseManager
 from .metadata.db import Database
 from .snapshots.overlay import OverlaySnapshotter
 from .types import ImageRecord
+from .volumes import VolumeService
 
 
 class Engine:
@@ -34,6 +36,8 @@ class Engine:
                                    self.events)
         self.containers = ContainerService(config, self.db, self.images, self.snapshots,
                                            self.events)
+        self.execs = ExecService(self.containers)
+        self.volumes = self.containers.volumes = VolumeService(self.db, self.events, root)
         self.id = _engine_id(root)
 
     async def start(self) -> None:

@@ -25,8 +25,8 @@ INIT_BINARIES = ("/usr/bin/tini-static", "/usr/bin/catatonit", "/usr/libexec/pod
 
 def read_in_root(rootfs: str, path: str) -> str | None:
     """A text file of the container, never following a link out of its root."""
-    real = os.path.realpath(os.path.join(rootfs, path.lstrip("/")))
-    if not real.startswith(rootfs.rstrip("/") + "/"):
+    real = path_in_root(rootfs, path)
+    if real is None:
         return None
     try:
         with open(real, encoding="utf-8", errors="replace") as f:
@@ -54,13 +54,25 @@ def _mount_specs(c: Container) -> list[MountSpec]:
     return out
 
 
-def prepare(c: Container, *, state_dir: str, bundle_dir: str, mounts: list[Mount],
-            snapshots_root: str, cgroup_parent: str) -> dict[str, Any]:
-    """Blocking. Returns the spec written to bundle_dir/config.json."""
+def mount_rootfs(state_dir: str, mounts: list[Mount], snapshots_root: str) -> str:
+    """Mount the container's snapshot at <state_dir>/rootfs (idempotent); blocking."""
     rootfs = os.path.join(state_dir, "rootfs")
     os.makedirs(rootfs, exist_ok=True)
     if not os.path.ismount(rootfs):
         mount_all(mounts, rootfs, cwd=snapshots_root)
+    return rootfs
+
+
+def path_in_root(rootfs: str, path: str) -> str | None:
+    """Host path of a container path, never resolving outside the root (None then)."""
+    real = os.path.realpath(os.path.join(rootfs, path.lstrip("/")))
+    return real if real == rootfs or real.startswith(rootfs.rstrip("/") + "/") else None
+
+
+def prepare(c: Container, *, state_dir: str, bundle_dir: str, mounts: list[Mount],
+            snapshots_root: str, cgroup_parent: str) -> dict[str, Any]:
+    """Blocking. Returns the spec written to bundle_dir/config.json."""
+    rootfs = mount_rootfs(state_dir, mounts, snapshots_root)
     try:
         for p in c.mounts:
             if p["Type"] == "bind" and not os.path.exists(p["Source"]):

@@ -71,6 +71,7 @@ class ContainerService:
         self._removed: dict[str, asyncio.Event] = {}
         self._watchers: dict[str, asyncio.Task[None]] = {}
         self._restarts: dict[str, asyncio.Task[None]] = {}
+        self._tombstones: dict[str, Container] = {}   # recently removed, for waiters
         os.makedirs(self.state_root, mode=0o710, exist_ok=True)
         images.usage = self._image_usage
 
@@ -222,9 +223,12 @@ class ContainerService:
             await self.monitor.remove(c.id)
         runtime = self.runtime(c.host_config.get("Runtime") or self.config.default_runtime)
         mounts = await self.snapshots.mounts(c.id)
-        if self.volumes is not None:
-            await self.volumes.before_start(c)
         state_dir = self.state_dir(c.id)
+        if self.volumes is not None:
+            rootfs = await asyncio.to_thread(bundle.mount_rootfs, state_dir, mounts,
+                                             self.snapshots.root)
+            await self._populate_volumes(c, rootfs)
+            await self.volumes.before_start(c)
         bundle_dir = await asyncio.to_thread(self.monitor.bundle_dir, c.id)
         await asyncio.to_thread(bundle.prepare, c, state_dir=state_dir, bundle_dir=bundle_dir,
                                 mounts=mounts, snapshots_root=self.snapshots.root,
@@ -243,6 +247,22 @@ class ContainerService:
             self.monitor.resize(proc, int(size[0]), int(size[1]))
         return proc
 
+    async def _populate_volumes(self, c: Container, rootfs: str) -> None:
+        """A new, empty volume takes the image's content at its mount point (as dockerd)."""
+        for p in c.mounts:
+            if p["Type"] == "volume" and p.get("CopyData", True):
+                source = bundle.path_in_root(rootfs, p["Destination"])
+                if source is not None and os.path.isdir(source):
+                    await self.volumes.populate(p["Name"], source)
+
+    async def _release_volumes(self, c: Container) -> None:
+        if self.volumes is None:
+            return
+        for p in c.mounts:
+            if p["Type"] == "volume":
+                with contextlib.suppress(DaemonError):
+                    await self.volumes.unmount(p["Name"], c.id)
+
     async def start(self, ref: str) -> None:
         c = self.get(ref)
         async with self._lock(c.id):
@@ -259,6 +279,7 @@ class ContainerService:
             await proc.oci_runtime().start(c.id)
         except DaemonError as e:
             await self._cleanup_runtime(c.id)
+            await self._release_volumes(c)
             code = start_failure_exit_code(str(e))
             await self._save(c.with_state(status="exited" if c.state.started_at != ZERO_TIME
                                           else "created", exit_code=code, error=str(e)))
@@ -300,6 +321,7 @@ class ContainerService:
             if c is None or not c.state.running:
                 return
             await self._cleanup_runtime(cid)
+            await self._release_volumes(c)
             started = c.state.started_at
             c = await self._save(c.with_state(
                 status="exited", pid=0, exit_code=status.code, oom_killed=status.oom_killed,
@@ -461,7 +483,7 @@ class ContainerService:
                 await removed.wait()
             elif condition == "next-exit" or not already_stopped:
                 await exited.wait()
-            current = self._containers.get(c.id, c)
+            current = self._containers.get(c.id) or self._tombstones.get(c.id, c)
             error = {"Message": current.state.error} if current.state.error else None
             return {"StatusCode": current.state.exit_code, "Error": error}
 
@@ -493,6 +515,9 @@ class ContainerService:
             if self.volumes is not None:
                 await self.volumes.detach_container(c, remove_anonymous=volumes)
         self._locks.pop(c.id, None)
+        self._tombstones[c.id] = c  # for `wait --condition removed`, which reads the exit code
+        while len(self._tombstones) > 1024:
+            del self._tombstones[next(iter(self._tombstones))]
         self._event(c, "destroy")
         removed = self._removed.pop(c.id, None)
         if removed is not None:

@@ -1,0 +1,78 @@
+"""Exec routes: create, start (hijacked or detached), resize, inspect."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from aiohttp import web
+
+from ..errors import InvalidParameter
+from .hijack import hijack, pump
+from .httputil import json_response, query_int, read_json
+from .keys import ENGINE
+from .streams import parse_detach_keys
+
+routes = web.RouteTableDef()
+
+
+@routes.post("/containers/{id}/exec")
+async def create_exec(request: web.Request) -> web.Response:
+    body = await read_json(request, required=True)
+    if not isinstance(body, dict):
+        raise InvalidParameter("invalid JSON: the exec config must be an object")
+    if body.get("DetachKeys"):
+        parse_detach_keys(body["DetachKeys"])
+    session = request.app[ENGINE].execs.create(request.match_info["id"], body)
+    return json_response({"Id": session.id}, status=201)
+
+
+@routes.post("/exec/{id}/start")
+async def start_exec(request: web.Request) -> web.StreamResponse:
+    execs = request.app[ENGINE].execs
+    body = await read_json(request) or {}
+    session = execs.get(request.match_info["id"])
+    detach = bool(body.get("Detach"))
+    console = body.get("ConsoleSize")
+    if detach:
+        await execs.start(session.id, detach=True, console_size=console)
+        return web.Response(status=200)
+    stream = await execs.start(session.id, detach=False, console_size=console)
+    assert stream is not None
+    hijacked = await hijack(request, tty=session.tty)
+    keys = session.config.get("DetachKeys")
+
+    async def output():  # type: ignore[no-untyped-def]
+        while (item := await stream.recv()) is not None:
+            yield item
+        # The CLI asks for the exit code as soon as the output ends: record it first.
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(session.done.wait(), 5)
+
+    async def stdin(data: bytes) -> None:
+        await stream.send(data)
+
+    async def stdin_eof() -> None:
+        stream.close_stdin()
+
+    try:
+        await pump(hijacked, output(), stdin if session.config.get("AttachStdin") else None,
+                   stdin_eof, tty=session.tty,
+                   detach_keys=parse_detach_keys(keys) if keys else None)
+        await hijacked.linger()
+    finally:
+        stream.close()
+        await hijacked.close()
+    return hijacked.response
+
+
+@routes.post("/exec/{id}/resize")
+async def resize_exec(request: web.Request) -> web.Response:
+    request.app[ENGINE].execs.resize(request.match_info["id"], query_int(request, "h", 0) or 0,
+                                     query_int(request, "w", 0) or 0)
+    return web.Response(status=200)
+
+
+@routes.get("/exec/{id}/json")
+async def inspect_exec(request: web.Request) -> web.Response:
+    return json_response(request.app[ENGINE].execs.get(request.match_info["id"]).to_api())

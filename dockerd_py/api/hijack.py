@@ -1,0 +1,415 @@
+"""Connection hijacking for ``POST /containers/{id}/attach`` and ``POST /exec/{id}/start``.
+
+A handler validates the request (404/409 still go out as JSON), then calls
+``hijack(request, tty=...)``: it answers ``101 UPGRADED`` (``200 OK`` without an
+``Upgrade`` request header) with Docker's headers and takes the socket away from
+aiohttp. From then on the stream is a raw byte pipe in both directions:
+
+* a peer half-close means "stdin ended", not "client gone" (``eof_received`` keeps the
+  socket; aiohttp's own protocol would close it). ``closed`` is set only when the
+  client really went away: connection lost, or EPOLLHUP (the peer closed its end
+  entirely, or both directions are shut), as moby's ``notifyClosed`` watches.
+* bytes the client sent right behind the request (stdin without waiting for the 101)
+  are kept; aiohttp holds them in ``RequestHandler._message_tail`` once the parser
+  switched to the upgraded protocol.
+* aiohttp never writes to nor closes the socket afterwards: its protocol loses its
+  ``transport``, is told the connection closed only when it really does, and the
+  handler returns ``Hijacked.response``, which aiohttp "sends" without writing. The
+  handler stays alive while the stream runs; the socket is closed at the latest when the
+  task that hijacked it ends.
+
+Module import patches ``RequestHandler.eof_received`` so that a client that half-closes
+before the handler got to hijack() (request + stdin + shutdown in one go, as socat does)
+keeps its socket; see ``_eof_received``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import select
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from aiohttp import web, web_protocol
+from aiohttp.http_parser import HttpRequestParserPy
+from aiohttp.web_protocol import RequestHandler
+
+from .server import api_version
+from .streams import MEDIA_MULTIPLEXED, MEDIA_RAW, EscapeDetector, frames
+
+READ_LIMIT = 64 * 1024          # most bytes one read() returns
+READ_HIGH_WATER = 256 * 1024    # unread stdin above this pauses the socket
+CLOSE_GRACE = 5.0               # close(): how long buffered output may take to flush
+_OWN_HEADERS = {"content-type", "connection", "upgrade", "content-length", "transfer-encoding"}
+
+
+class _StreamProtocol(asyncio.Protocol):
+    """The hijacked socket's protocol: unread stdin, EOF, write flow control, hang-up."""
+
+    def __init__(self, transport: asyncio.Transport | None, origin: RequestHandler) -> None:
+        self.transport = transport          # None: the client left before hijack()
+        self.origin = origin                # aiohttp's protocol, told when the socket is gone
+        self.loop = asyncio.get_running_loop()
+        self.buffer = bytearray()
+        self.eof = transport is None        # no more stdin (half-close, or gone)
+        self.write_paused = origin.writing_paused
+        self.read_paused = False
+        self.closed = asyncio.Event()       # the client went away
+        self.lost = asyncio.Event()         # connection_lost() was called
+        if transport is None:
+            self.closed.set()
+            self.lost.set()
+        self._waiters: list[asyncio.Future[None]] = []
+        self._epoll: select.epoll | None = None
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        if len(self.buffer) > READ_HIGH_WATER and not self.read_paused and self.transport:
+            self.read_paused = True
+            self.transport.pause_reading()
+        self._wake()
+
+    def eof_received(self) -> bool:
+        self.eof = True
+        self._wake()
+        return True                         # keep the socket: we still write output
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.unwatch()
+        self.eof = True
+        self.closed.set()
+        self.lost.set()
+        self._wake()
+        self.origin.connection_lost(exc)    # aiohttp's server forgets the connection
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        self._wake()
+
+    def take(self, limit: int) -> bytes:
+        data = bytes(self.buffer[:limit])
+        del self.buffer[:limit]
+        # never resume after EOF: the transport would read (and report) the EOF again
+        if (self.read_paused and len(self.buffer) <= READ_HIGH_WATER // 4 and not self.eof
+                and self.transport is not None):
+            self.read_paused = False
+            self.transport.resume_reading()
+        return data
+
+    async def changed(self) -> None:
+        """Wait for any change: data, EOF, hang-up, loss, writable again."""
+        waiter = self.loop.create_future()
+        self._waiters.append(waiter)
+        await waiter
+
+    def _wake(self) -> None:
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def watch_hangup(self) -> None:
+        """EPOLLHUP on the socket through a private epoll fd that the loop polls for
+        readability: the loop's own reader is gone after EOF, so asyncio cannot tell."""
+        if self.transport is None or self.lost.is_set() or not hasattr(select, "epoll"):
+            return
+        sock = self.transport.get_extra_info("socket")
+        if sock is None:
+            return
+        epoll = select.epoll(1)
+        try:
+            epoll.register(sock.fileno(), select.EPOLLHUP)
+        except (OSError, ValueError):
+            epoll.close()
+            return
+        self._epoll = epoll
+        self.loop.add_reader(epoll.fileno(), self._hangup)
+
+    def _hangup(self) -> None:
+        self.unwatch()
+        self.closed.set()
+        self._wake()
+
+    def unwatch(self) -> None:
+        if self._epoll is not None:
+            self.loop.remove_reader(self._epoll.fileno())
+            self._epoll.close()     # closing drops the registration; never unregister a
+            self._epoll = None      # socket fd number that may be reused by now
+
+    def abandon(self) -> None:
+        """The hijacking task ended: close (flushing output), abort after a grace."""
+        self.unwatch()
+        if self.transport is not None and not self.lost.is_set():
+            self.transport.close()
+            self.loop.call_later(CLOSE_GRACE, self._abort)
+
+    def _abort(self) -> None:
+        if self.transport is not None and not self.lost.is_set():
+            self.transport.abort()
+
+
+class _Detached(web.StreamResponse):
+    """What the handler returns: aiohttp prepares and ends it without writing, logs its
+    status in the access log, and ends the connection's request loop (no keep-alive)."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(status=status)
+        self.force_close()
+
+    async def prepare(self, request: web.BaseRequest) -> None:
+        return None
+
+    async def write_eof(self, data: bytes = b"") -> None:
+        return None
+
+
+class Hijacked:
+    """The client's connection after hijack(): stdin in, output out."""
+
+    def __init__(self, proto: _StreamProtocol, *, tty: bool, media_type: str,
+                 status: int) -> None:
+        self._proto = proto
+        self.tty = tty
+        self.media_type = media_type
+        self.closed = proto.closed
+        self.response: web.StreamResponse = _Detached(status)
+        self._write_closed = False
+
+    async def read(self, limit: int = READ_LIMIT) -> bytes:
+        """Next stdin bytes; b"" once the client half-closed or went away."""
+        proto = self._proto
+        while not proto.buffer and not proto.eof and not proto.closed.is_set():
+            await proto.changed()
+        return proto.take(limit)
+
+    async def write(self, data: bytes) -> None:
+        """Raw bytes out, waiting while the socket buffer is full. Once the client is
+        gone (or our side was closed) data is dropped: watch ``closed``."""
+        proto = self._proto
+        if not data or self._write_closed or proto.closed.is_set():
+            return
+        if proto.transport is None or proto.transport.is_closing():
+            return
+        proto.transport.write(data)
+        while proto.write_paused and not proto.closed.is_set():
+            await proto.changed()
+
+    async def write_frame(self, stream: int, data: bytes) -> None:
+        """stdcopy frames (32 KiB payloads at most) without a TTY; raw bytes with one."""
+        if self.tty:
+            await self.write(data)
+            return
+        for piece in frames(stream, data):
+            await self.write(piece)
+
+    async def close_write(self) -> None:
+        """End of output: half-close our side (moby's CloseStreams) after buffered bytes.
+        Transports that cannot half-close (TLS) are closed."""
+        if self._write_closed:
+            return
+        self._write_closed = True
+        transport = self._proto.transport
+        if transport is None or transport.is_closing():
+            return
+        if not transport.can_write_eof():
+            transport.close()
+            return
+        try:
+            transport.write_eof()
+        except OSError:             # shutdown() on a socket the peer already reset
+            transport.abort()
+
+    async def close(self, grace: float = CLOSE_GRACE) -> None:
+        """Close the connection; abort it if buffered output is not taken within grace."""
+        proto = self._proto
+        self._write_closed = True
+        proto.unwatch()
+        if proto.transport is None or proto.lost.is_set():
+            return
+        proto.transport.close()
+        try:
+            await asyncio.wait_for(proto.lost.wait(), grace)
+        except TimeoutError:
+            proto.transport.abort()
+
+    async def linger(self, timeout: float = 2.0) -> None:
+        """After close_write(): discard stdin until the client closes its side (or
+        timeout). Closing a socket with unread input makes the kernel send RST, which
+        can reach the client before it has read the end of our output."""
+        async def drain() -> None:
+            while await self.read():
+                pass
+        try:
+            await asyncio.wait_for(drain(), timeout)
+        except TimeoutError:
+            pass
+
+    async def __aenter__(self) -> Hijacked:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+
+async def hijack(request: web.Request, *, tty: bool) -> Hijacked:
+    """Answer 101 (or 200 without ``Upgrade``) and take the connection over. Call it before
+    preparing any response. If the client already left, the result is closed from the
+    start (reads give b"", writes are dropped, pump() returns "gone"): raising here would
+    make aiohttp log an error."""
+    origin = request.protocol
+    try:    # an unread request body is HTTP, not stream input: consume it first
+        while await request.content.readany():
+            pass
+    except ConnectionError:
+        pass
+    transport = request.transport
+    if transport is None or transport.is_closing():
+        return Hijacked(_StreamProtocol(None, origin), tty=tty, media_type=MEDIA_RAW,
+                        status=499)
+    if "Upgrade" in request.headers:
+        multiplexed = not tty and api_version(request) >= (1, 42)
+        media_type = MEDIA_MULTIPLEXED if multiplexed else MEDIA_RAW
+        status, head = 101, ["HTTP/1.1 101 UPGRADED", f"Content-Type: {media_type}",
+                             "Connection: Upgrade", "Upgrade: tcp"]
+    else:   # old clients and curl: a plain response whose body is the raw stream
+        media_type = MEDIA_RAW
+        status, head = 200, ["HTTP/1.1 200 OK", f"Content-Type: {media_type}"]
+    head += await _app_headers(request)
+
+    current = transport.get_protocol()
+    proto = current if isinstance(current, _StreamProtocol) else _StreamProtocol(transport, origin)
+    tail = getattr(origin, "_message_tail", b"")
+    if tail:    # bytes behind an Upgrade request, buffered by aiohttp
+        proto.data_received(tail)
+        origin._message_tail = b""
+    transport.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1"))
+    transport.set_protocol(proto)
+    origin.keep_alive(False)
+    origin.close()                  # aiohttp's request loop ends after this request
+    origin.transport = None         # so nothing of aiohttp's writes to or closes the socket
+    if not proto.eof and not proto.read_paused:
+        transport.resume_reading()  # aiohttp may have paused it while buffering the tail
+    proto.watch_hangup()
+    task = asyncio.current_task()
+    if task is not None:
+        task.add_done_callback(lambda _: proto.abandon())
+    return Hijacked(proto, tty=tty, media_type=media_type, status=status)
+
+
+async def _app_headers(request: web.Request) -> list[str]:
+    """The headers every response of this app gets (Api-Version, Server, Ostype,
+    Docker-Experimental from server.py), through the app's on_response_prepare."""
+    scratch = web.StreamResponse()
+    for app in request.match_info.apps:
+        await app.on_response_prepare.send(request, scratch)
+    lines = []
+    for name, value in scratch.headers.items():
+        if name.lower() in _OWN_HEADERS:
+            continue
+        if any(c in name + value for c in "\r\n"):
+            raise ValueError(f"invalid response header {name!r}")
+        lines.append(f"{name}: {value}")
+    return lines
+
+
+async def pump(hijacked: Hijacked, output: AsyncIterator[tuple[int, bytes]],
+               stdin_sink: Callable[[bytes], Awaitable[None]] | None,
+               on_stdin_eof: Callable[[], Awaitable[None]] | None,
+               *, tty: bool, detach_keys: bytes | None) -> str:
+    """Copy output (stream number, bytes) to the client and stdin to stdin_sink until
+    output ends ("eof"), the client detaches with the TTY detach keys ("detached"; keys
+    None/b"" mean ctrl-p,ctrl-q) or goes away ("gone"). Our side is half-closed on "eof"
+    and "detached". When stdin ends (or stdin_sink raises BrokenPipe/ConnectionReset),
+    on_stdin_eof is awaited once and output keeps flowing. stdin is not read at all when
+    stdin_sink is None. Errors of output and the callbacks propagate."""
+
+    async def copy_output() -> None:
+        async for stream, data in output:
+            await hijacked.write_frame(stream, data)
+
+    async def copy_input(sink: Callable[[bytes], Awaitable[None]]) -> bool:
+        escape = EscapeDetector(detach_keys or b"") if tty else None
+        try:
+            while data := await hijacked.read():
+                detached = False
+                if escape is not None:
+                    data, detached = escape.feed(data)
+                if data:
+                    await sink(data)
+                if detached:
+                    return True
+            if escape is not None and (held := escape.flush()):
+                await sink(held)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        if on_stdin_eof is not None:
+            await on_stdin_eof()
+        return False
+
+    out_task = asyncio.ensure_future(copy_output())
+    gone_task = asyncio.ensure_future(hijacked.closed.wait())
+    in_task = asyncio.ensure_future(copy_input(stdin_sink)) if stdin_sink is not None else None
+    tasks: list[asyncio.Future[Any]] = [out_task, gone_task]
+    if in_task is not None:
+        tasks.append(in_task)
+    try:
+        waiting = set(tasks)
+        while True:
+            done, waiting = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+            if out_task in done:
+                out_task.result()
+                await hijacked.close_write()
+                return "eof"
+            if in_task in done and in_task is not None and in_task.result():
+                await hijacked.close_write()
+                return "detached"
+            if gone_task in done:
+                return "gone"
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+_aiohttp_eof_received = RequestHandler.eof_received
+
+
+def _eof_received(self: RequestHandler) -> bool | None:
+    """aiohttp closes the socket when the peer half-closes. When the parser has switched
+    the connection to an Upgrade (tcp, or a websocket not yet prepared) that nobody has
+    claimed, keep the socket: move it to a _StreamProtocol that records the EOF for
+    hijack(). If the handler answers without hijacking, aiohttp closes after that answer.
+    (A websocket whose client half-closed before prepare() would not see that EOF.)"""
+    transport = self.transport
+    if (self._upgraded and self._payload_parser is None and transport is not None
+            and not transport.is_closing()):
+        proto = _StreamProtocol(transport, self)
+        proto.eof = True
+        transport.set_protocol(proto)
+        self.close()
+        return True
+    return _aiohttp_eof_received(self)
+
+
+def _install_aiohttp_patches() -> None:
+    """Two process-wide changes to aiohttp's server side, so that a client may send stdin
+    and even EOF right behind its request, before the handler reached hijack():
+
+    * requests are parsed by aiohttp's pure-Python parser: the Cython one accepts only
+      ``Upgrade: websocket`` (_http_parser.pyx ALLOWED_UPGRADES) and silently drops the
+      bytes behind an ``Upgrade: tcp`` request; the Python one (http_parser.py
+      _is_supported_upgrade) keeps them in RequestHandler._message_tail. Measured cost:
+      ~45 instead of ~28 us per request; chunked bodies parse faster.
+    * RequestHandler.eof_received keeps an upgraded, unclaimed socket open (above).
+    """
+    if getattr(web_protocol, "_dockerd_py_hijack", False):
+        return
+    web_protocol.HttpRequestParser = HttpRequestParserPy  # type: ignore[attr-defined]
+    RequestHandler.eof_received = _eof_received  # type: ignore[method-assign,assignment]
+    web_protocol._dockerd_py_hijack = True  # type: ignore[attr-defined]
+
+
+_install_aiohttp_patches()

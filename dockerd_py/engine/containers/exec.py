@@ -1,0 +1,158 @@
+"""Exec sessions (`docker exec`): records, OCI process, lifecycle.
+
+As in dockerd, sessions live in memory only; a session's process runs under
+its own conmon, so it is also reachable for a container started before a
+daemon restart (the container's bundle is still there).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+from ...errors import Conflict, InvalidParameter, NotFound
+from ..runtime.hostlimits import host_limits
+from ..runtime.monitor import AttachStream, Process
+from ..runtime.users import resolve_user
+from .bundle import read_in_root
+from .service import ContainerService
+
+
+@dataclass
+class ExecSession:
+    id: str
+    container_id: str
+    config: dict[str, Any]
+    running: bool = False
+    exit_code: int | None = None
+    pid: int = 0
+    process: Process | None = None
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def tty(self) -> bool:
+        return bool(self.config.get("Tty"))
+
+    def to_api(self) -> dict[str, Any]:
+        cmd = list(self.config.get("Cmd") or [])
+        return {
+            "ID": self.id, "Running": self.running, "ExitCode": self.exit_code,
+            "ProcessConfig": {"tty": self.tty, "entrypoint": cmd[0] if cmd else "",
+                              "arguments": cmd[1:],
+                              "privileged": bool(self.config.get("Privileged")),
+                              "user": self.config.get("User") or ""},
+            "OpenStdin": bool(self.config.get("AttachStdin")),
+            "OpenStderr": bool(self.config.get("AttachStderr")),
+            "OpenStdout": bool(self.config.get("AttachStdout")),
+            "CanRemove": False, "ContainerID": self.container_id,
+            "DetachKeys": self.config.get("DetachKeys") or "", "Pid": self.pid,
+        }
+
+
+class ExecService:
+    def __init__(self, containers: ContainerService) -> None:
+        self.containers = containers
+        self._sessions: dict[str, ExecSession] = {}
+
+    def get(self, exec_id: str) -> ExecSession:
+        try:
+            return self._sessions[exec_id]
+        except KeyError:
+            raise NotFound(f"No such exec instance: {exec_id}") from None
+
+    def create(self, ref: str, config: dict[str, Any]) -> ExecSession:
+        c = self.containers.get(ref)
+        if c.state.status == "paused":
+            raise Conflict(f"Container {c.id} is paused, unpause the container before exec")
+        if c.state.status != "running":
+            raise Conflict(f"container {c.id} is not running")
+        if not config.get("Cmd"):
+            raise InvalidParameter("No exec command specified")
+        session = ExecSession(secrets.token_hex(32), c.id, dict(config))
+        self._sessions[session.id] = session
+        self.containers._event(c, "exec_create: " + " ".join(config["Cmd"]), execID=session.id)
+        return session
+
+    def _process(self, session: ExecSession, console_size: list[int] | None) -> dict[str, Any]:
+        cid = session.container_id
+        with open(os.path.join(self.containers.monitor.bundle_dir(cid), "config.json")) as f:
+            spec = json.load(f)
+        process = dict(spec["process"])
+        cfg = session.config
+        c = self.containers.get(cid)
+        process["args"] = list(cfg["Cmd"])
+        env = list(process.get("env") or [])
+        for item in cfg.get("Env") or []:
+            key = item.split("=", 1)[0]
+            env = [e for e in env if e.split("=", 1)[0] != key] + [item]
+        process["env"] = env
+        process["terminal"] = session.tty
+        if cfg.get("WorkingDir"):
+            process["cwd"] = cfg["WorkingDir"]
+        if cfg.get("User"):
+            rootfs = spec["root"]["path"]
+            user = resolve_user(cfg["User"], read_in_root(rootfs, "/etc/passwd"),
+                                read_in_root(rootfs, "/etc/group"),
+                                c.host_config.get("GroupAdd") or ())
+            process["user"] = {"uid": user.uid, "gid": user.gid,
+                               "additionalGids": list(user.additional_gids)}
+        if cfg.get("Privileged"):
+            caps = sorted(host_limits().bounding_caps)
+            process["capabilities"] = {k: caps for k in
+                                       ("bounding", "effective", "permitted")}
+        if session.tty and console_size and console_size[0] and console_size[1]:
+            process["consoleSize"] = {"height": int(console_size[0]),
+                                      "width": int(console_size[1])}
+        return process
+
+    async def start(self, exec_id: str, *, detach: bool,
+                    console_size: list[int] | None = None) -> AttachStream | None:
+        session = self.get(exec_id)
+        if session.running or session.exit_code is not None:
+            raise Conflict(f"Error: Exec command {exec_id} has already run")
+        c = self.containers.get(session.container_id)
+        if c.state.status != "running":
+            raise Conflict(f"container {c.id} is not running")
+        session.running = True
+        monitor = self.containers.monitor
+        try:
+            runtime = monitor.load(c.id).oci_runtime()
+            process = await asyncio.to_thread(self._process, session, console_size)
+            proc, stream = await monitor.exec(
+                c.id, exec_id, process, runtime, terminal=session.tty,
+                stdin=bool(session.config.get("AttachStdin")), attach=not detach)
+        except BaseException:
+            session.running = False
+            session.exit_code = 126
+            session.done.set()
+            raise
+        session.process = proc
+        session.pid = proc.pid
+        cmd = " ".join(session.config["Cmd"])
+        self.containers._event(c, "exec_start: " + cmd, execID=exec_id)
+        asyncio.get_running_loop().create_task(self._wait(session, proc))
+        return stream
+
+    async def _wait(self, session: ExecSession, proc: Process) -> None:
+        monitor = self.containers.monitor
+        status = await monitor.wait(proc)
+        session.exit_code = status.code
+        session.running = False
+        session.done.set()
+        with contextlib.suppress(Exception):
+            await monitor.remove_exec(session.id)
+        with contextlib.suppress(NotFound):
+            c = self.containers.get(session.container_id)
+            self.containers._event(c, "exec_die", execID=session.id,
+                                   exitCode=str(status.code))
+
+    def resize(self, exec_id: str, height: int, width: int) -> None:
+        session = self.get(exec_id)
+        if session.process is None or not session.running:
+            raise Conflict(f"Exec {exec_id} is not running")
+        self.containers.monitor.resize(session.process, height, width)
