@@ -72,6 +72,7 @@ class ContainerService:
         self._watchers: dict[str, asyncio.Task[None]] = {}
         self._restarts: dict[str, asyncio.Task[None]] = {}
         self._tombstones: dict[str, Container] = {}   # recently removed, for waiters
+        self._pending_attach: dict[str, list[asyncio.Future[AttachStream | None]]] = {}
         os.makedirs(self.state_root, mode=0o710, exist_ok=True)
         images.usage = self._image_usage
 
@@ -275,7 +276,12 @@ class ContainerService:
 
     async def _start_locked(self, c: Container) -> Container:
         try:
-            proc = await self._ensure_created(c)
+            try:
+                proc = await self._ensure_created(c)
+            except DaemonError:
+                await self._resolve_pending_attach(c.id, None)
+                raise
+            await self._resolve_pending_attach(c.id, proc)
             await proc.oci_runtime().start(c.id)
         except DaemonError as e:
             await self._cleanup_runtime(c.id)
@@ -283,6 +289,8 @@ class ContainerService:
             code = start_failure_exit_code(str(e))
             await self._save(c.with_state(status="exited" if c.state.started_at != ZERO_TIME
                                           else "created", exit_code=code, error=str(e)))
+            if c.host_config.get("AutoRemove"):  # `run --rm` waits for the removal
+                asyncio.get_running_loop().create_task(self._remove_quietly(c.id))
             if code in (126, 127):
                 raise InvalidParameter(str(e)) from None
             raise
@@ -293,6 +301,10 @@ class ContainerService:
         self._watch(c.id, proc)
         self._event(c, "start")
         return c
+
+    async def _remove_quietly(self, cid: str) -> None:
+        with contextlib.suppress(DaemonError):
+            await self.remove(cid, force=True, volumes=True)
 
     def _watch(self, cid: str, proc: Process) -> None:
         old = self._watchers.get(cid)
@@ -334,8 +346,7 @@ class ContainerService:
             if event is not None:
                 event.set()
         if c.host_config.get("AutoRemove"):
-            with contextlib.suppress(DaemonError):
-                await self.remove(cid, force=True, volumes=True)
+            await self._remove_quietly(cid)
             return
         if self._should_restart(c):
             self._schedule_restart(c)
@@ -541,13 +552,32 @@ class ContainerService:
 
     # -- streams -------------------------------------------------------------------
 
-    async def attach(self, ref: str) -> tuple[Container, AttachStream]:
+    async def attach(self, ref: str) -> tuple[Container, AttachStream | DeferredAttach]:
+        """A stream of the container's stdio. When the container cannot be created in
+        the runtime yet (its command is missing, say), the client still attaches, as
+        with dockerd: the stream connects at the next start, or ends when it fails."""
         c = self.get(ref)
         async with self._lock(c.id):
-            proc = await self._ensure_created(self.get(c.id))
+            try:
+                proc = await self._ensure_created(self.get(c.id))
+            except DaemonError:
+                pending = asyncio.get_running_loop().create_future()
+                self._pending_attach.setdefault(c.id, []).append(pending)
+                self._event(c, "attach")
+                return c, DeferredAttach(pending)
         stream = await self.monitor.attach(proc)
         self._event(c, "attach")
         return c, stream
+
+    async def _resolve_pending_attach(self, cid: str, proc: Process | None) -> None:
+        for pending in self._pending_attach.pop(cid, []):
+            if pending.done():
+                continue
+            stream = None
+            if proc is not None:
+                with contextlib.suppress(DaemonError, OSError):
+                    stream = await self.monitor.attach(proc)
+            pending.set_result(stream)
 
     def resize(self, ref: str, height: int, width: int) -> None:
         c = self.get(ref)
@@ -602,6 +632,33 @@ class ContainerService:
         for task in list(self._watchers.values()) + list(self._restarts.values()):
             task.cancel()
         await self.monitor.close()
+
+
+class DeferredAttach:
+    """An attach stream that connects when the container is next created in the
+    runtime (None: that failed, and the stream is empty)."""
+
+    def __init__(self, pending: asyncio.Future[AttachStream | None]) -> None:
+        self._pending = pending
+
+    async def recv(self) -> tuple[int, bytes] | None:
+        stream = await self._pending
+        return None if stream is None else await stream.recv()
+
+    async def send(self, data: bytes) -> None:
+        stream = await self._pending
+        if stream is not None:
+            await stream.send(data)
+
+    def close_stdin(self) -> None:
+        if self._pending.done() and self._pending.result() is not None:
+            self._pending.result().close_stdin()  # type: ignore[union-attr]
+
+    def close(self) -> None:
+        if not self._pending.done():
+            self._pending.cancel()
+        elif self._pending.result() is not None:
+            self._pending.result().close()  # type: ignore[union-attr]
 
 
 async def _relay(source: asyncio.Event, target: asyncio.Event) -> None:
