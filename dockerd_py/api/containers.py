@@ -366,7 +366,10 @@ async def attach_container(request: web.Request) -> web.StreamResponse:
     engine = request.app[ENGINE]
     c = engine.containers.get(request.match_info["id"])
     keys = request.query.get("detachKeys")
-    detach_keys = parse_detach_keys(keys) if keys else None
+    try:
+        detach_keys = parse_detach_keys(keys) if keys else None
+    except ValueError:
+        raise InvalidParameter(f"Invalid detach keys ({keys}) provided") from None
     want_stdin = query_bool(request, "stdin") and bool(c.config.get("OpenStdin"))
     want = {1: query_bool(request, "stdout"), 2: query_bool(request, "stderr")}
     c, stream = await engine.containers.attach(c.id)
@@ -381,7 +384,10 @@ async def attach_container(request: web.Request) -> web.StreamResponse:
         await stream.send(data)
 
     async def stdin_eof() -> None:
-        stream.close_stdin()
+        # As dockerd: the client's EOF closes the container's stdin only for StdinOnce
+        # without a TTY (`echo x | docker run -i ...`); otherwise stdin stays open.
+        if c.config.get("StdinOnce") and not c.tty:
+            stream.close_stdin()
 
     try:
         await pump(hijacked, output(), stdin if want_stdin else None,

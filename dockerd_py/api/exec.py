@@ -22,7 +22,10 @@ async def create_exec(request: web.Request) -> web.Response:
     if not isinstance(body, dict):
         raise InvalidParameter("invalid JSON: the exec config must be an object")
     if body.get("DetachKeys"):
-        parse_detach_keys(body["DetachKeys"])
+        try:
+            parse_detach_keys(body["DetachKeys"])
+        except ValueError:
+            raise InvalidParameter(f"Invalid escape keys ({body['DetachKeys']}) provided") from None
     session = request.app[ENGINE].execs.create(request.match_info["id"], body)
     return json_response({"Id": session.id}, status=201)
 

@@ -1,26 +1,14 @@
 """Connection hijacking for ``POST /containers/{id}/attach`` and ``POST /exec/{id}/start``.
 
-A handler validates the request (404/409 still go out as JSON), then calls
-``hijack(request, tty=...)``: it answers ``101 UPGRADED`` (``200 OK`` without an
-``Upgrade`` request header) with Docker's headers and takes the socket away from
-aiohttp. From then on the stream is a raw byte pipe in both directions:
+The handler validates first (404/409 still go out as JSON), then ``hijack()`` answers
+``101 UPGRADED`` (``200 OK`` without an ``Upgrade`` request header) and takes the socket
+from aiohttp: a raw byte pipe where a peer half-close means "stdin ended", and
+``closed`` means the client really left (connection lost, or EPOLLHUP as moby's
+``notifyClosed`` watches). aiohttp neither writes to nor closes the socket afterwards; the
+handler stays alive while the stream runs and returns ``Hijacked.response``.
 
-* a peer half-close means "stdin ended", not "client gone" (``eof_received`` keeps the
-  socket; aiohttp's own protocol would close it). ``closed`` is set only when the
-  client really went away: connection lost, or EPOLLHUP (the peer closed its end
-  entirely, or both directions are shut), as moby's ``notifyClosed`` watches.
-* bytes the client sent right behind the request (stdin without waiting for the 101)
-  are kept; aiohttp holds them in ``RequestHandler._message_tail`` once the parser
-  switched to the upgraded protocol.
-* aiohttp never writes to nor closes the socket afterwards: its protocol loses its
-  ``transport``, is told the connection closed only when it really does, and the
-  handler returns ``Hijacked.response``, which aiohttp "sends" without writing. The
-  handler stays alive while the stream runs; the socket is closed at the latest when the
-  task that hijacked it ends.
-
-Module import patches ``RequestHandler.eof_received`` so that a client that half-closes
-before the handler got to hijack() (request + stdin + shutdown in one go, as socat does)
-keeps its socket; see ``_eof_received``.
+Importing this module adjusts aiohttp's server side so that stdin, and even EOF, sent
+right behind the request survive until hijack(); see ``_install_aiohttp_patches``.
 """
 
 from __future__ import annotations
@@ -39,7 +27,7 @@ from .streams import MEDIA_MULTIPLEXED, MEDIA_RAW, EscapeDetector, frames
 
 READ_LIMIT = 64 * 1024          # most bytes one read() returns
 READ_HIGH_WATER = 256 * 1024    # unread stdin above this pauses the socket
-CLOSE_GRACE = 5.0               # close(): how long buffered output may take to flush
+CLOSE_GRACE = 5.0               # how long close() lets buffered output flush
 _OWN_HEADERS = {"content-type", "connection", "upgrade", "content-length", "transfer-encoding"}
 
 
@@ -51,7 +39,7 @@ class _StreamProtocol(asyncio.Protocol):
         self.origin = origin                # aiohttp's protocol, told when the socket is gone
         self.loop = asyncio.get_running_loop()
         self.buffer = bytearray()
-        self.eof = transport is None        # no more stdin (half-close, or gone)
+        self.eof = transport is None        # no more stdin: half-closed or gone
         self.write_paused = origin.writing_paused
         self.read_paused = False
         self.closed = asyncio.Event()       # the client went away
@@ -72,7 +60,7 @@ class _StreamProtocol(asyncio.Protocol):
     def eof_received(self) -> bool:
         self.eof = True
         self._wake()
-        return True                         # keep the socket: we still write output
+        return True                         # keep the socket open: output goes on
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.unwatch()
@@ -112,8 +100,8 @@ class _StreamProtocol(asyncio.Protocol):
                 waiter.set_result(None)
 
     def watch_hangup(self) -> None:
-        """EPOLLHUP on the socket through a private epoll fd that the loop polls for
-        readability: the loop's own reader is gone after EOF, so asyncio cannot tell."""
+        """EPOLLHUP through a private epoll fd the loop polls: after EOF the loop no longer
+        reads the socket, so asyncio alone would not notice the client leaving."""
         if self.transport is None or self.lost.is_set() or not hasattr(select, "epoll"):
             return
         sock = self.transport.get_extra_info("socket")
@@ -136,8 +124,8 @@ class _StreamProtocol(asyncio.Protocol):
     def unwatch(self) -> None:
         if self._epoll is not None:
             self.loop.remove_reader(self._epoll.fileno())
-            self._epoll.close()     # closing drops the registration; never unregister a
-            self._epoll = None      # socket fd number that may be reused by now
+            self._epoll.close()     # drops the registration: never unregister a socket
+            self._epoll = None      # fd number that may have been reused by now
 
     def abandon(self) -> None:
         """The hijacking task ended: close (flushing output), abort after a grace."""
@@ -152,8 +140,8 @@ class _StreamProtocol(asyncio.Protocol):
 
 
 class _Detached(web.StreamResponse):
-    """What the handler returns: aiohttp prepares and ends it without writing, logs its
-    status in the access log, and ends the connection's request loop (no keep-alive)."""
+    """What the handler returns: aiohttp "sends" it without writing, logs its status in
+    the access log and ends the connection's request loop (no keep-alive)."""
 
     def __init__(self, status: int) -> None:
         super().__init__(status=status)
@@ -186,8 +174,8 @@ class Hijacked:
         return proto.take(limit)
 
     async def write(self, data: bytes) -> None:
-        """Raw bytes out, waiting while the socket buffer is full. Once the client is
-        gone (or our side was closed) data is dropped: watch ``closed``."""
+        """Raw bytes out, waiting while the socket buffer is full. Once the client is gone
+        or our side is closed, data is dropped quietly: watch ``closed``."""
         proto = self._proto
         if not data or self._write_closed or proto.closed.is_set():
             return
@@ -206,8 +194,8 @@ class Hijacked:
             await self.write(piece)
 
     async def close_write(self) -> None:
-        """End of output: half-close our side (moby's CloseStreams) after buffered bytes.
-        Transports that cannot half-close (TLS) are closed."""
+        """End of output: half-close our side once buffered bytes are sent (moby's
+        CloseStreams). A transport that cannot half-close (TLS) is closed."""
         if self._write_closed:
             return
         self._write_closed = True
@@ -219,7 +207,7 @@ class Hijacked:
             return
         try:
             transport.write_eof()
-        except OSError:             # shutdown() on a socket the peer already reset
+        except OSError:             # shutdown() of a socket the peer already reset
             transport.abort()
 
     async def close(self, grace: float = CLOSE_GRACE) -> None:
@@ -255,20 +243,10 @@ class Hijacked:
 
 
 async def hijack(request: web.Request, *, tty: bool) -> Hijacked:
-    """Answer 101 (or 200 without ``Upgrade``) and take the connection over. Call it before
+    """Answer 101 (200 without ``Upgrade``) and take the connection over; call it before
     preparing any response. If the client already left, the result is closed from the
-    start (reads give b"", writes are dropped, pump() returns "gone"): raising here would
-    make aiohttp log an error."""
-    origin = request.protocol
-    try:    # an unread request body is HTTP, not stream input: consume it first
-        while await request.content.readany():
-            pass
-    except ConnectionError:
-        pass
-    transport = request.transport
-    if transport is None or transport.is_closing():
-        return Hijacked(_StreamProtocol(None, origin), tty=tty, media_type=MEDIA_RAW,
-                        status=499)
+    start (reads give b"", writes are dropped, pump() returns "gone"): an exception
+    here would make aiohttp log an error."""
     if "Upgrade" in request.headers:
         multiplexed = not tty and api_version(request) >= (1, 42)
         media_type = MEDIA_MULTIPLEXED if multiplexed else MEDIA_RAW
@@ -278,11 +256,21 @@ async def hijack(request: web.Request, *, tty: bool) -> Hijacked:
         media_type = MEDIA_RAW
         status, head = 200, ["HTTP/1.1 200 OK", f"Content-Type: {media_type}"]
     head += await _app_headers(request)
+    origin = request.protocol
+    try:    # an unread request body is HTTP, not stream input
+        while await request.content.readany():
+            pass
+    except ConnectionError:
+        pass
+    transport = request.transport
+    if transport is None or transport.is_closing():
+        return Hijacked(_StreamProtocol(None, origin), tty=tty, media_type=media_type,
+                        status=499)
 
-    current = transport.get_protocol()
+    current = transport.get_protocol()  # a _StreamProtocol if the client half-closed early
     proto = current if isinstance(current, _StreamProtocol) else _StreamProtocol(transport, origin)
     tail = getattr(origin, "_message_tail", b"")
-    if tail:    # bytes behind an Upgrade request, buffered by aiohttp
+    if tail:    # bytes behind the Upgrade request, buffered by aiohttp
         proto.data_received(tail)
         origin._message_tail = b""
     transport.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1"))
@@ -300,8 +288,8 @@ async def hijack(request: web.Request, *, tty: bool) -> Hijacked:
 
 
 async def _app_headers(request: web.Request) -> list[str]:
-    """The headers every response of this app gets (Api-Version, Server, Ostype,
-    Docker-Experimental from server.py), through the app's on_response_prepare."""
+    """The headers every response of the app gets (server.py: Api-Version, Server,
+    Ostype, Docker-Experimental), through the apps' on_response_prepare signals."""
     scratch = web.StreamResponse()
     for app in request.match_info.apps:
         await app.on_response_prepare.send(request, scratch)
@@ -309,7 +297,7 @@ async def _app_headers(request: web.Request) -> list[str]:
     for name, value in scratch.headers.items():
         if name.lower() in _OWN_HEADERS:
             continue
-        if any(c in name + value for c in "\r\n"):
+        if "\r" in name + value or "\n" in name + value:
             raise ValueError(f"invalid response header {name!r}")
         lines.append(f"{name}: {value}")
     return lines
@@ -320,11 +308,11 @@ async def pump(hijacked: Hijacked, output: AsyncIterator[tuple[int, bytes]],
                on_stdin_eof: Callable[[], Awaitable[None]] | None,
                *, tty: bool, detach_keys: bytes | None) -> str:
     """Copy output (stream number, bytes) to the client and stdin to stdin_sink until
-    output ends ("eof"), the client detaches with the TTY detach keys ("detached"; keys
-    None/b"" mean ctrl-p,ctrl-q) or goes away ("gone"). Our side is half-closed on "eof"
-    and "detached". When stdin ends (or stdin_sink raises BrokenPipe/ConnectionReset),
-    on_stdin_eof is awaited once and output keeps flowing. stdin is not read at all when
-    stdin_sink is None. Errors of output and the callbacks propagate."""
+    output ends ("eof"), the client types the detach keys in TTY mode ("detached"; None
+    or b"" mean ctrl-p,ctrl-q) or goes away ("gone"). "eof" and "detached" half-close our
+    side. When stdin ends (or stdin_sink raises BrokenPipe/ConnectionReset) on_stdin_eof
+    is awaited once and output goes on. Without stdin_sink stdin is not read at all.
+    Exceptions from output and the callbacks propagate."""
 
     async def copy_output() -> None:
         async for stream, data in output:
@@ -378,11 +366,11 @@ _aiohttp_eof_received = RequestHandler.eof_received
 
 
 def _eof_received(self: RequestHandler) -> bool | None:
-    """aiohttp closes the socket when the peer half-closes. When the parser has switched
-    the connection to an Upgrade (tcp, or a websocket not yet prepared) that nobody has
-    claimed, keep the socket: move it to a _StreamProtocol that records the EOF for
-    hijack(). If the handler answers without hijacking, aiohttp closes after that answer.
-    (A websocket whose client half-closed before prepare() would not see that EOF.)"""
+    """On a connection the parser switched to an Upgrade nobody has claimed yet, a peer
+    half-close is early "stdin ended": keep the socket, recorded in a _StreamProtocol
+    that hijack() takes over. A handler that answers without hijacking gets its answer
+    sent, then aiohttp closes. (A websocket whose client half-closed before prepare()
+    would not see that EOF.)"""
     transport = self.transport
     if (self._upgraded and self._payload_parser is None and transport is not None
             and not transport.is_closing()):
@@ -395,15 +383,15 @@ def _eof_received(self: RequestHandler) -> bool | None:
 
 
 def _install_aiohttp_patches() -> None:
-    """Two process-wide changes to aiohttp's server side, so that a client may send stdin
-    and even EOF right behind its request, before the handler reached hijack():
+    """Process-wide, for aiohttp's server side only:
 
-    * requests are parsed by aiohttp's pure-Python parser: the Cython one accepts only
-      ``Upgrade: websocket`` (_http_parser.pyx ALLOWED_UPGRADES) and silently drops the
-      bytes behind an ``Upgrade: tcp`` request; the Python one (http_parser.py
-      _is_supported_upgrade) keeps them in RequestHandler._message_tail. Measured cost:
-      ~45 instead of ~28 us per request; chunked bodies parse faster.
-    * RequestHandler.eof_received keeps an upgraded, unclaimed socket open (above).
+    * requests are parsed by aiohttp's pure-Python parser. The Cython parser treats only
+      ``Upgrade: websocket`` as an upgrade (``_http_parser.pyx`` ALLOWED_UPGRADES) and
+      drops the bytes behind an ``Upgrade: tcp`` request; the Python one
+      (``http_parser.py`` _is_supported_upgrade) keeps them in ``_message_tail``.
+      Measured: ~45 instead of ~28 us per request; chunked bodies parse faster.
+    * ``RequestHandler.eof_received`` keeps an upgraded, unclaimed socket (above), where
+      aiohttp would close it.
     """
     if getattr(web_protocol, "_dockerd_py_hijack", False):
         return
