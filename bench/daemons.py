@@ -4,9 +4,11 @@ Each daemon gets its own directory under one scratch root in /tmp (socket, data
 root, exec root, pidfile, empty config file, log). `DaemonSet` owns them all:
 leaving its `with` block - normally, on an exception, on Ctrl-C or on SIGTERM
 (turned into KeyboardInterrupt by `install_signal_handlers`) - stops every
-daemon (SIGTERM, then SIGKILL), kills any of its descendants still alive
-(the reference daemon's managed containerd), unmounts whatever is still mounted
-under the scratch root and deletes it.
+daemon - after force-removing its containers through the API - (SIGTERM, then
+SIGKILL), kills any of its descendants still alive (the reference daemon's
+managed containerd) and any container monitor left over (conmon,
+containerd-shim: found by the scratch path in their argv) with its container,
+unmounts whatever is still mounted under the scratch root and deletes it.
 
 Also here: a tiny keep-alive HTTP/1.1 client over a unix socket (stdlib only).
 """
@@ -24,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,11 +52,16 @@ class UnixHTTPConnection(http.client.HTTPConnection):
         self.sock = sock
 
 
-def request(path: str, method: str, url: str, timeout: float = 10.0
+def request(path: str, method: str, url: str, timeout: float = 10.0, body: Any = None
             ) -> tuple[int, dict[str, str], bytes]:
+    """One request on a fresh connection; a non-bytes body is sent as JSON."""
+    headers = {}
+    if body is not None and not isinstance(body, bytes):
+        body = json.dumps(body).encode()
+        headers["Content-Type"] = "application/json"
     conn = UnixHTTPConnection(path, timeout=timeout)
     try:
-        conn.request(method, url)
+        conn.request(method, url, body=body, headers=headers)
         resp = conn.getresponse()
         return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
     finally:
@@ -102,6 +110,32 @@ def _kill_if_same(pid: int, start: int, sig: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def _cmdline(pid: int) -> list[str]:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return [a.decode(errors="replace") for a in f.read().split(b"\0") if a]
+    except OSError:
+        return []
+
+
+def processes_mentioning(path: str) -> list[tuple[int, int]]:
+    """(pid, start time) of live processes with `path` or a path below it in their argv
+    (zombies have none), other than this one. That is how the per-container monitors of
+    a daemon are found (conmon, containerd-shim): they are not its descendants."""
+    out = []
+    prefix = path.rstrip("/") + "/"
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == os.getpid():
+            continue
+        pid = int(name)
+        argv = _cmdline(pid)
+        if any(a == path or prefix in a for a in argv):
+            st = _proc_stat(pid)
+            if st is not None:
+                out.append((pid, st[1]))
+    return out
 
 
 def mounts_under(root: str) -> list[str]:
@@ -213,6 +247,39 @@ class Daemon:
         except OSError:
             return "(no log)"
 
+    def remove_containers(self, timeout: float = 30.0) -> int:
+        """Force-remove every container of a live daemon through the API (what
+        `docker rm -f $(docker ps -aq)` does); returns how many. Best effort."""
+        if self.proc is None or self.proc.poll() is not None or not self.api_version:
+            return 0
+        base = f"/v{self.api_version}"
+        try:
+            status, _, body = request(self.sock, "GET", f"{base}/containers/json?all=1",
+                                      timeout=timeout)
+        except OSError:
+            return 0
+        if status != 200:
+            return 0
+        ids = [c["Id"] for c in json.loads(body)]
+
+        def rm(cid: str) -> None:
+            try:
+                request(self.sock, "DELETE", f"{base}/containers/{cid}?force=1&v=1",
+                        timeout=timeout)
+            except OSError:
+                pass
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(rm, ids))
+        return len(ids)
+
+    def kill_monitors(self) -> int:
+        """SIGKILL what is left of this daemon's containers after it is gone: monitors
+        (conmon, containerd-shim: their argv names a path under self.dir) and their
+        descendants, the container processes. Returns how many processes."""
+        monitors = processes_mentioning(self.dir)
+        victims = [kid for pid, _ in monitors for kid in descendants(pid)] + monitors
+        return sum(_kill_if_same(pid, start, signal.SIGKILL) for pid, start in victims)
+
     def stop(self, timeout: float = 20.0) -> None:
         if self.proc is None:
             return
@@ -280,9 +347,20 @@ class DaemonSet:
         try:
             for d in self.daemons.values():
                 try:
+                    n = d.remove_containers()
+                    if n:
+                        print(f"note: removed {n} leftover container(s) of {d.kind}",
+                              file=sys.stderr)
+                except Exception as e:
+                    print(f"warning: removing {d.kind}'s containers: {e}", file=sys.stderr)
+                try:
                     d.stop()
                 except Exception as e:  # keep cleaning the others
                     print(f"warning: stopping {d.kind}: {e}", file=sys.stderr)
+                n = d.kill_monitors()
+                if n:
+                    print(f"note: killed {n} leftover container process(es) of {d.kind}",
+                          file=sys.stderr)
             left = unmount_all(self.root)
             if left:
                 print(f"note: unmounted {len(left)} leftover mount(s) under {self.root}",

@@ -10,7 +10,8 @@ networking. Both are driven by the same stock CLI (`docker`, DOCKER_HOST set to
 each socket, a private DOCKER_CONFIG), and both receive byte-identical inputs.
 Everything is torn down at the end, also on Ctrl-C/SIGTERM.
 
-Benchmarks (select with --only load,save,images; all by default):
+Benchmarks (select with --only load,save,images,run,exec,parallel,ps,memory; all by
+default; the whole default run takes about 4 minutes on 2 cores):
 
   load    `docker load -i big.tar`, where big.tar is a docker-archive built here
           with tarfile (manifest.json + config + one uncompressed layer.tar holding
@@ -31,6 +32,40 @@ Benchmarks (select with --only load,save,images; all by default):
           version each daemon advertises in /_ping, what the CLI negotiates
           (1.50 for ours, 1.41 for Docker 20.10).
 
+  Container phases (bench/containers.py). Both daemons import busybox:latest from
+  the tarball contrib/make-busybox-rootfs.sh builds (`docker import -c 'CMD ["sh"]'`),
+  and both run containers with runc (/usr/sbin/runc) on overlay: ours through
+  conmon, the reference through containerd + containerd-shim-runc-v2.
+  Networking: ours has none yet (every container: a new network namespace with
+  loopback only). The reference runs with --bridge none --iptables=false
+  --ip-masq=false, so its default network is none-like too (a container on it is
+  marked NetworkDisabled and gets a runc-made namespace, loopback only: the same
+  work as ours); `--network none` on it goes through libnetwork's null driver
+  (sandbox + endpoint), which it pays for. Both are measured, same flags on both.
+
+  run       `docker run --rm busybox true`, --run-reps times (20), default network,
+            then the same with `--network none`. Median latency of the CLI process
+            (create, attach, start, wait, removal).
+  exec      `docker exec CTR true` into a running `sleep 300`, --run-reps times.
+  parallel  --parallel (50,20) `docker run -d busybox sleep 300` CLI processes at
+            once; wall time from the first spawn until the daemon lists all of them
+            as running; then one `docker rm -f` of them all (timed too). Median of
+            --parallel-reps (5) bursts per size.
+  ps        --ps-containers (200) containers created (`docker create`, 4 CLIs at a
+            time; that time is reported too, one sample), then --ps-calls (20)
+            `docker ps -a` CLI calls and as many GET /containers/json?all=1 on one
+            keep-alive connection; median latency. Then `docker rm -f` of all.
+  memory    RSS (and PSS: shared pages split between the processes mapping them)
+            of the idle daemons just after start - ours: the python process; the
+            reference: dockerd + containerd - and again at the end of the run; and
+            with --mem-containers (10) running containers: RSS/PSS of the
+            per-container monitors (conmon vs containerd-shim-runc-v2) per container,
+            and the daemon's own growth per container.
+
+  For every phase the CPU time (user + system) the daemon processes used is
+  recorded ("daemon CPU in <phase>": ours: the python process; the reference:
+  dockerd + containerd; their own, not the monitors' or runc's).
+
 Repetitions of the two daemons are interleaved (ours, ref, ref, ours, ...) so
 that slow drift of the machine affects both alike; the page cache is flushed
 to disk (`sync`, untimed) before every timed load/save.
@@ -42,21 +77,27 @@ Reading the output
   calls/s = 200 / total time, with the median latency of a single call.
   ours/ref is ours divided by the reference for throughput (higher is better
   for both), so > 1.00 means ours is faster, < 1.00 slower (0.50 = half the
-  reference's throughput). Absolute numbers depend on the machine; the ratio
-  is the number to track. Without a reference daemon only ours is printed.
+  reference's throughput). For rows in ms, s or MiB (latency, wall time, CPU
+  time, memory: lower is better) it is reference / ours, so > 1.00 still means
+  ours is better. Absolute numbers depend on the machine; the ratio is the
+  number to track. Without a reference daemon only ours is printed.
 
   Machine-readable results (every sample, versions, host) go to
   bench/results/<timestamp>.json (gitignored).
 
 Usage
 -----
-  python bench/run.py [--reps N] [--only load,save,images] [--no-reference]
-                      [--size-mib 100] [--calls 200] [--profile]
+  python bench/run.py [--reps N] [--only load,save,images,...] [--no-reference]
+                      [--size-mib 100] [--calls 200] [--run-reps 20]
+                      [--parallel 50,20] [--parallel-reps 5] [--ps-containers 200]
+                      [--ps-calls 20] [--mem-containers 10] [--profile]
   make bench BENCH_ARGS="--reps 3 --only images"
 
   --profile samples our daemon with py-spy (pip install py-spy) during each
   phase, writes the raw stacks to bench/results/<timestamp>-<phase>.pyspy.txt
-  and prints the top functions; timings taken with it on are perturbed.
+  and prints the top functions; timings taken with it on are perturbed. Threads
+  that are runnable but waiting for a CPU count as busy, so on a loaded machine
+  the busy samples add up to more than the CPU time (printed next to them).
   Must run as root (both daemons need it).
 """
 
@@ -79,61 +120,18 @@ from typing import Any
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import archives  # noqa: E402
+import containers  # noqa: E402
 import daemons  # noqa: E402
+from common import BenchError, Cli, interleaved, rate, settle  # noqa: E402,F401
 
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
 RESULTS_DIR = os.path.join(BENCH_DIR, "results")
 BIG_TAG = "bench/big:latest"
 SMALL_REPO = "bench/small"
 SMALL_COUNT = 10
-PHASES = ("load", "save", "images")
+PHASES = ("load", "save", "images", "run", "exec", "parallel", "ps", "memory")
+CONTAINER_PHASES = ("memory", "run", "exec", "parallel", "ps")
 LABEL = {"ours": "ours", "reference": "reference"}
-
-
-class BenchError(RuntimeError):
-    pass
-
-
-# --- CLI helpers ---------------------------------------------------------------------------
-
-
-class Cli:
-    def __init__(self, docker: str, config_dir: str) -> None:
-        self.docker = docker
-        self.config_dir = config_dir
-
-    def run(self, d: daemons.Daemon, *args: str, stdout: Any = subprocess.PIPE,
-            check: bool = True) -> subprocess.CompletedProcess[bytes]:
-        p = subprocess.run([self.docker, *args], env=d.env(self.config_dir),
-                           stdin=subprocess.DEVNULL, stdout=stdout, stderr=subprocess.PIPE)
-        if check and p.returncode != 0:
-            raise BenchError(f"{d.kind}: docker {' '.join(args)} failed ({p.returncode}): "
-                             f"{p.stderr.decode(errors='replace').strip()}")
-        return p
-
-    def timed(self, d: daemons.Daemon, *args: str, stdout: Any = subprocess.DEVNULL
-              ) -> tuple[float, subprocess.CompletedProcess[bytes]]:
-        t0 = time.perf_counter()
-        p = self.run(d, *args, stdout=stdout)
-        return time.perf_counter() - t0, p
-
-    def image_id(self, d: daemons.Daemon, ref: str) -> str | None:
-        p = self.run(d, "image", "inspect", "--format", "{{.Id}}", ref, check=False)
-        return p.stdout.decode().strip() if p.returncode == 0 else None
-
-    def remove(self, d: daemons.Daemon, ref: str) -> None:
-        if self.image_id(d, ref) is not None:
-            self.run(d, "rmi", ref)
-
-
-def interleaved(kinds: list[str], rep: int) -> list[str]:
-    """ours, ref on even repetitions; ref, ours on odd ones."""
-    return kinds if rep % 2 == 0 else list(reversed(kinds))
-
-
-def settle() -> None:
-    os.sync()
-    time.sleep(0.2)
 
 
 # --- profiling (optional) ------------------------------------------------------------------
@@ -171,11 +169,13 @@ def _frame_key(frame: str) -> str:
 
 
 # Leaf frames that are a thread blocked in C (py-spy's idle detection misses some of them
-# in VMs): an idle worker waiting for work, the event loop waiting in epoll, a lock wait.
+# in VMs): an idle worker waiting for work, the event loop waiting in epoll, a lock wait,
+# asyncio's per-child thread blocked in waitpid(pid, 0).
 _IDLE_LEAVES = ("_worker (concurrent/futures/thread.py)", "EpollSelector.select (selectors.py)",
                 "select (selectors.py)", "Condition.wait (threading.py)",
                 "Event.wait (threading.py)", "wait (threading.py)",
-                "Thread._wait_for_tstate_lock (threading.py)")
+                "Thread._wait_for_tstate_lock (threading.py)",
+                "ThreadedChildWatcher._do_waitpid (asyncio/unix_events.py)")
 
 
 def _thread_group(frame: str) -> str:
@@ -188,6 +188,7 @@ def summarize_profile(path: str, top: int = 15) -> dict[str, Any]:
     """Busy samples only: self counts per function, inclusive counts per dockerd_py
     function, and counts per thread group."""
     selfc: Counter[str] = Counter()
+    loop_self: Counter[str] = Counter()
     incl: Counter[str] = Counter()
     threads: Counter[str] = Counter()
     total = idle = 0
@@ -212,26 +213,38 @@ def summarize_profile(path: str, top: int = 15) -> dict[str, Any]:
         total += n
         threads[group] += n
         selfc[_frame_key(frames[-1])] += n
+        if group == "MainThread":  # the event loop: everything else waits while it is busy
+            loop_self[_frame_key(frames[-1])] += n
         for key in {_frame_key(fr) for fr in frames}:
             if "dockerd_py/" in key and "__main__" not in key:
                 incl[key] += n
     return {"samples": total, "idle_samples_dropped": idle,
             "self": selfc.most_common(top), "inclusive": incl.most_common(top),
+            "loop_self": loop_self.most_common(top),
             "threads": threads.most_common(8)}
 
 
-def print_profile(phase: str, prof: dict[str, Any]) -> None:
+def print_profile(phase: str, prof: dict[str, Any], cpu_s: float | None = None) -> None:
     total = prof.get("samples", 0)
     print(f"\n--- py-spy profile of ours during {phase}: {total} busy samples at 250 Hz "
           f"({prof.get('idle_samples_dropped', 0)} idle dropped) ---")
     if not total:
         return
+    if cpu_s is not None:
+        # Runnable threads waiting for a CPU count as busy: on a loaded machine the busy
+        # samples are a share of wall time, not of CPU time.
+        print(f"  ({total / 250:.1f} s of busy samples; CPU time measured: {cpu_s:.1f} s)")
     print("  by thread: " + ", ".join(f"{name} {100 * n / total:.0f}%"
                                       for name, n in prof["threads"]))
-    for title in ("self", "inclusive"):
-        print(f"  top {title}{' (dockerd_py functions)' if title == 'inclusive' else ''}:")
-        for key, n in prof[title]:
-            print(f"    {100 * n / total:5.1f}%  {n:6d}  {key}")
+    titles = {"self": "", "inclusive": " (dockerd_py functions)",
+              "loop_self": " (self, event loop thread only)"}
+    loop_total = dict(prof["threads"]).get("MainThread", 0)
+    for title, note in titles.items():
+        entries = prof.get(title) or []
+        base = (loop_total or 1) if title == "loop_self" else total
+        print(f"  top {title.replace('loop_self', 'self')}{note}:")
+        for key, n in entries:
+            print(f"    {100 * n / base:5.1f}%  {n:6d}  {key}")
 
 
 # --- phases --------------------------------------------------------------------------------
@@ -351,15 +364,6 @@ def throughput(times: list[float], sizes: list[int]) -> dict[str, Any]:
             "best_mb_s": size / min(times) / 1e6}
 
 
-def rate(latencies: list[float]) -> dict[str, Any]:
-    ordered = sorted(latencies)
-    return {"calls": len(latencies), "total_s": sum(latencies),
-            "calls_per_s": len(latencies) / sum(latencies),
-            "median_ms": 1000 * statistics.median(latencies),
-            "p90_ms": 1000 * ordered[int(0.9 * (len(ordered) - 1))],
-            "latencies_s": latencies}
-
-
 def ratio(ours: float | None, ref: float | None) -> float | None:
     if ours is None or not ref:
         return None
@@ -369,12 +373,26 @@ def ratio(ours: float | None, ref: float | None) -> float | None:
 # --- output --------------------------------------------------------------------------------
 
 
+# Units where less is better: ours/ref is then reference / ours, so that > 1.00 always
+# means ours is better.
+LOWER_IS_BETTER = ("ms", "s", "MiB")
+
+
 def rows(results: dict[str, Any]) -> list[tuple[str, float | None, float | None, str]]:
     """(label, ours, reference, unit) for the table."""
     out = []
 
     def pick(block: dict[str, Any], key: str) -> tuple[float | None, float | None]:
         return (block.get("ours", {}).get(key), block.get("reference", {}).get(key))
+
+    def mib(block: dict[str, Any], *path: str) -> tuple[float | None, float | None]:
+        got = []
+        for kind in ("ours", "reference"):
+            v: Any = block.get(kind)
+            for key in path:
+                v = v.get(key) if isinstance(v, dict) else None
+            got.append(v / 1024 if v is not None else None)
+        return got[0], got[1]
 
     for phase in ("load", "save"):
         if phase in results:
@@ -385,31 +403,87 @@ def rows(results: dict[str, Any]) -> list[tuple[str, float | None, float | None,
             block = results["images"][mode]
             out.append((what, *pick(block, "calls_per_s"), "calls/s"))
             out.append(("  median latency", *pick(block, "median_ms"), "ms"))
+    if "run" in results:
+        out.append(("docker run --rm true", *pick(results["run"]["default"], "median_ms"),
+                    "ms"))
+        out.append(("  ... --network none", *pick(results["run"]["none"], "median_ms"), "ms"))
+    if "exec" in results:
+        out.append(("docker exec CTR true", *pick(results["exec"], "median_ms"), "ms"))
+    for n, block in results.get("parallel", {}).items():
+        out.append((f"{n} x run -d, parallel", *pick(block["start"], "median_s"), "s"))
+        out.append((f"  docker rm -f ({n})", *pick(block["rm"], "median_s"), "s"))
+    if "ps" in results:
+        ps = results["ps"]
+        n = ps["containers"]
+        out.append((f"docker ps -a ({n} ctrs)", *pick(ps["cli"], "median_ms"), "ms"))
+        out.append(("  GET containers/json", *pick(ps["api"], "median_ms"), "ms"))
+        out.append((f"  {n} x create ({ps['create_jobs']} jobs)",
+                    ps["create_s"].get("ours"), ps["create_s"].get("reference"), "s"))
+        out.append((f"  docker rm -f ({n})", ps["rm_s"].get("ours"),
+                    ps["rm_s"].get("reference"), "s"))
+    if "memory" in results:
+        mem = results["memory"]
+        if "idle" in mem:
+            out.append(("idle daemon RSS", *mib(mem["idle"], "rss_kib"), "MiB"))
+            out.append(("  PSS", *mib(mem["idle"], "pss_kib"), "MiB"))
+        if "running" in mem:
+            run = mem["running"]
+            n = next(iter(run.values()))["containers"]
+            out.append((f"monitor RSS/ctr ({n} run)",
+                        *mib(run, "monitor_rss_per_container_kib"), "MiB"))
+            out.append(("  PSS", *mib(run, "monitor_pss_per_container_kib"), "MiB"))
+            out.append(("  daemon RSS growth/ctr",
+                        *mib(run, "daemon_rss_growth_per_container_kib"), "MiB"))
+        if "idle_end" in mem:
+            out.append(("idle daemon RSS, end of run", *mib(mem["idle_end"], "rss_kib"), "MiB"))
+    for phase, by_kind in results.get("daemon_cpu", {}).items():
+        out.append((f"daemon CPU in {phase}", by_kind.get("ours"), by_kind.get("reference"),
+                    "s"))
+    return out
+
+
+def better_ratio(ours: float | None, ref: float | None, unit: str) -> float | None:
+    """> 1: ours is better (faster, or less memory)."""
+    if unit in LOWER_IS_BETTER:
+        if ours is None or ref is None or ours <= 0 or ref <= 0:
+            return None
+        return ref / ours
+    return ratio(ours, ref)
+
+
+def qualified_rows(results: dict[str, Any]) -> list[tuple[str, float | None, float | None, str]]:
+    """rows() with indented labels prefixed by their parent: unique keys for the JSON."""
+    out, parent = [], ""
+    for label, ours, ref, unit in rows(results):
+        if label.startswith(" "):
+            label = f"{parent} / {label.strip()}"
+        else:
+            parent = label
+        out.append((label, ours, ref, unit))
     return out
 
 
 def print_table(results: dict[str, Any], has_ref: bool) -> None:
-    head = f"{'benchmark':<24} {'unit':<8} {'ours':>10}"
+    head = f"{'benchmark':<30} {'unit':<8} {'ours':>10}"
     if has_ref:
         head += f" {'reference':>10} {'ours/ref':>9}"
     print("\n" + head)
     print("-" * len(head))
     for label, ours, ref, unit in rows(results):
-        line = f"{label:<24} {unit:<8} {_num(ours):>10}"
+        line = f"{label:<30} {unit:<8} {_num(ours):>10}"
         if has_ref:
-            r = ratio(ours, ref)
-            if unit == "ms" and ours and ref:  # latency: lower is better; show ref/ours
-                r = ref / ours
+            r = better_ratio(ours, ref, unit)
             line += f" {_num(ref):>10} {(f'{r:.2f}' if r is not None else '-'):>9}"
         print(line)
     if has_ref:
-        print("ours/ref > 1.00: ours is faster (for latency rows: reference ms / ours ms).")
+        print("ours/ref > 1.00: ours is better. Throughput rows: ours / reference; rows in "
+              "ms, s and MiB\n(latency, wall time, CPU time, memory): reference / ours.")
 
 
 def _num(v: float | None) -> str:
     if v is None:
         return "-"
-    return f"{v:.1f}" if v >= 10 else f"{v:.2f}"
+    return f"{v:.1f}" if abs(v) >= 10 else f"{v:.2f}"
 
 
 # --- main ----------------------------------------------------------------------------------
@@ -420,10 +494,20 @@ def main(argv: list[str] | None = None) -> int:
                                  "(see the docstring of bench/run.py).")
     ap.add_argument("--reps", type=int, default=5, help="repetitions of load and save (5)")
     ap.add_argument("--only", default=",".join(PHASES),
-                    help="comma-separated subset of load,save,images (all)")
+                    help=f"comma-separated subset of {','.join(PHASES)} (all)")
     ap.add_argument("--no-reference", action="store_true", help="benchmark ours only")
     ap.add_argument("--calls", type=int, default=200, help="docker images calls (200)")
     ap.add_argument("--size-mib", type=int, default=100, help="size of the big layer file (100)")
+    ap.add_argument("--run-reps", type=int, default=20,
+                    help="docker run --rm (each network mode) and docker exec calls (20)")
+    ap.add_argument("--parallel", default="50,20",
+                    help="sizes of the concurrent `docker run -d` bursts (50,20)")
+    ap.add_argument("--parallel-reps", type=int, default=5, help="repetitions per burst (5)")
+    ap.add_argument("--ps-containers", type=int, default=200,
+                    help="containers present for docker ps -a (200)")
+    ap.add_argument("--ps-calls", type=int, default=20, help="docker ps -a calls (20)")
+    ap.add_argument("--mem-containers", type=int, default=10,
+                    help="running containers for the monitor memory figures (10)")
     ap.add_argument("--docker", default=shutil.which("docker") or "/usr/local/bin/docker",
                     help="the docker CLI to drive the daemons with")
     ap.add_argument("--profile", action="store_true",
@@ -433,8 +517,16 @@ def main(argv: list[str] | None = None) -> int:
     bad = [p for p in only if p not in PHASES]
     if bad or not only:
         ap.error(f"--only takes a subset of {','.join(PHASES)}; got {args.only!r}")
-    if args.reps < 1 or args.calls < 1:
-        ap.error("--reps and --calls must be at least 1")
+    if min(args.reps, args.calls, args.run_reps, args.parallel_reps, args.ps_containers,
+           args.ps_calls, args.mem_containers) < 1:
+        ap.error("--reps, --calls, --run-reps, --parallel-reps, --ps-containers, --ps-calls "
+                 "and --mem-containers must be at least 1")
+    try:
+        bursts = [int(n) for n in args.parallel.split(",") if n.strip()]
+    except ValueError:
+        bursts = []
+    if not bursts or min(bursts) < 1:
+        ap.error(f"--parallel takes comma-separated positive counts; got {args.parallel!r}")
     if os.geteuid() != 0:
         print("bench/run.py must run as root (the daemons need it)", file=sys.stderr)
         return 2
@@ -457,6 +549,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     results: dict[str, Any] = {}
     profiles: dict[str, Any] = {}
+    cpu: dict[str, dict[str, float]] = {}
     meta: dict[str, Any] = {}
     with daemons.DaemonSet(kinds) as dset:
         print(f"scratch root {dset.root}; building archives ...", flush=True)
@@ -483,18 +576,24 @@ def main(argv: list[str] | None = None) -> int:
         cli = Cli(args.docker, dset.cli_config)
 
         def profiled(phase: str, fn: Any) -> Any:
+            """Runs one phase: CPU time of each daemon over it, and py-spy if asked."""
             prof = None
             if args.profile:
                 prof = Profiler(ds["ours"].pid,
                                 os.path.join(RESULTS_DIR, f"{stamp}-{phase}.pyspy.txt"))
+            cpu0 = {k: containers.cpu_seconds(d) for k, d in ds.items()}
             try:
                 return fn()
             finally:
+                cpu[phase] = {k: containers.cpu_seconds(d) - cpu0[k] for k, d in ds.items()}
                 if prof is not None:
                     profiles[phase] = prof.stop()
 
         if args.profile:
             os.makedirs(RESULTS_DIR, exist_ok=True)
+        if "memory" in only:
+            print("memory: idle daemons, just started", flush=True)
+            results["memory"] = {"idle": containers.idle_memory(ds)}
         if "images" in only:
             print("images: 10 small images in each daemon", flush=True)
             for d in ds.values():
@@ -511,33 +610,78 @@ def main(argv: list[str] | None = None) -> int:
                     cli.run(d, "load", "-q", "-i", big_tar)
             print(f"save: {args.reps} repetitions", flush=True)
             results["save"] = profiled("save", lambda: phase_save(cli, ds, dset.root, args.reps))
+        if any(p in only for p in CONTAINER_PHASES):
+            tar = containers.build_busybox(dset.root)
+            ids = {k: containers.import_busybox(cli, d, tar) for k, d in ds.items()}
+            print(f"containers: {containers.BUSYBOX} imported from {os.path.basename(tar)} "
+                  f"({os.path.getsize(tar) / 1e6:.1f} MB; "
+                  + ", ".join(f"{k} {v[:19]}" for k, v in ids.items()) + ")", flush=True)
+        if "memory" in only:
+            print(f"memory: {args.mem_containers} running containers", flush=True)
+            results["memory"]["running"] = profiled(
+                "memory", lambda: containers.phase_memory(cli, ds, args.mem_containers))
+        if "run" in only:
+            print(f"run: {args.run_reps} x docker run --rm busybox true, default network "
+                  "and --network none", flush=True)
+            results["run"] = profiled("run", lambda: containers.phase_run(cli, ds,
+                                                                          args.run_reps))
+        if "exec" in only:
+            print(f"exec: {args.run_reps} x docker exec CTR true", flush=True)
+            results["exec"] = profiled("exec", lambda: containers.phase_exec(cli, ds,
+                                                                             args.run_reps))
+        if "parallel" in only:
+            print(f"parallel: bursts of {args.parallel} concurrent docker run -d, "
+                  f"{args.parallel_reps} repetitions", flush=True)
+            results["parallel"] = profiled("parallel", lambda: containers.phase_parallel(
+                cli, ds, bursts, args.parallel_reps))
+        if "ps" in only:
+            print(f"ps: {args.ps_calls} x docker ps -a with {args.ps_containers} containers",
+                  flush=True)
+            results["ps"] = profiled("ps", lambda: containers.phase_ps(
+                cli, ds, args.ps_containers, args.ps_calls))
+        if "memory" in only:
+            print("memory: idle daemons at the end of the run", flush=True)
+            results["memory"]["idle_end"] = containers.idle_memory(ds, settle_s=1.0)
+        runtimes = {}
+        for kind, d in ds.items():
+            p = cli.run(d, "info", "--format", "{{.DefaultRuntime}} {{json .Runtimes}}",
+                        check=False)
+            runtimes[kind] = p.stdout.decode().strip() or None
         meta = {
             "daemons": {k: {"version": d.version.get("Version"), "api_version": d.api_version,
-                            "argv": d.argv} for k, d in ds.items()},
+                            "argv": d.argv, "runtime": runtimes[k]} for k, d in ds.items()},
             "archive_bytes": os.path.getsize(big_tar), "image_id": big.id,
         }
         cli_version = cli.run(ds["ours"], "version", "--format", "{{.Client.Version}}",
                               check=False).stdout.decode().strip()
 
     has_ref = "reference" in meta["daemons"]
-    print_table(results, has_ref)
+    results_cpu = {"daemon_cpu": cpu}
+    print_table({**results, **results_cpu}, has_ref)
     if not has_ref:
         print(f"(ours only: {ref_note.splitlines()[0] if ref_note else 'no reference'})")
     for phase, prof in profiles.items():
-        print_profile(phase, prof)
+        print_profile(phase, prof, cpu.get(phase, {}).get("ours"))
 
     ratios = {}
     for label, ours, ref, unit in rows(results):
-        if unit != "ms":
+        if unit not in LOWER_IS_BETTER:
             ratios[label.strip()] = ratio(ours, ref)
+    better = {label: better_ratio(ours, ref, unit)
+              for label, ours, ref, unit in qualified_rows({**results, **results_cpu})}
     doc = {
         "timestamp": stamp, "reps": args.reps, "calls": args.calls,
+        "run_reps": args.run_reps, "parallel": bursts, "parallel_reps": args.parallel_reps,
+        "ps_containers": args.ps_containers, "ps_calls": args.ps_calls,
+        "mem_containers": args.mem_containers,
         "big_file_bytes": args.size_mib << 20, "phases": only,
         "reference_note": ref_note or None, "profiled": args.profile,
         "host": {"kernel": platform.release(), "machine": platform.machine(),
                  "cpus": os.cpu_count(), "python": platform.python_version(),
                  "docker_cli": cli_version},
-        **meta, "results": results, "ratios_ours_over_reference": ratios,
+        **meta, "results": results, "daemon_cpu_s": cpu,
+        "ratios_ours_over_reference": ratios,
+        "ratios_ours_better": better,
         "profiles": profiles or None,
         "wall_s": time.monotonic() - started,
     }

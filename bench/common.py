@@ -1,0 +1,71 @@
+"""Shared by the benchmark phases: the CLI driver, interleaving and latency statistics."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import time
+from typing import Any
+
+import daemons
+
+
+class BenchError(RuntimeError):
+    pass
+
+
+class Cli:
+    """The stock docker CLI, pointed at one daemon per call (DOCKER_HOST, private config)."""
+
+    def __init__(self, docker: str, config_dir: str) -> None:
+        self.docker = docker
+        self.config_dir = config_dir
+
+    def run(self, d: daemons.Daemon, *args: str, stdout: Any = subprocess.PIPE,
+            check: bool = True) -> subprocess.CompletedProcess[bytes]:
+        p = subprocess.run([self.docker, *args], env=d.env(self.config_dir),
+                           stdin=subprocess.DEVNULL, stdout=stdout, stderr=subprocess.PIPE)
+        if check and p.returncode != 0:
+            raise BenchError(f"{d.kind}: docker {' '.join(args)} failed ({p.returncode}): "
+                             f"{p.stderr.decode(errors='replace').strip()}")
+        return p
+
+    def timed(self, d: daemons.Daemon, *args: str, stdout: Any = subprocess.DEVNULL
+              ) -> tuple[float, subprocess.CompletedProcess[bytes]]:
+        t0 = time.perf_counter()
+        p = self.run(d, *args, stdout=stdout)
+        return time.perf_counter() - t0, p
+
+    def popen(self, d: daemons.Daemon, *args: str) -> subprocess.Popen[bytes]:
+        """Start a CLI process without waiting (stdout and stderr piped)."""
+        return subprocess.Popen([self.docker, *args], env=d.env(self.config_dir),
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
+
+    def image_id(self, d: daemons.Daemon, ref: str) -> str | None:
+        p = self.run(d, "image", "inspect", "--format", "{{.Id}}", ref, check=False)
+        return p.stdout.decode().strip() if p.returncode == 0 else None
+
+    def remove(self, d: daemons.Daemon, ref: str) -> None:
+        if self.image_id(d, ref) is not None:
+            self.run(d, "rmi", ref)
+
+
+def interleaved(kinds: list[str], rep: int) -> list[str]:
+    """ours, ref on even repetitions; ref, ours on odd ones."""
+    return kinds if rep % 2 == 0 else list(reversed(kinds))
+
+
+def settle() -> None:
+    os.sync()
+    time.sleep(0.2)
+
+
+def rate(latencies: list[float]) -> dict[str, Any]:
+    ordered = sorted(latencies)
+    return {"calls": len(latencies), "total_s": sum(latencies),
+            "calls_per_s": len(latencies) / sum(latencies),
+            "median_ms": 1000 * statistics.median(latencies),
+            "p90_ms": 1000 * ordered[int(0.9 * (len(ordered) - 1))],
+            "latencies_s": latencies}
