@@ -14,7 +14,8 @@ from urllib.parse import urlparse
 from aiohttp import web
 
 from . import config as config_mod
-from .api import containers, exec, images, server, system, volumes
+from .api import containers, exec, images, server, stats, system, volumes
+from .api import archive as archive_api
 from .api.keys import ENGINE
 from .config import Config
 from .engine.engine import Engine
@@ -23,7 +24,8 @@ from .pidfile import DirLock, PidFile
 
 log = logging.getLogger("dockerd_py")
 
-ROUTE_TABLES = (system.routes, images.routes, containers.routes, exec.routes, volumes.routes)
+ROUTE_TABLES = (system.routes, images.routes, containers.routes, exec.routes, volumes.routes,
+                stats.routes, archive_api.routes)
 
 
 def make_app(engine: Engine) -> web.Application:

@@ -10,7 +10,7 @@ from aiohttp import web
 from ..engine.containers.records import Container
 from ..engine.images.mediatypes import parse_time
 from ..engine.timestamps import to_nanos
-from ..errors import DaemonError, InvalidParameter
+from ..errors import Conflict, DaemonError, InvalidParameter
 from .httputil import (json_bytes, json_response, query_bool, query_filters, query_int,
                        read_json)
 from .hijack import hijack, pump
@@ -108,11 +108,18 @@ def _networks(c: Container) -> dict[str, Any]:
                    "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0, "DNSNames": None}}
 
 
-def summary(c: Container, size: bool = False) -> dict[str, Any]:
+def list_command(cmd: list[str]) -> str:
+    """As dockerd lists it: arguments with a space in single quotes."""
+    if not cmd:
+        return ""
+    return " ".join([cmd[0]] + [f"'{a}'" if " " in a else a for a in cmd[1:]])
+
+
+def summary(c: Container, size: bool = False, image: str | None = None) -> dict[str, Any]:
     cmd = _command(c)
     out: dict[str, Any] = {
-        "Id": c.id, "Names": ["/" + c.name], "Image": c.image, "ImageID": c.image_id,
-        "Command": " ".join(cmd), "Created": int(parse_time(c.created)), "Ports": [],
+        "Id": c.id, "Names": ["/" + c.name], "Image": image or c.image, "ImageID": c.image_id,
+        "Command": list_command(cmd), "Created": int(parse_time(c.created)), "Ports": [],
         "Labels": c.config.get("Labels") or {}, "State": c.state.status,
         "Status": status_text(c), "HostConfig": {"NetworkMode": _network_mode(c)},
         "NetworkSettings": {"Networks": _networks(c)}, "Mounts": _mounts(c),
@@ -164,7 +171,7 @@ def inspect(request: web.Request, c: Container) -> dict[str, Any]:
     }
 
 
-def _matches(request: web.Request, c: Container, filters: Any) -> bool:
+def _matches(request: web.Request, c: Container, filters: Any, ancestors: set[str]) -> bool:
     engine = request.app[ENGINE]
     if filters.contains("status") and c.state.status not in filters.get("status"):
         return False
@@ -178,12 +185,8 @@ def _matches(request: web.Request, c: Container, filters: Any) -> bool:
         if c.state.running or str(c.state.exit_code) not in filters.get("exited") \
                 or c.state.started_at.startswith("0001-"):
             return False
-    if filters.contains("ancestor"):
-        wanted = filters.get("ancestor")
-        if not (c.image in wanted or c.image_id in wanted
-                or any(c.image_id.startswith("sha256:" + w) or c.image.split(":")[0] == w
-                       for w in wanted)):
-            return False
+    if filters.contains("ancestor") and c.image_id not in ancestors:
+        return False
     if filters.contains("volume"):
         names = {p.get("Name") for p in c.mounts} | {p["Destination"] for p in c.mounts}
         if not names & filters.get("volume"):
@@ -197,6 +200,27 @@ def _matches(request: web.Request, c: Container, filters: Any) -> bool:
     return True
 
 
+async def _image_id(engine: Any, ref: str) -> str | None:
+    try:
+        return (await engine.images.resolve(ref)).id
+    except DaemonError:
+        return None
+
+
+async def _ancestor_ids(engine: Any, refs: frozenset[str]) -> set[str]:
+    """The images named, and every local image built on one of them (as dockerd)."""
+    ids = {i for i in [await _image_id(engine, r) for r in refs] if i}
+    if not ids:
+        return ids
+    images = await engine.images.list()
+    grew = True
+    while grew:
+        children = {i.id for i in images if i.parent in ids} - ids
+        ids |= children
+        grew = bool(children)
+    return ids
+
+
 @routes.get("/containers/json")
 async def list_containers(request: web.Request) -> web.Response:
     engine = request.app[ENGINE]
@@ -206,13 +230,19 @@ async def list_containers(request: web.Request) -> web.Response:
     for key in ("before", "since"):
         for ref in filters.get(key):
             engine.containers.get(ref)  # 404 for an unknown reference, as dockerd
+    ancestors = await _ancestor_ids(engine, filters.get("ancestor"))
+    current_ids: dict[str, str | None] = {}  # image name -> the image it names now
     out = []
     for c in engine.containers.list():
         if not show_all and not c.state.running and limit <= 0 and not filters.contains("status") \
                 and not filters.contains("exited"):
             continue
-        if _matches(request, c, filters):
-            out.append(summary(c, query_bool(request, "size")))
+        if _matches(request, c, filters, ancestors):
+            if c.image not in current_ids:
+                current_ids[c.image] = await _image_id(engine, c.image)
+            # As dockerd: once the name points elsewhere (or nowhere), show the image ID.
+            shown = c.image if current_ids[c.image] == c.image_id else c.image_id
+            out.append(summary(c, query_bool(request, "size"), shown))
         if limit > 0 and len(out) >= limit:
             break
     return json_response(out)
@@ -256,8 +286,11 @@ async def restart_container(request: web.Request) -> web.Response:
 
 @routes.post("/containers/{id}/kill")
 async def kill_container(request: web.Request) -> web.Response:
-    await request.app[ENGINE].containers.kill(request.match_info["id"],
-                                              request.query.get("signal") or None)
+    ref = request.match_info["id"]
+    try:
+        await request.app[ENGINE].containers.kill(ref, request.query.get("signal") or None)
+    except (InvalidParameter, Conflict) as e:  # dockerd names the container in these
+        raise type(e)(f"cannot kill container: {ref}: {e}") from None
     return web.Response(status=204)
 
 

@@ -35,7 +35,7 @@ from ..runtime.monitor import AttachStream, ExitStatus, Monitor, Process
 from ..runtime.oci import OCIRuntime, start_failure_exit_code
 from ..runtime.spec import validate as validate_spec
 from ..snapshots.overlay import OverlaySnapshotter
-from . import bundle, names, records
+from . import bundle, health, logrotation, names, records
 from .config import check_restart_policy, merge_image_config, mount_points
 from .records import ZERO_TIME, Container
 
@@ -300,6 +300,8 @@ class ContainerService:
         self._exited.setdefault(c.id, asyncio.Event())
         self._watch(c.id, proc)
         self._event(c, "start")
+        logrotation.register(self, c, proc)
+        await health.start(self, c)
         return c
 
     async def _remove_quietly(self, cid: str) -> None:
@@ -342,6 +344,8 @@ class ContainerService:
                 self._event(c, "oom")
             self._event(c, "die", exitCode=str(status.code),
                         execDuration=str(int(time.time() - parse_time(started))))
+            logrotation.discard(self, cid)
+            await health.stop(self, cid)
             event = self._exited.pop(cid, None)
             if event is not None:
                 event.set()
@@ -349,7 +353,11 @@ class ContainerService:
             await self._remove_quietly(cid)
             return
         if self._should_restart(c):
-            self._schedule_restart(c)
+            async with self._lock(cid):
+                current = self._containers.get(cid)
+                if current is not None and current.state.status == "exited":
+                    await self._save(current.with_state(status="restarting"))
+                    self._schedule_restart(current)
 
     def _should_restart(self, c: Container) -> bool:
         policy = c.host_config.get("RestartPolicy") or {}
@@ -364,11 +372,10 @@ class ContainerService:
     def _schedule_restart(self, c: Container) -> None:
         delay = min(0.1 * 2 ** c.state.restart_count, 60.0)  # dockerd's backoff
 
-        async def later() -> None:
-            await asyncio.sleep(delay)
+        async def restart_now() -> None:
             async with self._lock(c.id):
                 current = self._containers.get(c.id)
-                if current is None or current.state.running or current.state.manually_stopped:
+                if current is None or current.state.status != "restarting":
                     return
                 current = current.with_state(restart_count=current.state.restart_count + 1)
                 try:
@@ -377,7 +384,24 @@ class ContainerService:
                 except DaemonError as e:
                     log.warning("restarting container %s failed: %s", c.id, e)
 
+        async def later() -> None:
+            await asyncio.sleep(delay)
+            # Cancelling (stop, rm) during the back-off is fine; half-way through a
+            # start it would leave runtime state behind, so the start is shielded.
+            await asyncio.shield(restart_now())
+
         self._restarts[c.id] = asyncio.get_running_loop().create_task(later())
+
+    async def _cancel_restart(self, cid: str) -> None:
+        """Stop a pending policy restart; a start already under way completes first."""
+        task = self._restarts.pop(cid, None)
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        async with self._lock(cid):
+            current = self._containers.get(cid)
+            if current is not None and current.state.status == "restarting":
+                await self._save(current.with_state(status="exited", manually_stopped=True))
 
     # -- stop, kill, restart, pause --------------------------------------------
 
@@ -390,11 +414,18 @@ class ContainerService:
 
     async def kill(self, ref: str, sig: str | None = None) -> None:
         c = self.get(ref)
-        number = parse_signal(sig) if sig else signals.SIGKILL
+        try:
+            number = parse_signal(sig) if sig else signals.SIGKILL
+        except ValueError as e:
+            raise InvalidParameter(str(e)) from None
+        if c.state.status == "restarting":
+            await self._cancel_restart(c.id)
+            return
         async with self._lock(c.id):
             c = self.get(c.id)
             if c.state.status not in ("running", "paused"):
-                raise Conflict(f"Cannot kill container: {ref}: container {c.id} is not running")
+                raise Conflict(f"container {c.id} is not running")
+            c = await self._save(c.with_state(manually_stopped=True))
             proc = self.monitor.load(c.id)
             await proc.oci_runtime().kill(c.id, number, all=number == signals.SIGKILL)
             if c.state.status == "paused" and number == signals.SIGKILL:
@@ -414,9 +445,7 @@ class ContainerService:
         self._event(self.get(c.id), "stop")
 
     async def _stop(self, c: Container, number: int, timeout: int) -> None:
-        task = self._restarts.pop(c.id, None)
-        if task is not None:
-            task.cancel()
+        await self._cancel_restart(c.id)
         async with self._lock(c.id):
             current = self.get(c.id)
             await self._save(current.with_state(manually_stopped=True))
@@ -428,7 +457,7 @@ class ContainerService:
             if current.state.status == "paused":
                 with contextlib.suppress(DaemonError):
                     await runtime.resume(c.id)
-            if number != signals.SIGKILL and timeout != 0:
+            if number != signals.SIGKILL:
                 with contextlib.suppress(DaemonError):
                     await runtime.kill(c.id, number)
                 self._event(current, "kill", signal=str(number))
@@ -463,7 +492,7 @@ class ContainerService:
             if c.state.status == "paused":
                 raise Conflict(f"Container {c.id} is already paused")
             if c.state.status != "running":
-                raise Conflict(f"Container {c.id} is not running")
+                raise Conflict(f"container {c.id} is not running")
             await self.monitor.load(c.id).oci_runtime().pause(c.id)
             c = await self._save(c.with_state(status="paused"))
         self._event(c, "pause")
@@ -510,13 +539,13 @@ class ContainerService:
                 raise Conflict(f'cannot remove container "/{c.name}": container is running: '
                                "stop the container before removing or force remove")
             await self._stop(c, signals.SIGKILL, 0)
-        task = self._restarts.pop(c.id, None)
-        if task is not None:
-            task.cancel()
+        await self._cancel_restart(c.id)
         async with self._lock(c.id):
             c = self._containers.get(c.id)
             if c is None:
                 return
+            logrotation.discard(self, c.id)
+            health.discard(self, c.id)
             await self._cleanup_runtime(c.id)
             await asyncio.to_thread(bundle.remove_state, self.state_dir(c.id))
             with contextlib.suppress(NotFound):
@@ -545,7 +574,10 @@ class ContainerService:
             raise InvalidParameter("Renaming a container with the same name as its current "
                                    "name")
         async with self._lock("create"):
-            self._check_name_free(new_name)
+            try:
+                self._check_name_free(new_name)
+            except Conflict as e:
+                raise Conflict(f"Error when allocating new name: {e}") from None
             old = c.name
             c = await self._save(dataclasses.replace(self.get(c.id), name=new_name))
         self._event(c, "rename", oldName="/" + old)

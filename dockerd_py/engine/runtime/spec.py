@@ -136,9 +136,11 @@ def validate(config: Mapping[str, Any], hc: Mapping[str, Any], host: HostLimits)
     defaults.capabilities(hc.get("CapAdd") or (), hc.get("CapDrop") or (),
                           bool(hc.get("Privileged")), host.bounding_caps)
     for dest, data in (hc.get("Tmpfs") or {}).items():
-        if not dest.startswith("/") or dest == "/":
-            raise SpecError(f"invalid mount path: '{dest}' mount path must be absolute "
-                            "and not '/'")
+        # moby volume/mounts/linux_parser.go:ValidateTmpfsMountDestination
+        if dest.startswith("/") and posixpath.normpath("/" + dest.lstrip("/")) == "/":
+            raise SpecError("invalid specification: destination can't be '/'")
+        if not dest.startswith("/"):
+            raise SpecError(f"invalid mount path: '{dest}' mount path must be absolute")
         defaults.tmpfs_options(data or "")
     for rule in hc.get("DeviceCgroupRules") or ():
         defaults.parse_device_cgroup_rule(rule)

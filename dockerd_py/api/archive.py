@@ -1,0 +1,115 @@
+"""Container filesystem routes: archive (docker cp), export, changes (docker diff), commit."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from aiohttp import web
+
+from ..engine.containers import filesystem
+from ..errors import InvalidParameter
+from .httputil import body_chunks, json_response, query_bool, read_json
+from .keys import ENGINE
+
+log = logging.getLogger(__name__)
+routes = web.RouteTableDef()
+
+PATH_STAT_HEADER = "X-Docker-Container-Path-Stat"
+TAR = "application/x-tar"
+
+
+def _path(request: web.Request) -> str:
+    path = request.query.get("path", "")
+    if not path:
+        raise InvalidParameter("bad parameter: path cannot be empty")
+    return path
+
+
+def _stat_header(stat: dict[str, Any]) -> dict[str, str]:
+    raw = json.dumps(stat, separators=(",", ":")).encode()
+    return {PATH_STAT_HEADER: base64.standard_b64encode(raw).decode()}
+
+
+async def _send(request: web.Request, response: web.StreamResponse,
+                chunks: AsyncIterator[bytes]) -> web.StreamResponse:
+    """Stream chunks; a failure after the headers went out cuts the connection, so the
+    client sees a broken transfer rather than a short tar that looks complete."""
+    await response.prepare(request)
+    try:
+        async for chunk in chunks:
+            await response.write(chunk)
+    except ConnectionResetError:
+        raise
+    except Exception as e:
+        log.error("%s %s: failed while streaming: %s", request.method, request.path, e)
+        if request.transport is not None:
+            request.transport.close()
+        return response
+    await response.write_eof()
+    return response
+
+
+@routes.head("/containers/{id}/archive")
+async def stat_path(request: web.Request) -> web.Response:
+    engine = request.app[ENGINE]
+    stat = await filesystem.stat_path(engine.containers, request.match_info["id"],
+                                      _path(request))
+    return web.Response(status=200, headers=_stat_header(stat))
+
+
+@routes.get("/containers/{id}/archive")
+async def archive_path(request: web.Request) -> web.StreamResponse:
+    engine = request.app[ENGINE]
+    async with filesystem.archive_path(engine.containers, request.match_info["id"],
+                                       _path(request)) as (stat, chunks):
+        response = web.StreamResponse(headers={**_stat_header(stat), "Content-Type": TAR})
+        return await _send(request, response, chunks)
+
+
+@routes.put("/containers/{id}/archive")
+async def extract_to_dir(request: web.Request) -> web.Response:
+    engine = request.app[ENGINE]
+    # As dockerd: overwriting a directory with a file (and the reverse) is allowed unless
+    # the client says noOverwriteDirNonDir (the CLI always does).
+    strict = "noOverwriteDirNonDir" in request.query and query_bool(request,
+                                                                   "noOverwriteDirNonDir")
+    await filesystem.extract_to_dir(
+        engine.containers, request.match_info["id"], _path(request), body_chunks(request),
+        copy_uid_gid=query_bool(request, "copyUIDGID"), allow_overwrite_dir_with_file=not strict)
+    return web.Response(status=200)
+
+
+@routes.get("/containers/{id}/export")
+async def export_container(request: web.Request) -> web.StreamResponse:
+    engine = request.app[ENGINE]
+    async with filesystem.export(engine.containers, request.match_info["id"]) as chunks:
+        return await _send(request, web.StreamResponse(headers={"Content-Type": TAR}), chunks)
+
+
+@routes.get("/containers/{id}/changes")
+async def container_changes(request: web.Request) -> web.Response:
+    engine = request.app[ENGINE]
+    found = await filesystem.changes(engine.containers, request.match_info["id"])
+    # dockerd answers null, not [], for a container without changes.
+    return json_response([c.to_api() for c in found] or None)
+
+
+@routes.post("/commit")
+async def commit_container(request: web.Request) -> web.Response:
+    engine = request.app[ENGINE]
+    config = await read_json(request)
+    if config is not None and not isinstance(config, dict):
+        raise InvalidParameter("invalid JSON: the body must be a container config object")
+    query = request.query
+    # pause is on unless the client turns it off explicitly.
+    pause = "pause" not in query or query_bool(request, "pause")
+    image_id = await filesystem.commit(
+        engine.containers, query.get("container", ""), repo=query.get("repo", ""),
+        tag=query.get("tag", ""), comment=query.get("comment", ""),
+        author=query.get("author", ""), pause=pause, changes=query.getall("changes", []),
+        config=config)
+    return json_response({"Id": image_id}, status=201)
