@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import grp
 import logging
 import os
@@ -121,6 +122,13 @@ class Daemon:
 
     async def _serve(self, listeners: list[tuple[str, str, int | None]]) -> None:
         cfg = self.cfg
+        # Child exits through pidfds on the loop, not a thread per runc/conmon child.
+        if asyncio.PidfdChildWatcher is not None and hasattr(os, "pidfd_open"):
+            with contextlib.suppress(OSError):
+                os.close(os.pidfd_open(os.getpid()))
+                watcher = asyncio.PidfdChildWatcher()
+                watcher.attach_loop(asyncio.get_running_loop())
+                asyncio.set_child_watcher(watcher)
         engine = Engine(cfg)
         await engine.start()
         app = make_app(engine)

@@ -898,21 +898,21 @@ class Monitor:
             self._forget(proc)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(os.path.join(self.exits_dir, cid))
-        _rmtree(self.container_dir(cid))
+        await asyncio.to_thread(_rmtree, self.container_dir(cid))
 
     async def remove_exec(self, exec_id: str) -> None:
         """Ends an exec session (SIGKILL to its process if still running) and its files."""
         try:
             proc = self.load_exec(exec_id)
         except NotFound:
-            _rmtree(self.exec_dir(exec_id))
+            await asyncio.to_thread(_rmtree, self.exec_dir(exec_id))
             return
         if _conmon_alive(proc) and proc.pid > 0:
             with contextlib.suppress(OSError):
                 os.kill(proc.pid, 9)
         await self._end_conmon(proc)
         self._forget(proc)
-        _rmtree(proc.dir)
+        await asyncio.to_thread(_rmtree, proc.dir)
 
     def _forget(self, proc: Process) -> None:
         path = self.exit_file(proc)
