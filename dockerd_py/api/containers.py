@@ -191,6 +191,10 @@ def _matches(request: web.Request, c: Container, filters: Any, ancestors: set[st
         names = {p.get("Name") for p in c.mounts} | {p["Destination"] for p in c.mounts}
         if not names & filters.get("volume"):
             return False
+    if filters.contains("health"):
+        status = (c.state.health or {}).get("Status") or "none"
+        if status not in filters.get("health"):
+            return False
     if filters.contains("network") and _network_mode(c) not in filters.get("network"):
         return False
     for key, cmp in (("before", lambda a, b: a.seq < b.seq), ("since", lambda a, b: a.seq > b.seq)):

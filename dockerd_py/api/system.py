@@ -246,6 +246,8 @@ async def events(request: web.Request) -> web.StreamResponse:
                 await send(ev)
         await response.write_eof()
         return response
+    except ConnectionError:  # the client went away: that is how event streams end
+        return response
     finally:
         engine.events.unsubscribe(queue)
 

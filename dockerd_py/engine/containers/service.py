@@ -154,6 +154,8 @@ class ContainerService:
         image = await self.images.resolve(image_ref)
         check_restart_policy(hc)
         hc.setdefault("NetworkMode", "default")
+        if hc.get("Memory") and not hc.get("MemorySwap"):
+            hc["MemorySwap"] = 2 * hc["Memory"]  # dockerd's default: as much swap as memory
         hc.setdefault("Runtime", self.config.default_runtime)
         self.runtime(hc["Runtime"])  # unknown runtime → 400 now, not at start
         hc.setdefault("LogConfig", {"Type": self.config.log_driver,
@@ -648,6 +650,9 @@ class ContainerService:
                 continue
             self._exited.setdefault(c.id, asyncio.Event())
             self._watch(c.id, proc)  # exits that already happened resolve at once
+            if c.state.status == "running":
+                logrotation.register(self, c, proc)
+                health.resume(self, c)
         for c in list(self._containers.values()):
             policy = (c.host_config.get("RestartPolicy") or {}).get("Name") or "no"
             if not c.state.running and (policy == "always" or (

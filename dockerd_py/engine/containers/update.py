@@ -43,6 +43,10 @@ def _int(body: Mapping[str, Any], key: str) -> int:
 def merge(hc: Mapping[str, Any], req: Mapping[str, Any]) -> dict[str, Any]:
     """container.UpdateContainer: the new HostConfig, or Conflict."""
     new = dict(hc)
+    memory, swap = int(hc.get("Memory") or 0), int(hc.get("MemorySwap") or 0)
+    if memory > 0 and swap == 0:
+        # What dockerd stores at create for a memory limit without a swap limit.
+        swap = new["MemorySwap"] = 2 * memory
     if req["NanoCpus"] > 0 and int(hc.get("CpuPeriod") or 0) > 0:
         raise Conflict("Conflicting options: Nano CPUs cannot be updated as CPU Period has "
                        "already been set")
@@ -60,7 +64,7 @@ def merge(hc: Mapping[str, Any], req: Mapping[str, Any]) -> dict[str, Any]:
         if req[key]:
             new[key] = req[key]
     if req["Memory"]:
-        if req["Memory"] > int(hc.get("MemorySwap") or 0) and not req["MemorySwap"]:
+        if req["Memory"] > swap and not req["MemorySwap"]:
             raise Conflict("Memory limit should be smaller than already set memoryswap limit, "
                            "update the memoryswap at the same time")
         new["Memory"] = req["Memory"]
