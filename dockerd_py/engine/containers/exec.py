@@ -125,7 +125,8 @@ class ExecService:
             process = await asyncio.to_thread(self._process, session, console_size)
             proc, stream = await monitor.exec(
                 c.id, exec_id, process, runtime, terminal=session.tty,
-                stdin=bool(session.config.get("AttachStdin")), attach=not detach)
+                stdin=bool(session.config.get("AttachStdin")), stdin_once=not session.tty,
+                attach=not detach)
         except BaseException:
             session.running = False
             session.exit_code = 126

@@ -240,7 +240,10 @@ class ContainerService:
         try:
             proc = await self.monitor.create(
                 c.id, runtime, terminal=c.tty, stdin=bool(cfg.get("OpenStdin")),
-                stdin_once=bool(cfg.get("StdinOnce")),
+                # conmon closes stdin when an attach client goes away. dockerd closes it
+                # on the client's EOF only without a TTY: a detach (ctrl-p ctrl-q) from
+                # a TTY must leave it open for the next `docker attach`.
+                stdin_once=bool(cfg.get("StdinOnce")) and not c.tty,
                 log_path=runtime_logs.log_path(self.log_dir(c.id)), name=c.name)
         except BaseException:
             await asyncio.to_thread(bundle.teardown, state_dir)
