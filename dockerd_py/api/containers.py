@@ -115,7 +115,8 @@ def list_command(cmd: list[str]) -> str:
     return " ".join([cmd[0]] + [f"'{a}'" if " " in a else a for a in cmd[1:]])
 
 
-def summary(c: Container, size: bool = False, image: str | None = None) -> dict[str, Any]:
+def summary(c: Container, sizes: tuple[int, int] | None = None,
+            image: str | None = None) -> dict[str, Any]:
     cmd = _command(c)
     out: dict[str, Any] = {
         "Id": c.id, "Names": ["/" + c.name], "Image": image or c.image, "ImageID": c.image_id,
@@ -124,13 +125,13 @@ def summary(c: Container, size: bool = False, image: str | None = None) -> dict[
         "Status": status_text(c), "HostConfig": {"NetworkMode": _network_mode(c)},
         "NetworkSettings": {"Networks": _networks(c)}, "Mounts": _mounts(c),
     }
-    if size:
-        out["SizeRw"] = 0
-        out["SizeRootFs"] = 0
+    if sizes is not None:
+        out["SizeRw"], out["SizeRootFs"] = sizes
     return out
 
 
-def inspect(request: web.Request, c: Container) -> dict[str, Any]:
+def inspect(request: web.Request, c: Container, layer_dirs: dict[str, str] | None,
+            sizes: tuple[int, int] | None) -> dict[str, Any]:
     engine = request.app[ENGINE]
     cmd = _command(c)
     state_dir = engine.containers.state_dir(c.id)
@@ -158,8 +159,9 @@ def inspect(request: web.Request, c: Container) -> dict[str, Any]:
         "AppArmorProfile": "",
         "ExecIDs": None,
         "HostConfig": hc,
-        "GraphDriver": {"Data": None, "Name": "overlay2"},
+        "GraphDriver": {"Data": layer_dirs, "Name": "overlay2"},
         "Mounts": _mounts(c),
+        **({"SizeRw": sizes[0], "SizeRootFs": sizes[1]} if sizes else {}),
         "Config": c.config,
         "NetworkSettings": {
             "Bridge": "", "SandboxID": "", "SandboxKey": "", "Ports": {}, "HairpinMode": False,
@@ -235,6 +237,7 @@ async def list_containers(request: web.Request) -> web.Response:
         for ref in filters.get(key):
             engine.containers.get(ref)  # 404 for an unknown reference, as dockerd
     ancestors = await _ancestor_ids(engine, filters.get("ancestor"))
+    want_sizes = query_bool(request, "size")
     current_ids: dict[str, str | None] = {}  # image name -> the image it names now
     out = []
     for c in engine.containers.list():
@@ -246,7 +249,8 @@ async def list_containers(request: web.Request) -> web.Response:
                 current_ids[c.image] = await _image_id(engine, c.image)
             # As dockerd: once the name points elsewhere (or nowhere), show the image ID.
             shown = c.image if current_ids[c.image] == c.image_id else c.image_id
-            out.append(summary(c, query_bool(request, "size"), shown))
+            sizes = await engine.containers.sizes(c) if want_sizes else None
+            out.append(summary(c, sizes, shown))
         if limit > 0 and len(out) >= limit:
             break
     return json_response(out)
@@ -264,8 +268,14 @@ async def create_container(request: web.Request) -> web.Response:
 
 @routes.get("/containers/{id}/json")
 async def inspect_container(request: web.Request) -> web.Response:
-    c = request.app[ENGINE].containers.get(request.match_info["id"])
-    return json_response(inspect(request, c))
+    containers = request.app[ENGINE].containers
+    c = containers.get(request.match_info["id"])
+    try:
+        dirs: dict[str, str] | None = await containers.layer_dirs(c)
+    except DaemonError:
+        dirs = None
+    sizes = await containers.sizes(c) if query_bool(request, "size") else None
+    return json_response(inspect(request, c, dirs, sizes))
 
 
 @routes.post("/containers/{id}/start")

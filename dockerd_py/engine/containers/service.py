@@ -103,6 +103,21 @@ class ContainerService:
     def log_dir(self, cid: str) -> str:
         return self.state_dir(cid)
 
+    async def layer_dirs(self, c: Container) -> dict[str, str]:
+        """Overlay directories of the container, as `docker inspect` GraphDriver.Data shows."""
+        chain = await self.snapshots.chain(c.id)
+        upper = self.snapshots.fs_dir(chain[0])
+        return {"LowerDir": ":".join(self.snapshots.fs_dir(i) for i in chain[1:]),
+                "MergedDir": os.path.join(self.state_dir(c.id), "rootfs"),
+                "UpperDir": upper, "WorkDir": os.path.join(os.path.dirname(upper), "work")}
+
+    async def sizes(self, c: Container) -> tuple[int, int]:
+        """(SizeRw, SizeRootFs): bytes the container wrote, and that plus its image."""
+        info = await self.snapshots.stat(c.id)
+        rw = await asyncio.to_thread(_tree_size, self.snapshots.fs_dir(info)) if info else 0
+        image = await self.images.get(c.image_id)
+        return rw, rw + (image.size if image else 0)
+
     async def _image_usage(self, image_id: str) -> tuple[list[str], list[str]]:
         running = [c.id for c in self._containers.values()
                    if c.image_id == image_id and c.state.running]
@@ -672,6 +687,16 @@ class ContainerService:
         for task in list(self._watchers.values()) + list(self._restarts.values()):
             task.cancel()
         await self.monitor.close()
+
+
+def _tree_size(root: str) -> int:
+    """Bytes of regular files and symlinks under root (what dockerd counts)."""
+    total = 0
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(dirpath, name)).st_size
+    return total
 
 
 class DeferredAttach:
