@@ -457,12 +457,16 @@ class ContainerService:
         c = self.get(ref)
         if not c.state.running:
             raise NotModified("container already stopped")
-        number = self._signal(c, sig)
-        if timeout is None:
-            timeout = c.config.get("StopTimeout")
-            timeout = 10 if timeout is None else timeout
-        await self._stop(c, number, timeout)
+        await self._stop(c, self._signal(c, sig), self._stop_timeout(c, timeout))
         self._event(self.get(c.id), "stop")
+
+    @staticmethod
+    def _stop_timeout(c: Container, timeout: int | None) -> int:
+        """The -t given, else the container's StopTimeout, else dockerd's 10 s."""
+        if timeout is not None:
+            return timeout
+        configured = c.config.get("StopTimeout")
+        return 10 if configured is None else int(configured)
 
     async def _stop(self, c: Container, number: int, timeout: int) -> None:
         await self._cancel_restart(c.id)
@@ -495,11 +499,7 @@ class ContainerService:
     async def restart(self, ref: str, timeout: int | None = None, sig: str | None = None) -> None:
         c = self.get(ref)
         if c.state.running:
-            number = self._signal(c, sig)
-            if timeout is None:
-                timeout = c.config.get("StopTimeout")
-                timeout = 10 if timeout is None else timeout
-            await self._stop(c, number, timeout)
+            await self._stop(c, self._signal(c, sig), self._stop_timeout(c, timeout))
             self._event(self.get(c.id), "stop")
         async with self._lock(c.id):
             await self._start_locked(self.get(c.id))

@@ -29,6 +29,7 @@ from collections.abc import AsyncGenerator
 from typing import TYPE_CHECKING, Any
 
 from ...errors import InvalidParameter, NotFound
+from ..host import host as host_facts
 from ..images.mediatypes import now_rfc3339
 from .records import ZERO_TIME, Container
 
@@ -159,19 +160,6 @@ def system_cpu_usage() -> tuple[int, int]:
     return usage, cpus
 
 
-@functools.cache
-def machine_memory() -> int:
-    """MemTotal in bytes (the memory limit dockerd shows for an unlimited container)."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemTotal:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
-
-
 def _unescape(path: str) -> str:
     """mountinfo escapes space, tab, newline and backslash as \\ooo."""
     out, i = [], 0
@@ -279,7 +267,7 @@ def empty(c: Container) -> dict[str, Any]:
 
 
 def _memory_limit(limit: int) -> int:
-    host = machine_memory()
+    host = host_facts().mem_total
     return host if host and limit > host else limit
 
 
