@@ -15,8 +15,8 @@ from urllib.parse import urlparse
 from aiohttp import web
 
 from . import config as config_mod
-from .api import containers, exec, images, server, stats, system, volumes
 from .api import archive as archive_api
+from .api import containers, exec, images, server, stats, system, volumes
 from .api.keys import ENGINE
 from .config import Config
 from .engine.engine import Engine

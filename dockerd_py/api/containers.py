@@ -11,9 +11,8 @@ from ..engine.containers.records import Container
 from ..engine.images.mediatypes import parse_time
 from ..engine.timestamps import to_nanos
 from ..errors import Conflict, DaemonError, InvalidParameter
-from .httputil import (json_bytes, json_response, query_bool, query_filters, query_int,
-                       read_json)
 from .hijack import hijack, pump
+from .httputil import json_bytes, json_response, query_bool, query_filters, query_int, read_json
 from .keys import ENGINE
 from .server import api_version
 from .streams import frame, parse_detach_keys

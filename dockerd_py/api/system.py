@@ -21,8 +21,8 @@ from ..version import API_VERSION, GIT_COMMIT, MIN_API_VERSION, VERSION
 from .httputil import JSON, json_bytes, json_response, query_filters
 from .images import shared_layer_counts, shared_size, summary
 from .keys import ENGINE
-from .volumes import volume_json
 from .server import api_version
+from .volumes import volume_json
 
 routes = web.RouteTableDef()
 

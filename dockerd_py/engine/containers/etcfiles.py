@@ -31,13 +31,14 @@ def resolv_conf(hc: Mapping[str, Any], host_network: bool) -> str:
     search = list(hc.get("DnsSearch") or [])
     options = list(hc.get("DnsOptions") or [])
     if not servers:
-        servers = [l.split()[1] for l in lines if l.startswith("nameserver") and len(l.split()) > 1]
+        servers = [ln.split()[1] for ln in lines
+                   if ln.startswith("nameserver") and len(ln.split()) > 1]
         if not host_network:
             servers = [s for s in servers if not s.startswith("127.") and s != "::1"]
     if not search:
-        search = [w for l in lines if l.startswith("search") for w in l.split()[1:]]
+        search = [w for ln in lines if ln.startswith("search") for w in ln.split()[1:]]
     if not options:
-        options = [w for l in lines if l.startswith("options") for w in l.split()[1:]]
+        options = [w for ln in lines if ln.startswith("options") for w in ln.split()[1:]]
     out = [f"nameserver {s}" for s in servers]
     if search:
         out.append("search " + " ".join(search))
