@@ -727,6 +727,14 @@ class Monitor:
     def load_exec(self, exec_id: str) -> Process:
         return self._load(self.exec_dir(exec_id), "exec instance")
 
+    def _exec_sessions(self) -> list[Process]:
+        found = []
+        base = os.path.join(self.root, "x")
+        for name in os.listdir(base):
+            with contextlib.suppress(DaemonError):
+                found.append(self._load(os.path.join(base, name), "exec instance"))
+        return found
+
     def processes(self) -> list[Process]:
         """Every monitored container and exec session with persisted state."""
         found = []
@@ -890,8 +898,8 @@ class Monitor:
             proc = None
         if proc is not None:
             await proc.oci_runtime().delete(cid, force=True)
-        for xproc in self.processes():
-            if xproc.kind == "exec" and xproc.container_id == cid:
+        for xproc in self._exec_sessions():  # exec sessions only: mass removals stay O(N)
+            if xproc.container_id == cid:
                 await self.remove_exec(xproc.id)
         if proc is not None:
             await self._end_conmon(proc)
