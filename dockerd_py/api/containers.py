@@ -418,8 +418,15 @@ async def attach_container(request: web.Request) -> web.StreamResponse:
         raise InvalidParameter(f"Invalid detach keys ({keys}) provided") from None
     want_stdin = query_bool(request, "stdin") and bool(c.config.get("OpenStdin"))
     want = {1: query_bool(request, "stdout"), 2: query_bool(request, "stderr")}
-    c, stream = await engine.containers.attach(c.id)
+    # The 101 goes out before the container's output is connected (see start_exec).
     hijacked = await hijack(request, tty=c.tty)
+    try:
+        c, stream = await engine.containers.attach(c.id)
+    except DaemonError as e:
+        await hijacked.write_frame(2, f"{e}\n".encode())
+        await hijacked.close_write()
+        await hijacked.close()
+        return hijacked.response
 
     async def output():  # type: ignore[no-untyped-def]
         while (item := await stream.recv()) is not None:

@@ -7,7 +7,7 @@ import contextlib
 
 from aiohttp import web
 
-from ..errors import InvalidParameter
+from ..errors import DaemonError, InvalidParameter
 from .hijack import hijack, pump
 from .httputil import json_response, query_int, read_json
 from .keys import ENGINE
@@ -34,15 +34,24 @@ async def create_exec(request: web.Request) -> web.Response:
 async def start_exec(request: web.Request) -> web.StreamResponse:
     execs = request.app[ENGINE].execs
     body = await read_json(request) or {}
-    session = execs.get(request.match_info["id"])
+    session = execs.check_startable(request.match_info["id"])
     detach = bool(body.get("Detach"))
     console = body.get("ConsoleSize")
     if detach:
         await execs.start(session.id, detach=True, console_size=console)
         return web.Response(status=200)
-    stream = await execs.start(session.id, detach=False, console_size=console)
-    assert stream is not None
+    # As dockerd: answer 101 before the process exists. Output sent right behind the
+    # response head can be swallowed by clients that read the head through a buffer
+    # and then switch to the raw socket (docker-py).
     hijacked = await hijack(request, tty=session.tty)
+    try:
+        stream = await execs.start(session.id, detach=False, console_size=console)
+    except DaemonError as e:  # too late for an HTTP error: tell the client in the stream
+        await hijacked.write_frame(1, f"{e}\n".encode())
+        await hijacked.close_write()
+        await hijacked.close()
+        return hijacked.response
+    assert stream is not None
     keys = session.config.get("DetachKeys")
 
     async def output():  # type: ignore[no-untyped-def]

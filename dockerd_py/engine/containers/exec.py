@@ -110,14 +110,20 @@ class ExecService:
                                       "width": int(console_size[1])}
         return process
 
-    async def start(self, exec_id: str, *, detach: bool,
-                    console_size: list[int] | None = None) -> AttachStream | None:
+    def check_startable(self, exec_id: str) -> ExecSession:
+        """What start() would refuse, checked before a client connection is hijacked."""
         session = self.get(exec_id)
         if session.running or session.exit_code is not None:
             raise Conflict(f"Error: Exec command {exec_id} has already run")
         c = self.containers.get(session.container_id)
         if c.state.status != "running":
             raise Conflict(f"container {c.id} is not running")
+        return session
+
+    async def start(self, exec_id: str, *, detach: bool,
+                    console_size: list[int] | None = None) -> AttachStream | None:
+        session = self.check_startable(exec_id)
+        c = self.containers.get(session.container_id)
         session.running = True
         monitor = self.containers.monitor
         try:
