@@ -12,6 +12,7 @@ import os
 import shutil
 from typing import Any
 
+from ...errors import InvalidParameter
 from ..mount import mount_all, unmount
 from ..runtime.hostlimits import host_limits
 from ..runtime.spec import MountSpec, SpecInput, build_spec
@@ -76,7 +77,12 @@ def prepare(c: Container, *, state_dir: str, bundle_dir: str, mounts: list[Mount
     try:
         for p in c.mounts:
             if p["Type"] == "bind" and not os.path.exists(p["Source"]):
-                os.makedirs(p["Source"], exist_ok=True)  # as dockerd does for -v
+                try:
+                    os.makedirs(p["Source"], exist_ok=True)  # as dockerd does for -v
+                except OSError as e:
+                    raise InvalidParameter(
+                        f"error while creating mount source path '{p['Source']}': "
+                        f"mkdir {p['Source']}: {e.strerror.lower()}") from None
         etc = etcfiles.write(state_dir, c.config, c.host_config)
         user = resolve_user(c.config.get("User") or "", read_in_root(rootfs, "/etc/passwd"),
                             read_in_root(rootfs, "/etc/group"),

@@ -80,8 +80,12 @@ class ExecService:
 
     def _process(self, session: ExecSession, console_size: list[int] | None) -> dict[str, Any]:
         cid = session.container_id
-        with open(os.path.join(self.containers.monitor.bundle_dir(cid), "config.json")) as f:
-            spec = json.load(f)
+        try:
+            with open(os.path.join(self.containers.monitor.container_dir(cid),
+                                   "config.json")) as f:
+                spec = json.load(f)
+        except OSError:  # the container exited (or was removed) meanwhile
+            raise Conflict(f"container {cid} is not running") from None
         process = dict(spec["process"])
         cfg = session.config
         c = self.containers.get(cid)

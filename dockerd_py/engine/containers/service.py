@@ -23,11 +23,13 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from ...config import Config
-from ...errors import Conflict, DaemonError, InvalidParameter, NotFound, NotModified
+from ...errors import (Conflict, DaemonError, InternalError, InvalidParameter, NotFound,
+                      NotModified)
 from ..events import EventBus
 from ..images.changes import parse_signal
 from ..images.mediatypes import now_rfc3339, parse_time
 from ..images.service import ImageService
+from ..leases import protect_snapshot
 from ..metadata.db import Database
 from ..runtime import logs as runtime_logs
 from ..runtime.hostlimits import host_limits
@@ -191,25 +193,34 @@ class ContainerService:
             name = name or names.random_name({c.name for c in self._containers.values()})
             self._check_name_free(name)
             points = await self._create_volumes(cid, points)
-            await self.snapshots.prepare(cid, image.top_chain)
-            c = Container(id=cid, name=name, image=image_ref, image_id=image.id,
-                          created=now_rfc3339(), seq=0, config=merged, host_config=hc,
-                          networking=networking, mounts=points)
-
-            def insert(conn: sqlite3.Connection) -> Container:
-                added = dataclasses.replace(c, seq=records.next_seq(conn))
-                records.save(conn, added)
-                return added
-
-            try:
-                c = await self.db.run(insert)
-            except BaseException:
-                await self.snapshots.remove(cid)
-                raise
+            # Until the row exists, only the lease keeps GC off the new snapshot and
+            # the image's layers.
+            async with self.images.leases.lease():
+                if image.top_chain:
+                    protect_snapshot(image.top_chain)
+                await self.snapshots.prepare(cid, image.top_chain)
+                c = await self._insert(Container(
+                    id=cid, name=name, image=image_ref, image_id=image.id,
+                    created=now_rfc3339(), seq=0, config=merged, host_config=hc,
+                    networking=networking, mounts=points))
             os.makedirs(self.state_dir(cid), mode=0o710, exist_ok=True)
             self._containers[cid] = c
         self._event(c, "create")
         return c, []
+
+    async def _insert(self, c: Container) -> Container:
+        def insert(conn: sqlite3.Connection) -> Container:
+            added = dataclasses.replace(c, seq=records.next_seq(conn))
+            records.save(conn, added)
+            return added
+
+        try:
+            # Shielded: a cancelled request must not undo a row the thread commits.
+            return await asyncio.shield(self.db.run(insert))
+        except BaseException:
+            with contextlib.suppress(DaemonError):
+                await self.snapshots.remove(c.id)
+            raise
 
     def _check_name_free(self, name: str) -> None:
         for c in self._containers.values():
@@ -298,12 +309,15 @@ class ContainerService:
         try:
             try:
                 proc = await self._ensure_created(c)
-            except DaemonError:
+            except Exception:
                 await self._resolve_pending_attach(c.id, None)
                 raise
             await self._resolve_pending_attach(c.id, proc)
             await proc.oci_runtime().start(c.id)
-        except DaemonError as e:
+        except Exception as failure:
+            # OS errors (a bind source that cannot be made, a full disk) fail the start
+            # the same way, with the cleanup, and reach the client as dockerd's 500.
+            e = failure if isinstance(failure, DaemonError) else InternalError(str(failure))
             await self._cleanup_runtime(c.id)
             await self._release_volumes(c)
             code = start_failure_exit_code(str(e))
@@ -313,7 +327,7 @@ class ContainerService:
                 asyncio.get_running_loop().create_task(self._remove_quietly(c.id))
             if code in (126, 127):
                 raise InvalidParameter(str(e)) from None
-            raise
+            raise e from None
         c = await self._save(c.with_state(status="running", pid=proc.pid, exit_code=0, error="",
                                           oom_killed=False, started_at=now_rfc3339(),
                                           finished_at=ZERO_TIME, manually_stopped=False))
@@ -339,8 +353,11 @@ class ContainerService:
             status = await self.monitor.wait(proc)
         except asyncio.CancelledError:
             return
+        # From here on a new start must get a watcher of its own.
+        if self._watchers.get(cid) is asyncio.current_task():
+            del self._watchers[cid]
         try:
-            await self._on_exit(cid, status)
+            await self._on_exit(cid, status, pid=proc.pid)
         except Exception:
             log.exception("handling the exit of container %s failed", cid)
 
@@ -349,10 +366,14 @@ class ContainerService:
             await self.monitor.remove(cid)
         await asyncio.to_thread(bundle.teardown, self.state_dir(cid))
 
-    async def _on_exit(self, cid: str, status: ExitStatus) -> None:
+    async def _on_exit(self, cid: str, status: ExitStatus, pid: int | None = None) -> None:
+        """Record an exit; pid names the process that exited (a start that won the lock
+        meanwhile runs a new one, whose exit this is not)."""
+        if cid not in self._containers:
+            return
         async with self._lock(cid):
             c = self._containers.get(cid)
-            if c is None or not c.state.running:
+            if c is None or not c.state.running or (pid is not None and c.state.pid != pid):
                 return
             await self._cleanup_runtime(cid)
             await self._release_volumes(c)
@@ -564,16 +585,27 @@ class ContainerService:
             c = self._containers.get(c.id)
             if c is None:
                 return
-            logrotation.discard(self, c.id)
-            health.discard(self, c.id)
-            await self._cleanup_runtime(c.id)
-            await asyncio.to_thread(bundle.remove_state, self.state_dir(c.id))
-            with contextlib.suppress(NotFound):
-                await self.snapshots.remove(c.id)
-            await self.db.run(lambda conn: records.delete(conn, c.id))
-            del self._containers[c.id]
-            if self.volumes is not None:
-                await self.volumes.detach_container(c, remove_anonymous=volumes)
+            started_meanwhile = c.state.running  # by a start that held the lock
+            if not started_meanwhile:
+                await self._remove_locked(c, volumes)
+        if started_meanwhile:
+            await self.remove(c.id, force=force, volumes=volumes)  # as if running before
+            return
+        self._after_remove(c)
+
+    async def _remove_locked(self, c: Container, volumes: bool) -> None:
+        logrotation.discard(self, c.id)
+        health.discard(self, c.id)
+        await self._cleanup_runtime(c.id)
+        await asyncio.to_thread(bundle.remove_state, self.state_dir(c.id))
+        with contextlib.suppress(NotFound):
+            await self.snapshots.remove(c.id)
+        await self.db.run(lambda conn: records.delete(conn, c.id))
+        del self._containers[c.id]
+        if self.volumes is not None:
+            await self.volumes.detach_container(c, remove_anonymous=volumes)
+
+    def _after_remove(self, c: Container) -> None:
         self._locks.pop(c.id, None)
         self._tombstones[c.id] = c  # for `wait --condition removed`, which reads the exit code
         while len(self._tombstones) > 1024:
@@ -612,7 +644,7 @@ class ContainerService:
         async with self._lock(c.id):
             try:
                 proc = await self._ensure_created(self.get(c.id))
-            except DaemonError:
+            except Exception:  # start reports why; this stream connects if a start works
                 pending = asyncio.get_running_loop().create_future()
                 self._pending_attach.setdefault(c.id, []).append(pending)
                 self._event(c, "attach")
@@ -656,9 +688,14 @@ class ContainerService:
         for c in await self.db.run(records.load_all):
             self._containers[c.id] = c
         for c in list(self._containers.values()):
+            if c.state.status == "restarting":  # was waiting out its back-off: resume it
+                await self._cleanup_runtime(c.id)
+                self._schedule_restart(c)
+                continue
             if not c.state.running:
-                with contextlib.suppress(DaemonError):
-                    await self.monitor.remove(c.id)  # created-but-never-started leftovers
+                # A start interrupted by the crash may have left a monitor, mounts, volumes.
+                await self._cleanup_runtime(c.id)
+                await self._release_volumes(c)
                 continue
             try:
                 proc = self.monitor.load(c.id)
