@@ -74,9 +74,16 @@ class ExecService:
         if not config.get("Cmd"):
             raise InvalidParameter("No exec command specified")
         session = ExecSession(secrets.token_hex(32), c.id, dict(config))
+        self._forget_removed_containers()
         self._sessions[session.id] = session
         self.containers._event(c, "exec_create: " + " ".join(config["Cmd"]), execID=session.id)
         return session
+
+    def _forget_removed_containers(self) -> None:
+        """Sessions live as long as their container, as in dockerd."""
+        live = {c.id for c in self.containers.list()}
+        for exec_id in [i for i, s in self._sessions.items() if s.container_id not in live]:
+            del self._sessions[exec_id]
 
     def _process(self, session: ExecSession, console_size: list[int] | None) -> dict[str, Any]:
         cid = session.container_id
@@ -120,6 +127,8 @@ class ExecService:
         if session.running or session.exit_code is not None:
             raise Conflict(f"Error: Exec command {exec_id} has already run")
         c = self.containers.get(session.container_id)
+        if c.state.status == "paused":
+            raise Conflict(f"Container {c.id} is paused, unpause the container before exec")
         if c.state.status != "running":
             raise Conflict(f"container {c.id} is not running")
         return session
