@@ -9,6 +9,7 @@ Fixtures:
   busybox_tar       (session)  Path of the offline busybox rootfs tarball
   busybox_image                "busybox:latest", imported into the daemon when missing
   unique_name                  make(prefix="t") -> a name no other test uses
+  ctr                          make(prefix="c") -> a container name, `docker rm -f`-ed after
 """
 
 from __future__ import annotations
@@ -284,3 +285,19 @@ def unique_name(request: pytest.FixtureRequest) -> Callable[..., str]:
         return f"{prefix}-{slug}-{uuid.uuid4().hex[:8]}"
 
     return make
+
+
+@pytest.fixture
+def ctr(docker: DockerRun, unique_name: Callable[..., str],
+        busybox_image: str) -> Iterator[Callable[..., str]]:
+    """make(prefix="c") -> a unique container name, removed (rm -f) after the test."""
+    made: list[str] = []
+
+    def make(prefix: str = "c") -> str:
+        made.append(unique_name(prefix))
+        return made[-1]
+
+    yield make
+    if made:
+        docker("rm", "-f", *made, check=False)
+

@@ -14,7 +14,7 @@ import re
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -103,18 +103,6 @@ def health(docker, name: str) -> dict[str, Any]:
 # --- fixtures ------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def ctr(docker, unique_name, busybox_image) -> Iterator[Callable[..., str]]:
-    """make(prefix="c") -> a unique container name, removed (rm -f) after the test."""
-    made: list[str] = []
-
-    def make(prefix: str = "c") -> str:
-        made.append(unique_name(prefix))
-        return made[-1]
-
-    yield make
-    if made:
-        docker("rm", "-f", *made, check=False)
 
 
 # --- top -----------------------------------------------------------------------------------------

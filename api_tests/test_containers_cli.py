@@ -187,18 +187,6 @@ def module_hygiene(daemon, docker) -> Iterator[None]:
     check_hygiene_since(daemon, docker, start)
 
 
-@pytest.fixture
-def ctr(docker, unique_name, busybox_image) -> Iterator[Callable[..., str]]:
-    """make(prefix="c") -> a unique container name, removed (rm -f) after the test."""
-    made: list[str] = []
-
-    def make(prefix: str = "c") -> str:
-        made.append(unique_name(prefix))
-        return made[-1]
-
-    yield make
-    if made:
-        docker("rm", "-f", *made, check=False)
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import re
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -37,18 +37,6 @@ def module_hygiene(daemon, docker) -> Iterator[None]:
     check_hygiene_since(daemon, docker, start)
 
 
-@pytest.fixture
-def ctr(docker, unique_name, busybox_image) -> Iterator[Callable[..., str]]:
-    """make(prefix="r") -> a unique container name, removed (rm -f) after the test."""
-    made: list[str] = []
-
-    def make(prefix: str = "r") -> str:
-        made.append(unique_name(prefix))
-        return made[-1]
-
-    yield make
-    if made:
-        docker("rm", "-f", *made, check=False)
 
 
 def ticks(text: str) -> list[int]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import statistics
 import subprocess
@@ -69,3 +70,40 @@ def rate(latencies: list[float]) -> dict[str, Any]:
             "median_ms": 1000 * statistics.median(latencies),
             "p90_ms": 1000 * ordered[int(0.9 * (len(ordered) - 1))],
             "latencies_s": latencies}
+
+
+def api_get(conn: daemons.UnixHTTPConnection, url: str, kind: str) -> bytes:
+    """One GET on a kept-alive connection; the body, or BenchError."""
+    conn.request("GET", url)
+    resp = conn.getresponse()
+    body = resp.read()
+    if resp.status != 200:
+        raise BenchError(f"{kind}: GET {url}: {resp.status} {body[:200]!r}")
+    if resp.will_close:
+        raise BenchError(f"{kind}: GET {url}: the daemon closed the keep-alive connection")
+    return body
+
+
+def time_api_listing(ds: dict[str, Any], path: str, expect: int, calls: int,
+                     warmup: int) -> tuple[dict[str, list[float]], dict[str, str]]:
+    """Latencies of `calls` GET /v<api>/<path> per daemon over one keep-alive connection
+    each, interleaved; after warm-up the listing must hold `expect` items."""
+    conns = {k: daemons.UnixHTTPConnection(d.sock) for k, d in ds.items()}
+    urls = {k: f"/v{d.api_version}/{path}" for k, d in ds.items()}
+    lat: dict[str, list[float]] = {k: [] for k in ds}
+    try:
+        for kind, conn in conns.items():
+            for _ in range(warmup):
+                body = api_get(conn, urls[kind], kind)
+            if len(json.loads(body)) != expect:
+                raise BenchError(f"{kind}: {urls[kind]} did not list {expect} items")
+        for i in range(calls):
+            for kind in interleaved(list(ds), i):
+                t0 = time.perf_counter()
+                api_get(conns[kind], urls[kind], kind)
+                lat[kind].append(time.perf_counter() - t0)
+    finally:
+        for conn in conns.values():
+            conn.close()
+    return lat, urls
+

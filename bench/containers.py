@@ -38,7 +38,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import daemons
-from common import BenchError, Cli, interleaved, rate
+from common import BenchError, Cli, interleaved, rate, time_api_listing
 
 BUSYBOX = "busybox:latest"
 LABEL_KEY = "dockerd-py.bench"
@@ -240,7 +240,6 @@ def phase_ps(cli: Cli, ds: dict[str, daemons.Daemon], count: int, calls: int,
     create_s: dict[str, float] = {}
     rm_s: dict[str, float] = {}
     lat_cli: dict[str, list[float]] = {k: [] for k in ds}
-    lat_api: dict[str, list[float]] = {k: [] for k in ds}
     try:
         for kind, d in ds.items():
             def create(_: int, d: daemons.Daemon = d) -> None:
@@ -260,22 +259,7 @@ def phase_ps(cli: Cli, ds: dict[str, daemons.Daemon], count: int, calls: int,
             for kind in interleaved(list(ds), i):
                 t, _ = cli.timed(ds[kind], "ps", "-a")
                 lat_cli[kind].append(t)
-        conns = {k: daemons.UnixHTTPConnection(d.sock) for k, d in ds.items()}
-        urls = {k: f"/v{d.api_version}/containers/json?all=1" for k, d in ds.items()}
-        try:
-            for kind, conn in conns.items():
-                for _ in range(2):
-                    body = _get(conn, urls[kind], kind)
-                if len(json.loads(body)) != count:
-                    raise BenchError(f"{kind}: {urls[kind]} did not list {count} containers")
-            for i in range(calls):
-                for kind in interleaved(list(ds), i):
-                    t0 = time.perf_counter()
-                    _get(conns[kind], urls[kind], kind)
-                    lat_api[kind].append(time.perf_counter() - t0)
-        finally:
-            for conn in conns.values():
-                conn.close()
+        lat_api, _ = time_api_listing(ds, "containers/json?all=1", count, calls, warmup=2)
         for kind, d in ds.items():
             rm_s[kind] = _rm(cli, d, _list(d, label))
             _expect_none(d, label, f"docker rm -f of {count}")
@@ -290,15 +274,6 @@ def phase_ps(cli: Cli, ds: dict[str, daemons.Daemon], count: int, calls: int,
             "api": {k: rate(v) for k, v in lat_api.items()},
             "create_s": create_s, "create_jobs": create_jobs, "rm_s": rm_s,
             "containers": count}
-
-
-def _get(conn: daemons.UnixHTTPConnection, url: str, kind: str) -> bytes:
-    conn.request("GET", url)
-    resp = conn.getresponse()
-    body = resp.read()
-    if resp.status != 200:
-        raise BenchError(f"{kind}: GET {url}: {resp.status} {body[:200]!r}")
-    return body
 
 
 # --- 5. memory -----------------------------------------------------------------------------

@@ -122,7 +122,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import archives  # noqa: E402
 import containers  # noqa: E402
 import daemons  # noqa: E402
-from common import BenchError, Cli, interleaved, rate, settle  # noqa: E402,F401
+from common import BenchError, Cli, interleaved, rate, settle, time_api_listing  # noqa: E402,F401,E501
 
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
 RESULTS_DIR = os.path.join(BENCH_DIR, "results")
@@ -316,23 +316,7 @@ def phase_images(cli: Cli, ds: dict[str, daemons.Daemon], calls: int) -> dict[st
     for kind in ds:
         print(f"  images cli  {kind:<9} {calls / sum(lat_cli[kind]):8.1f} calls/s", flush=True)
 
-    conns = {k: daemons.UnixHTTPConnection(d.sock) for k, d in ds.items()}
-    urls = {k: f"/v{d.api_version}/images/json" for k, d in ds.items()}
-    lat_api: dict[str, list[float]] = {k: [] for k in ds}
-    try:
-        for kind, conn in conns.items():
-            for _ in range(3):
-                body = _get(conn, urls[kind], kind)
-            if len(json.loads(body)) != SMALL_COUNT:
-                raise BenchError(f"{kind}: {urls[kind]} did not list {SMALL_COUNT} images")
-        for i in range(calls):
-            for kind in interleaved(list(ds), i):
-                t0 = time.perf_counter()
-                _get(conns[kind], urls[kind], kind)
-                lat_api[kind].append(time.perf_counter() - t0)
-    finally:
-        for conn in conns.values():
-            conn.close()
+    lat_api, urls = time_api_listing(ds, "images/json", SMALL_COUNT, calls, warmup=3)
     for kind in ds:
         print(f"  images api  {kind:<9} {calls / sum(lat_api[kind]):8.1f} calls/s "
               f"({urls[kind]})", flush=True)
@@ -340,17 +324,6 @@ def phase_images(cli: Cli, ds: dict[str, daemons.Daemon], calls: int) -> dict[st
         "cli": {k: rate(v) for k, v in lat_cli.items()},
         "api": {k: {**rate(v), "url": urls[k]} for k, v in lat_api.items()},
     }
-
-
-def _get(conn: daemons.UnixHTTPConnection, url: str, kind: str) -> bytes:
-    conn.request("GET", url)
-    resp = conn.getresponse()
-    body = resp.read()
-    if resp.status != 200:
-        raise BenchError(f"{kind}: GET {url}: {resp.status} {body[:200]!r}")
-    if resp.will_close:
-        raise BenchError(f"{kind}: GET {url}: the daemon closed the keep-alive connection")
-    return body
 
 
 # --- statistics ----------------------------------------------------------------------------

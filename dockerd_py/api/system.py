@@ -60,7 +60,9 @@ async def version(request: web.Request) -> web.Response:
                     "GitCommit": GIT_COMMIT, "GoVersion": f"python{platform.python_version()}",
                     "Os": "linux", "Arch": _go_arch(), "KernelVersion": h.kernel,
                     "Experimental": "false", "BuildTime": _STARTED}}]
-    path, text = binary_version(_runtime_path(engine.config.runtimes, runtime))
+    # Runs `<runtime> --version` once (cached): not on the event loop.
+    path, text = await asyncio.to_thread(binary_version,
+                                         _runtime_path(engine.config.runtimes, runtime))
     if path:
         components.append({"Name": runtime, "Version": _version_word(text),
                            "Details": {"GitCommit": ""}})
@@ -99,7 +101,8 @@ def _runtime_path(runtimes: dict[str, dict[str, Any]], name: str) -> str:
 async def info(request: web.Request) -> web.Response:
     engine = request.app[ENGINE]
     cfg = engine.config
-    h = host()
+    h, backing_fs, ip_forward, nfd = await asyncio.to_thread(
+        lambda: (host(), _backing_fs(cfg.data_root), _ip_forward(), _count_fds()))
     images = await engine.images.list()
     containers = engine.containers.list()
     runtimes = {"runc": {"path": "runc"}, "crun": {"path": "crun"}}
@@ -114,7 +117,7 @@ async def info(request: web.Request) -> web.Response:
         "ContainersStopped": sum(not c.state.running for c in containers),
         "Images": len(images),
         "Driver": "overlay2",
-        "DriverStatus": [["Backing Filesystem", _backing_fs(cfg.data_root)],
+        "DriverStatus": [["Backing Filesystem", backing_fs],
                          ["Supports d_type", "true"], ["Using metacopy", "false"],
                          ["Native Overlay Diff", "true"], ["userxattr", "false"],
                          ["Snapshots", str(len(snapshots))]],
@@ -122,8 +125,8 @@ async def info(request: web.Request) -> web.Response:
                     "Authorization": None, "Log": ["json-file", "local"]},
         "MemoryLimit": True, "SwapLimit": True, "KernelMemoryTCP": False,
         "CpuCfsPeriod": True, "CpuCfsQuota": True, "CPUShares": True, "CPUSet": True,
-        "PidsLimit": True, "IPv4Forwarding": _ip_forward(), "Debug": cfg.debug,
-        "NFd": _count_fds(), "OomKillDisable": h.cgroup_version == "1",
+        "PidsLimit": True, "IPv4Forwarding": ip_forward, "Debug": cfg.debug,
+        "NFd": nfd, "OomKillDisable": h.cgroup_version == "1",
         "NGoroutines": threading.active_count() + len(asyncio.all_tasks()),
         "SystemTime": datetime.datetime.now().astimezone().isoformat(),
         "LoggingDriver": cfg.log_driver, "CgroupDriver": "cgroupfs",

@@ -23,7 +23,6 @@ class ThreadReader:
         self._loop = loop
         self._buf = memoryview(b"")
         self._eof = False
-        self.consumed = 0
 
     async def _next(self) -> bytes:
         try:
@@ -51,7 +50,6 @@ class ThreadReader:
                 return b""
             data = bytes(self._buf[:n])
             self._buf = self._buf[n:]
-        self.consumed += len(data)
         return data
 
     def readable(self) -> bool:

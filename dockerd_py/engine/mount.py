@@ -57,7 +57,3 @@ def unmount(target: str) -> None:
             if err in (22, 2):  # EINVAL: not a mount point; ENOENT: gone
                 return
             raise InternalError(f"unmount {target}: {os.strerror(err)}")
-
-
-def is_mounted(target: str) -> bool:
-    return os.path.ismount(target)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import datetime
 import logging
 import os
 import re
@@ -23,11 +22,10 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from ...config import Config
-from ...errors import (Conflict, DaemonError, InternalError, InvalidParameter, NotFound,
-                      NotModified)
+from ...errors import Conflict, DaemonError, InternalError, InvalidParameter, NotFound, NotModified
 from ..events import EventBus
 from ..images.changes import parse_signal
-from ..images.mediatypes import now_rfc3339, parse_time
+from ..images.mediatypes import now_rfc3339, parse_time, rfc3339_nano
 from ..images.service import ImageService
 from ..leases import protect_snapshot
 from ..metadata.db import Database
@@ -47,12 +45,6 @@ _CGROUP_PARENT = "dockerd-py"
 _HEX = re.compile(r"^[0-9a-f]+$")
 _CRUN_WRAPPER = os.path.join(os.path.dirname(__file__), "..", "..", "..", "contrib",
                              "crun-hybrid")
-
-
-def _ns_to_rfc3339(ns: int) -> str:
-    when = datetime.datetime.fromtimestamp(ns // 1_000_000_000, datetime.UTC)
-    frac = f"{ns % 1_000_000_000:09d}".rstrip("0")
-    return when.strftime("%Y-%m-%dT%H:%M:%S") + (f".{frac}" if frac else "") + "Z"
 
 
 class ContainerService:
@@ -380,7 +372,7 @@ class ContainerService:
             started = c.state.started_at
             c = await self._save(c.with_state(
                 status="exited", pid=0, exit_code=status.code, oom_killed=status.oom_killed,
-                error=status.error, finished_at=_ns_to_rfc3339(status.finished_at)))
+                error=status.error, finished_at=rfc3339_nano(status.finished_at)))
             if status.oom_killed:
                 self._event(c, "oom")
             self._event(c, "die", exitCode=str(status.code),

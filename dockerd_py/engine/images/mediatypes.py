@@ -15,8 +15,6 @@ OCI_LAYER_GZIP = OCI_LAYER + "+gzip"
 OCI_LAYER_ZSTD = OCI_LAYER + "+zstd"
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
-DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
-DOCKER_LAYER_GZIP = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 
 MANIFESTS = (OCI_MANIFEST, DOCKER_MANIFEST)
 INDEXES = (OCI_INDEX, DOCKER_MANIFEST_LIST)
@@ -26,12 +24,15 @@ def layer_media_type(head: bytes) -> str:
     return {"gzip": OCI_LAYER_GZIP, "zstd": OCI_LAYER_ZSTD}.get(detect_compression(head), OCI_LAYER)
 
 
-def now_rfc3339() -> str:
-    """UTC with nanosecond-style precision, as Go's RFC3339Nano prints it."""
-    ns = time.time_ns()
-    now = datetime.datetime.fromtimestamp(ns // 1_000_000_000, datetime.UTC)
+def rfc3339_nano(ns: int) -> str:
+    """UTC time of ns since the epoch, as Go's RFC3339Nano prints it."""
+    when = datetime.datetime.fromtimestamp(ns // 1_000_000_000, datetime.UTC)
     frac = f"{ns % 1_000_000_000:09d}".rstrip("0")  # Go drops trailing zeros (and the dot)
-    return now.strftime("%Y-%m-%dT%H:%M:%S") + (f".{frac}" if frac else "") + "Z"
+    return when.strftime("%Y-%m-%dT%H:%M:%S") + (f".{frac}" if frac else "") + "Z"
+
+
+def now_rfc3339() -> str:
+    return rfc3339_nano(time.time_ns())
 
 
 def parse_time(value: str) -> float:
