@@ -1,0 +1,1 @@
+"""The Dockerfile builder: parser, expansion, .dockerignore, dispatcher, cache."""
