@@ -50,10 +50,13 @@ def mount_all(mounts: Sequence[Mount], target: str, *, cwd: str | None = None) -
 
 
 def unmount(target: str) -> None:
-    """Detach target (and anything mounted below it); absent or unmounted is fine."""
-    while os.path.ismount(target):
-        if _libc.umount2(target.encode(), MNT_DETACH) != 0:
-            err = ctypes.get_errno()
-            if err in (22, 2):  # EINVAL: not a mount point; ENOENT: gone
-                return
-            raise InternalError(f"unmount {target}: {os.strerror(err)}")
+    """Detach target (and anything mounted below it); absent or unmounted is fine.
+
+    Asks the kernel rather than os.path.ismount, which cannot see a bind mount of a
+    directory on the same filesystem (a snapshot without parents); stacked mounts
+    come off one per call until umount2 says there is none."""
+    while _libc.umount2(target.encode(), MNT_DETACH) == 0:
+        pass
+    err = ctypes.get_errno()
+    if err not in (22, 2):  # EINVAL: not a mount point; ENOENT: gone
+        raise InternalError(f"unmount {target}: {os.strerror(err)}")
