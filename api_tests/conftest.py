@@ -14,6 +14,8 @@ Fixtures:
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
 import shlex
@@ -65,6 +67,44 @@ def _mounts_under(root: Path) -> list[str]:
     return sorted(found, key=len, reverse=True)
 
 
+def network_config(tmp: Path) -> dict[str, Any]:
+    """A default bridge and address pools of the daemon's own (derived from its directory),
+    so that it coexists with Docker's dockerd and with other test daemons on this host."""
+    h = int(uuid.uuid5(uuid.NAMESPACE_URL, str(tmp)).hex[:8], 16)
+    return {"bridge": f"dpy{h & 0xFFFFFF:06x}",
+            "bip": f"10.{64 + h % 64}.{(h >> 6) % 256}.1/24",
+            "default-address-pools": [{"base": f"10.{128 + h % 120}.{(h >> 7) % 16 * 16}.0/20",
+                                       "size": 24}]}
+
+
+def network_leftovers(d: Daemon, networks: list[dict[str, Any]]) -> list[str]:
+    """Interfaces, namespaces and NAT rules of the daemon's networks still on the host
+    after it stopped (netavark's shared top-level chains belong to no one daemon)."""
+    found = []
+    for n in networks:
+        bridge = (n.get("Options") or {}).get("com.docker.network.bridge.name") \
+            or f"br-{n['Id'][:12]}"
+        if n.get("Driver") == "bridge" and os.path.exists(f"/sys/class/net/{bridge}"):
+            found.append(f"interface {bridge} of network {n['Name']}")
+    subnets = [c["Subnet"] for n in networks for c in (n.get("IPAM") or {}).get("Config") or []]
+    rules = subprocess.run(["iptables-save"], capture_output=True, text=True).stdout
+    isolation = "DPY-ISOLATION-"  # the daemon's own chains, named after its exec root
+    tag = hashlib.sha256(str(d.exec_root).encode()).hexdigest()[:8].upper()
+    # netavark's chains of a network: named after the hash of its name (here, its ID).
+    chains = {hashlib.sha512(n["Id"].encode()).hexdigest()[:13].upper() for n in networks}
+    for line in rules.splitlines():
+        if any(f" {s} " in line + " " or f"{s}:" in line for s in subnets) \
+                or any(n["Id"] in line for n in networks) \
+                or any(f"NETAVARK-{c} " in line + " " or f"NETAVARK-DN-{c} " in line + " "
+                       for c in chains) \
+                or (isolation in line and line.rstrip().endswith(tag)):
+            found.append(f"firewall rule: {line}")
+    netns_dir = d.exec_root / "netns"
+    if netns_dir.is_dir():
+        found += [f"network namespace {p}" for p in netns_dir.iterdir()]
+    return found
+
+
 class Daemon:
     """A dockerd-py subprocess on roots under one short temporary directory."""
 
@@ -79,7 +119,7 @@ class Daemon:
         self.log_path = tmp / "daemon.log"
         self.proc: subprocess.Popen[bytes] | None = None
         if not self.config_file.exists():
-            self.config_file.write_text("{}\n")
+            self.config_file.write_text(json.dumps(network_config(tmp)) + "\n")
 
     def cli_env(self) -> dict[str, str]:
         """Environment for the docker CLI: this daemon, an empty config (none of the user's)."""
@@ -166,10 +206,12 @@ def daemon(session_dir: Path) -> Iterator[Daemon]:
     d.start()
     yield d
     problems = []
+    networks: list[dict[str, Any]] = []
     if (code := d.proc.poll() if d.proc else None) is not None:
         problems.append(f"daemon had exited with {code} before teardown")
     else:
         _remove_all_containers(d)
+        networks = _networks(d)
     if not d.stop():
         problems.append(f"daemon ignored SIGTERM for {STOP_TIMEOUT:.0f}s and was SIGKILLed")
     leftovers = _mounts_under(session_dir)
@@ -177,8 +219,25 @@ def daemon(session_dir: Path) -> Iterator[Daemon]:
         subprocess.run(["umount", "-l", point], capture_output=True, check=False)
     if leftovers:
         problems.append("mounts left behind (lazily unmounted):\n  " + "\n  ".join(leftovers))
+    if net_leftovers := network_leftovers(d, networks):
+        problems.append("networking left behind:\n  " + "\n  ".join(net_leftovers))
     if problems:
         d._fail("\n".join(problems))
+
+
+def _networks(d: Daemon) -> list[dict[str, Any]]:
+    """The daemon's networks as `docker network inspect` shows them."""
+    env = d.cli_env()
+    try:
+        ids = subprocess.run([DOCKER_CLI, "network", "ls", "-q", "--no-trunc"], env=env,
+                             capture_output=True, text=True, timeout=60).stdout.split()
+        if not ids:
+            return []
+        out = subprocess.run([DOCKER_CLI, "network", "inspect", *ids], env=env,
+                             capture_output=True, text=True, timeout=60).stdout
+        return list(json.loads(out or "[]"))
+    except (subprocess.TimeoutExpired, ValueError):
+        return []
 
 
 def _remove_all_containers(d: Daemon) -> None:

@@ -16,6 +16,15 @@ from .errors import DaemonError
 from .version import API_VERSION, VERSION
 
 
+def _go_bool(text: str) -> bool:
+    """A boolean flag value as Go's strconv.ParseBool reads it."""
+    if text in ("1", "t", "T", "true", "TRUE", "True"):
+        return True
+    if text in ("0", "f", "F", "false", "FALSE", "False"):
+        return False
+    raise argparse.ArgumentTypeError(f'invalid boolean value "{text}"')
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dockerd-py", description="A Docker Engine-compatible daemon")
     p.add_argument("-H", "--host", dest="hosts", action="append",
@@ -37,6 +46,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--tlscert")
     p.add_argument("--tlskey")
     p.add_argument("--storage-driver", help="accepted for compatibility; always overlay")
+    p.add_argument("-b", "--bridge", help="default bridge interface (none: no default bridge)")
+    p.add_argument("--bip", help="default bridge gateway address and subnet (CIDR)")
+    p.add_argument("--fixed-cidr", help="subnet of the default bridge for container addresses")
+    for flag in ("--iptables", "--ip-forward", "--userland-proxy"):  # dockerd's --flag=false
+        p.add_argument(flag, nargs="?", const=True, default=None, type=_go_bool,
+                       metavar="true|false")
     p.add_argument("-v", "--version", action="store_true", help="print version and exit")
     return p
 
@@ -57,7 +72,8 @@ class LogfmtFormatter(logging.Formatter):
 
 _FLAG_FIELDS = ("hosts", "data_root", "exec_root", "pidfile", "log_level", "debug", "group",
                 "labels", "default_runtime", "live_restore", "tls", "tlsverify", "tlscacert",
-                "tlscert", "tlskey")
+                "tlscert", "tlskey", "bridge", "bip", "fixed_cidr", "iptables", "ip_forward",
+                "userland_proxy")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -53,6 +53,13 @@ class Config:
     tlskey: str = ""
     log_opts: dict[str, str] = field(default_factory=dict)
     log_driver: str = "json-file"
+    bridge: str = ""                  # default bridge interface ("none": no default bridge)
+    bip: str = ""                     # its gateway address and subnet, e.g. 172.17.0.1/16
+    fixed_cidr: str = ""              # where its container addresses come from
+    default_address_pools: tuple[dict[str, Any], ...] = ()  # {"base": CIDR, "size": N}
+    iptables: bool = True
+    ip_forward: bool = True
+    userland_proxy: bool = True
 
     @property
     def effective_pidfile(self) -> str:
@@ -84,6 +91,13 @@ _FILE_KEYS: dict[str, tuple[str, Any]] = {
     "tlskey": ("tlskey", str),
     "log-opts": ("log_opts", dict),
     "log-driver": ("log_driver", str),
+    "bridge": ("bridge", str),
+    "bip": ("bip", str),
+    "fixed-cidr": ("fixed_cidr", str),
+    "default-address-pools": ("default_address_pools", tuple),
+    "iptables": ("iptables", bool),
+    "ip-forward": ("ip_forward", bool),
+    "userland-proxy": ("userland_proxy", bool),
     # Accepted for compatibility with dockerd's daemon.json; nothing to configure.
     "storage-driver": (None, str),
     "experimental": (None, bool),
@@ -120,7 +134,7 @@ def read_file(path: str, *, required: bool) -> dict[str, Any]:
 def _json_type_ok(convert: Any, raw: Any) -> bool:
     """tuple(str) would split "a=b" into characters, bool("false") is True: check first."""
     if convert is tuple:
-        return isinstance(raw, list) and all(isinstance(x, str) for x in raw)
+        return isinstance(raw, list) and all(isinstance(x, (str, dict)) for x in raw)
     if convert is int:
         return isinstance(raw, int) and not isinstance(raw, bool)
     if convert in (str, bool, dict):

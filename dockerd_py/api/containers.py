@@ -14,6 +14,7 @@ from ..errors import Conflict, DaemonError, InvalidParameter
 from .hijack import hijack, pump
 from .httputil import json_bytes, json_response, query_bool, query_filters, query_int, read_json
 from .keys import ENGINE
+from .networks import container_networks, network_settings, port_filter_matches, summary_ports
 from .server import api_version
 from .streams import frame, parse_detach_keys
 
@@ -115,14 +116,16 @@ def list_command(cmd: list[str]) -> str:
 
 
 def summary(c: Container, sizes: tuple[int, int] | None = None,
-            image: str | None = None) -> dict[str, Any]:
+            image: str | None = None, request: web.Request | None = None) -> dict[str, Any]:
     cmd = _command(c)
     out: dict[str, Any] = {
         "Id": c.id, "Names": ["/" + c.name], "Image": image or c.image, "ImageID": c.image_id,
-        "Command": list_command(cmd), "Created": int(parse_time(c.created)), "Ports": [],
+        "Command": list_command(cmd), "Created": int(parse_time(c.created)),
+        "Ports": summary_ports(request, c) if request is not None else [],
         "Labels": c.config.get("Labels") or {}, "State": c.state.status,
         "Status": status_text(c), "HostConfig": {"NetworkMode": _network_mode(c)},
-        "NetworkSettings": {"Networks": _networks(c)}, "Mounts": _mounts(c),
+        "NetworkSettings": {"Networks": container_networks(request, c) if request is not None
+                            else _networks(c)}, "Mounts": _mounts(c),
     }
     if sizes is not None:
         out["SizeRw"], out["SizeRootFs"] = sizes
@@ -162,13 +165,7 @@ def inspect(request: web.Request, c: Container, layer_dirs: dict[str, str] | Non
         "Mounts": _mounts(c),
         **({"SizeRw": sizes[0], "SizeRootFs": sizes[1]} if sizes else {}),
         "Config": c.config,
-        "NetworkSettings": {
-            "Bridge": "", "SandboxID": "", "SandboxKey": "", "Ports": {}, "HairpinMode": False,
-            "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0,
-            "SecondaryIPAddresses": None, "SecondaryIPv6Addresses": None, "EndpointID": "",
-            "Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
-            "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "", "MacAddress": "",
-            "Networks": _networks(c)},
+        "NetworkSettings": network_settings(request, c),
     }
 
 
@@ -196,8 +193,15 @@ def _matches(request: web.Request, c: Container, filters: Any, ancestors: set[st
         status = (c.state.health or {}).get("Status") or "none"
         if status not in filters.get("health"):
             return False
-    if filters.contains("network") and _network_mode(c) not in filters.get("network"):
-        return False
+    if filters.contains("network"):
+        names = set(container_networks(request, c)) | {_network_mode(c)}
+        ids = {n.get("NetworkID") for n in container_networks(request, c).values()}
+        if not any(v in names or any(i and i.startswith(v) for i in ids)
+                   for v in filters.get("network")):
+            return False
+    for key in ("publish", "expose"):
+        if filters.contains(key) and not port_filter_matches(request, c, key, filters.get(key)):
+            return False
     for key, cmp in (("before", lambda a, b: a.seq < b.seq), ("since", lambda a, b: a.seq > b.seq)):
         for ref in filters.get(key):
             if not cmp(c, engine.containers.get(ref)):
@@ -249,7 +253,7 @@ async def list_containers(request: web.Request) -> web.Response:
             # As dockerd: once the name points elsewhere (or nowhere), show the image ID.
             shown = c.image if current_ids[c.image] == c.image_id else c.image_id
             sizes = await engine.containers.sizes(c) if want_sizes else None
-            out.append(summary(c, sizes, shown))
+            out.append(summary(c, sizes, shown, request=request))
         if limit > 0 and len(out) >= limit:
             break
     return json_response(out)

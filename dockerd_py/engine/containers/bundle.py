@@ -71,8 +71,9 @@ def path_in_root(rootfs: str, path: str) -> str | None:
 
 
 def prepare(c: Container, *, state_dir: str, bundle_dir: str, mounts: list[Mount],
-            snapshots_root: str, cgroup_parent: str) -> dict[str, Any]:
-    """Blocking. Returns the spec written to bundle_dir/config.json."""
+            snapshots_root: str, cgroup_parent: str, net: Any = None) -> dict[str, Any]:
+    """Blocking. Returns the spec written to bundle_dir/config.json. `net` is the
+    network service's Attachment (None: a new network namespace)."""
     rootfs = mount_rootfs(state_dir, mounts, snapshots_root)
     try:
         for p in c.mounts:
@@ -83,12 +84,18 @@ def prepare(c: Container, *, state_dir: str, bundle_dir: str, mounts: list[Mount
                     raise InvalidParameter(
                         f"error while creating mount source path '{p['Source']}': "
                         f"mkdir {p['Source']}: {e.strerror.lower()}") from None
-        etc = etcfiles.write(state_dir, c.config, c.host_config)
+        etc = etcfiles.write(state_dir, c.config, c.host_config,
+                             net.addresses if net is not None else (),
+                             nameservers=net.nameservers if net is not None else None,
+                             link_hosts=net.link_hosts if net is not None else (),
+                             host_gateway=net.host_gateway if net is not None else "")
         user = resolve_user(c.config.get("User") or "", read_in_root(rootfs, "/etc/passwd"),
                             read_in_root(rootfs, "/etc/group"),
                             c.host_config.get("GroupAdd") or ())
         hc = c.host_config
         netns = "host" if hc.get("NetworkMode") == "host" else None
+        if net is not None:
+            netns = net.netns_path
         spec = build_spec(SpecInput(
             container_id=c.id, rootfs=rootfs, config=c.config, host_config=hc,
             host=host_limits(), mounts=_mount_specs(c), user=user, etc_files=etc,

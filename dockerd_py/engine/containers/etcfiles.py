@@ -23,11 +23,13 @@ def _host_resolv() -> list[str]:
         return []
 
 
-def resolv_conf(hc: Mapping[str, Any], host_network: bool) -> str:
+def resolv_conf(hc: Mapping[str, Any], host_network: bool,
+                nameservers: Sequence[str] | None = None) -> str:
     """The host's resolv.conf, with --dns/--dns-search/--dns-option overriding it.
-    Loopback resolvers do not work from another network namespace: dropped (as dockerd)."""
+    Loopback resolvers do not work from another network namespace: dropped (as dockerd).
+    nameservers: the network's own resolver (user-defined networks) in their place."""
     lines = _host_resolv()
-    servers = list(hc.get("Dns") or [])
+    servers = list(nameservers if nameservers is not None else hc.get("Dns") or [])
     search = list(hc.get("DnsSearch") or [])
     options = list(hc.get("DnsOptions") or [])
     if not servers:
@@ -47,18 +49,24 @@ def resolv_conf(hc: Mapping[str, Any], host_network: bool) -> str:
     return "\n".join(out) + "\n"
 
 
-def hosts(hostname: str, extra: Sequence[str], addresses: Sequence[str]) -> str:
+def hosts(hostname: str, extra: Sequence[str], addresses: Sequence[str],
+          link_hosts: Sequence[str] = (), host_gateway: str = "") -> str:
     text = _HOSTS_BASE
     for entry in extra:  # --add-host name:ip
         name, _, ip = entry.partition(":")
+        if ip == "host-gateway" and host_gateway:
+            ip = host_gateway
         text += f"{ip}\t{name}\n"
+    for line in link_hosts:  # --link on the default bridge
+        text += line + "\n"
     for ip in addresses:
         text += f"{ip}\t{hostname}\n"
     return text
 
 
 def write(directory: str, config: Mapping[str, Any], hc: Mapping[str, Any],
-          addresses: Sequence[str] = ()) -> dict[str, str]:
+          addresses: Sequence[str] = (), *, nameservers: Sequence[str] | None = None,
+          link_hosts: Sequence[str] = (), host_gateway: str = "") -> dict[str, str]:
     """Write the three files into directory; returns container path -> host path."""
     host_network = hc.get("NetworkMode") == "host"
     hostname = config.get("Hostname") or ""
@@ -66,8 +74,9 @@ def write(directory: str, config: Mapping[str, Any], hc: Mapping[str, Any],
         hostname = os.uname().nodename
     files = {
         "/etc/hostname": hostname + "\n",
-        "/etc/hosts": hosts(hostname, hc.get("ExtraHosts") or [], addresses),
-        "/etc/resolv.conf": resolv_conf(hc, host_network),
+        "/etc/hosts": hosts(hostname, hc.get("ExtraHosts") or [], addresses, link_hosts,
+                            host_gateway),
+        "/etc/resolv.conf": resolv_conf(hc, host_network, nameservers),
     }
     out = {}
     for path, text in files.items():

@@ -59,6 +59,7 @@ class ContainerService:
         self.monitor = Monitor(os.path.join(config.exec_root, "rt"),
                                cgroup_parent=_CGROUP_PARENT)
         self.volumes: Any = None  # set by the engine when the volume service exists
+        self.networks: Any = None  # set by the engine: engine/networks/service.py
         self._containers: dict[str, Container] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._exited: dict[str, asyncio.Event] = {}    # set on each exit, then replaced
@@ -138,6 +139,14 @@ class ContainerService:
     def _lock(self, cid: str) -> asyncio.Lock:
         return self._locks.setdefault(cid, asyncio.Lock())
 
+    def lock(self, cid: str) -> asyncio.Lock:
+        """The container's lock, for services that change its record (network connect)."""
+        return self._lock(cid)
+
+    async def set_networking(self, cid: str, networking: dict[str, Any]) -> Container:
+        """Record the networks a container is connected to; the caller holds lock(cid)."""
+        return await self._save(dataclasses.replace(self.get(cid), networking=networking))
+
     async def _save(self, c: Container) -> Container:
         await self.db.run(lambda conn: records.save(conn, c))
         self._containers[c.id] = c
@@ -173,9 +182,12 @@ class ContainerService:
         merged = merge_image_config(config, (image.config.get("config") or {}))
         cid = secrets.token_hex(32)
         merged["Image"] = image_ref
-        if not merged.get("Hostname"):
-            merged["Hostname"] = cid[:12]
+        if not merged.get("Hostname"):  # with the host's network, the host's name (as dockerd)
+            merged["Hostname"] = (os.uname().nodename if hc.get("NetworkMode") == "host"
+                                  else cid[:12])
         validate_spec(merged, hc, host_limits())
+        if self.networks is not None:
+            networking = self.networks.validate(hc, networking, merged)
         points = mount_points(merged, hc)
         for p in points:
             if p.pop("MustExist", False) and not os.path.exists(p["Source"]):
@@ -251,9 +263,16 @@ class ContainerService:
             await self._populate_volumes(c, rootfs)
             await self.volumes.before_start(c)
         bundle_dir = await asyncio.to_thread(self.monitor.bundle_dir, c.id)
-        await asyncio.to_thread(bundle.prepare, c, state_dir=state_dir, bundle_dir=bundle_dir,
-                                mounts=mounts, snapshots_root=self.snapshots.root,
-                                cgroup_parent=_CGROUP_PARENT)
+        net = await self.networks.attach(c) if self.networks is not None else None
+        try:
+            await asyncio.to_thread(bundle.prepare, c, state_dir=state_dir,
+                                    bundle_dir=bundle_dir, mounts=mounts,
+                                    snapshots_root=self.snapshots.root,
+                                    cgroup_parent=_CGROUP_PARENT, net=net)
+        except BaseException:
+            if self.networks is not None:
+                await asyncio.shield(self.networks.detach(c.id, c.name))
+            raise
         cfg = c.config
         try:
             proc = await self.monitor.create(
@@ -357,6 +376,8 @@ class ContainerService:
         with contextlib.suppress(DaemonError):
             await self.monitor.remove(cid)
         await asyncio.to_thread(bundle.teardown, self.state_dir(cid))
+        if self.networks is not None:
+            await self.networks.detach(cid)
 
     async def _on_exit(self, cid: str, status: ExitStatus, pid: int | None = None) -> None:
         """Record an exit; pid names the process that exited (a start that won the lock

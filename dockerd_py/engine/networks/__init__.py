@@ -1,0 +1,1 @@
+"""Container networking: records, IPAM, port publishing and the netavark driver."""

@@ -1,0 +1,63 @@
+"""Isolation between this daemon's bridge networks, as dockerd's DOCKER-ISOLATION chains.
+
+netavark 1.4 forwards between any two of its bridges; dockerd does not. Two chains
+of this daemon's own (named after its exec root, so daemons side by side never touch
+each other's) send traffic that leaves one of our bridges for another one to DROP,
+unless it was DNATed to a published port. The chains are rewritten whole with
+iptables-restore --noflush, so each change is atomic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import Iterable
+
+log = logging.getLogger(__name__)
+
+
+class Isolation:
+    def __init__(self, exec_root: str, enabled: bool = True) -> None:
+        tag = hashlib.sha256(exec_root.encode()).hexdigest()[:8].upper()
+        self.stage1 = f"DPY-ISOLATION-1-{tag}"
+        self.stage2 = f"DPY-ISOLATION-2-{tag}"
+        self.enabled = enabled
+        self._lock = asyncio.Lock()
+
+    async def _run(self, *argv: str, stdin: bytes | None = None) -> int:
+        proc = await asyncio.create_subprocess_exec(
+            *argv, stdin=asyncio.subprocess.PIPE if stdin is not None else None,
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+        _, err = await proc.communicate(stdin)
+        if proc.returncode and argv[1:2] != ("-C",) and "-C" not in argv:
+            log.warning("%s: %s", " ".join(argv[:3]), err.decode(errors="replace").strip())
+        return proc.returncode or 0
+
+    async def sync(self, bridges: Iterable[str]) -> None:
+        """Rewrite the chains for the given bridges and make sure FORWARD jumps to them."""
+        if not self.enabled:
+            return
+        names = sorted(set(bridges))
+        lines = ["*filter", f":{self.stage1} - [0:0]", f":{self.stage2} - [0:0]"]
+        for b in names:
+            lines.append(f"-A {self.stage1} -i {b} ! -o {b} -j {self.stage2}")
+            lines.append(f"-A {self.stage2} -o {b} -m conntrack ! --ctstate DNAT -j DROP")
+        lines.append("COMMIT\n")
+        async with self._lock:
+            await self._run("iptables-restore", "-w", "--noflush",
+                            stdin="\n".join(lines).encode())
+            if await self._run("iptables", "-w", "-C", "FORWARD", "-j", self.stage1) != 0:
+                await self._run("iptables", "-w", "-I", "FORWARD", "1", "-j", self.stage1)
+
+    async def remove(self) -> None:
+        """Take the chains away (the daemon stops with no container on a bridge)."""
+        if not self.enabled:
+            return
+        async with self._lock:
+            while await self._run("iptables", "-w", "-C", "FORWARD", "-j", self.stage1) == 0:
+                if await self._run("iptables", "-w", "-D", "FORWARD", "-j", self.stage1) != 0:
+                    break
+            for chain in (self.stage1, self.stage2):
+                if await self._run("iptables", "-w", "-F", chain) == 0:
+                    await self._run("iptables", "-w", "-X", chain)

@@ -1,0 +1,141 @@
+"""The netavark driver: one container's interface on one network, set up and torn down.
+
+netavark (Podman's network stack) makes the bridge, the veth pair, the
+addresses, the NAT and port-forwarding rules (chains of its own per network),
+and feeds aardvark-dns for name resolution. It is told everything on stdin;
+this module only builds that document and runs the binary. Networks are
+named to netavark by their ID, so two daemons on one host never share a
+chain or a DNS zone even when their networks have the same names.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from typing import Any
+
+from ...errors import InternalError
+from .records import Endpoint, Network
+
+_SEARCH = ("/usr/lib/podman", "/usr/libexec/podman", "/usr/local/lib/podman")
+
+
+def _binary(name: str) -> str:
+    for d in _SEARCH:
+        if os.access(os.path.join(d, name), os.X_OK):
+            return os.path.join(d, name)
+    return shutil.which(name) or name
+
+
+@dataclass(frozen=True)
+class SetupResult:
+    mac: str
+    address: str
+    prefix_len: int
+    gateway: str
+
+
+class Netavark:
+    def __init__(self, config_dir: str) -> None:
+        self.config_dir = config_dir
+        self.binary = _binary("netavark")
+        self.aardvark = _binary("aardvark-dns")
+        os.makedirs(os.path.join(config_dir, "aardvark-dns"), mode=0o700, exist_ok=True)
+
+    def available(self) -> bool:
+        return os.access(self.binary, os.X_OK)
+
+    @staticmethod
+    def options(network: Network, ep: Endpoint, container_name: str) -> dict[str, Any]:
+        per_network: dict[str, Any] = {"static_ips": [ep.address],
+                                       "interface_name": ep.interface}
+        if network.dns_enabled:
+            per_network["aliases"] = list(ep.dns_names)
+        if ep.mac:
+            per_network["static_mac"] = ep.mac
+        doc: dict[str, Any] = {
+            "container_id": ep.container_id,
+            "container_name": container_name,
+            "networks": {network.id: per_network},
+            "network_info": {network.id: {
+                "name": network.id, "id": network.id, "driver": "bridge",
+                "network_interface": network.bridge,
+                "subnets": [{"subnet": s["Subnet"], "gateway": s["Gateway"]}
+                            for s in network.subnets],
+                "ipv6_enabled": False, "internal": network.internal,
+                "dns_enabled": network.dns_enabled,
+                "ipam_options": {"driver": "host-local"},
+            }},
+        }
+        if ep.ports:
+            doc["port_mappings"] = list(ep.ports)
+        return doc
+
+    async def _run(self, verb: str, netns: str, doc: dict[str, Any]) -> str:
+        proc = await asyncio.create_subprocess_exec(
+            self.binary, "--config", self.config_dir, "--aardvark-binary", self.aardvark,
+            verb, netns, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE)
+        out, err = await proc.communicate(json.dumps(doc).encode())
+        if proc.returncode != 0:
+            raise InternalError(_error_text(out, err) or f"netavark {verb} failed")
+        return out.decode()
+
+    async def setup(self, netns: str, network: Network, ep: Endpoint,
+                    container_name: str) -> SetupResult:
+        """All or nothing: a failed setup is torn down before the error is raised."""
+        doc = self.options(network, ep, container_name)
+        try:
+            out = await self._run("setup", netns, doc)
+        except BaseException:
+            await asyncio.shield(self._quiet_teardown(netns, doc))
+            raise
+        try:
+            iface = json.loads(out)[network.id]["interfaces"][ep.interface]
+            subnet = iface["subnets"][0]
+            address, _, prefix = subnet["ipnet"].partition("/")
+            return SetupResult(iface.get("mac_address", ""), address, int(prefix),
+                               subnet.get("gateway", ""))
+        except (ValueError, KeyError, IndexError, TypeError):
+            await asyncio.shield(self._quiet_teardown(netns, doc))
+            raise InternalError(f"netavark setup: unexpected answer {out[:200]!r}") from None
+
+    async def teardown(self, netns: str, network: Network, ep: Endpoint,
+                       container_name: str) -> None:
+        await self._run("teardown", netns, self.options(network, ep, container_name))
+        if not os.path.exists(f"/sys/class/net/{network.bridge}"):
+            await self._drop_port_chain(network)
+
+    @staticmethod
+    async def _drop_port_chain(network: Network) -> None:
+        """netavark's last teardown on a network leaves the network's port-forwarding
+        chain behind (empty) unless that teardown itself had ports. The chain is named
+        after the network (here its ID, hence ours alone); -X refuses a chain still in
+        use or not empty, so this never takes anything another daemon relies on."""
+        tag = hashlib.sha512(network.id.encode()).hexdigest()[:13].upper()
+        proc = await asyncio.create_subprocess_exec(
+            "iptables", "-w", "-t", "nat", "-X", f"NETAVARK-DN-{tag}",
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+        await proc.wait()
+
+    async def _quiet_teardown(self, netns: str, doc: dict[str, Any]) -> None:
+        try:
+            await self._run("teardown", netns, doc)
+        except InternalError:
+            pass  # a partial setup may lack pieces teardown expects; what exists is gone
+
+
+def _error_text(out: bytes, err: bytes) -> str:
+    for blob in (out, err):
+        for line in blob.decode(errors="replace").splitlines():
+            line = line.strip()
+            if line.startswith("{"):
+                try:
+                    return str(json.loads(line).get("error") or "")
+                except ValueError:
+                    continue
+    return (err or out).decode(errors="replace").strip()[-500:]
