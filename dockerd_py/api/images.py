@@ -15,6 +15,7 @@ from ..engine.images.mediatypes import parse_time
 from ..engine.reference import parse_normalized
 from ..engine.types import ImageRecord
 from ..errors import DaemonError, InvalidParameter, NotImplementedByDaemon
+from . import distribution as distribution_api
 from .httputil import JsonMessageStream, body_chunks, json_response, query_bool, query_filters
 from .keys import ENGINE
 from .server import api_version
@@ -189,8 +190,7 @@ async def create_image(request: web.Request) -> web.StreamResponse:
     source = request.query.get("fromSrc")
     if source is None:
         if request.query.get("fromImage"):
-            raise NotImplementedByDaemon("pulling images from a registry is not supported yet; "
-                                         "use docker load or docker import")
+            return await distribution_api.pull_image(request)
         raise InvalidParameter("either fromSrc or fromImage must be set")
     if source != "-":
         raise NotImplementedByDaemon("importing from a URL is not supported; "

@@ -91,6 +91,11 @@ def set_tag(conn: sqlite3.Connection, ref: str, image_id: str, now: str) -> str 
     return previous if previous != image_id else None
 
 
+def add_digest_ref(conn: sqlite3.Connection, ref: str, image_id: str) -> None:
+    """Record a RepoDigest ("repo@sha256:...") without touching the tag time (a push)."""
+    conn.execute("INSERT OR REPLACE INTO digests(ref, image_id) VALUES (?, ?)", (ref, image_id))
+
+
 def remove_ref(conn: sqlite3.Connection, ref: str) -> None:
     conn.execute("DELETE FROM digests WHERE ref = ?", (ref,))
     conn.execute("DELETE FROM tags WHERE ref = ?", (ref,))
