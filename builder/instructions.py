@@ -12,7 +12,8 @@ SHELL, HEALTHCHECK, MAINTAINER and ONBUILD are never expanded by the builder.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Self
 
@@ -35,6 +36,19 @@ class Heredoc:
     expand: bool    # False when the delimiter was quoted (<<'EOF', <<"EOF")
     chomp: bool = False  # <<-EOF: leading tabs stripped
 
+    def body(self) -> str:
+        """The content with `<<-` leading tabs removed (as the reference writes it out)."""
+        if not self.chomp:
+            return self.content
+        return re.sub(r"(?m)^\t+", "", self.content)
+
+    def rendered(self, env: Mapping[str, str]) -> str:
+        """COPY/ADD inline file content: body() with variables expanded unless the delimiter
+        was quoted; quotes in the text stay (the reference's ExpandRaw)."""
+        from .shell_lex import expand_heredoc
+
+        return expand_heredoc(self.body(), env) if self.expand else self.body()
+
 
 @dataclass(frozen=True)
 class Instruction:
@@ -53,6 +67,12 @@ class From(Instruction):
     image: str = ""
     stage_name: str | None = None   # lower-cased, as the reference
     platform: str | None = None
+
+    def expand(self, expander: Expander) -> Self:
+        """The image (and --platform) with the meta ARGs: pass an expander over those only."""
+        flags = _expand_flags(self.flags, ("platform",), expander)
+        platform = expander(self.platform) if self.platform is not None else None
+        return replace(self, image=expander(self.image), platform=platform, flags=flags)
 
 
 @dataclass(frozen=True)
@@ -78,35 +98,70 @@ class Entrypoint(Instruction):
 class Env(Instruction):
     pairs: list[tuple[str, str]] = field(default_factory=list)
 
+    def expand(self, expander: Expander) -> Self:
+        return replace(self, pairs=[(expander(k), expander(v)) for k, v in self.pairs])
+
 
 @dataclass(frozen=True)
 class Arg(Instruction):
     args: list[tuple[str, str | None]] = field(default_factory=list)  # None: no default
 
+    def expand(self, expander: Expander) -> Self:
+        return replace(self, args=[(expander(k), expander(v) if v is not None else None)
+                                   for k, v in self.args])
+
 
 @dataclass(frozen=True)
 class Label(Instruction):
     pairs: list[tuple[str, str]] = field(default_factory=list)
+    expandable: bool = True       # False for `docker build --label` (never expanded)
+
+    def expand(self, expander: Expander) -> Self:
+        if not self.expandable:
+            return self
+        return replace(self, pairs=[(expander(k), expander(v)) for k, v in self.pairs])
+
+    @classmethod
+    def from_option(cls, key: str, value: str) -> Label:
+        """The step the reference appends to the last stage for each `--label k=v`, in
+        sorted key order; printed unquoted ("LABEL k=v w")."""
+        return cls(keyword="LABEL", original=f"LABEL {key}={value}", line=0,
+                   pairs=[(key, value)], expandable=False)
 
 
 @dataclass(frozen=True)
 class Expose(Instruction):
     ports: list[str] = field(default_factory=list)
 
+    def expand(self, expander: Expander) -> Self:
+        """The reference splits each expanded port on whitespace (EXPOSE $PORTS with
+        PORTS="80 443" gives two ports); a quoted "80 443" stays one invalid port there and
+        splits here, the only difference."""
+        return replace(self, ports=[p for port in self.ports for p in expander(port).split()])
+
 
 @dataclass(frozen=True)
 class Volume(Instruction):
     paths: list[str] = field(default_factory=list)
+
+    def expand(self, expander: Expander) -> Self:
+        return replace(self, paths=[expander(p) for p in self.paths])
 
 
 @dataclass(frozen=True)
 class User(Instruction):
     user: str = ""
 
+    def expand(self, expander: Expander) -> Self:
+        return replace(self, user=expander(self.user))
+
 
 @dataclass(frozen=True)
 class Workdir(Instruction):
     path: str = ""
+
+    def expand(self, expander: Expander) -> Self:
+        return replace(self, path=expander(self.path))
 
 
 @dataclass(frozen=True)
@@ -115,7 +170,16 @@ class Copy(Instruction):
     dest: str = ""
     heredocs: list[Heredoc] = field(default_factory=list)  # COPY <<EOF /dest
 
-    # flags: "from", "chown", "chmod" (also "link", "parents", "exclude" accepted)
+    # flags: "from", "chown", "chmod" (also "link", "parents", "exclude" accepted; repeated
+    # --exclude values are joined with "\n")
+    # sources excludes the <<EOF words: each heredoc is an inline file named Heredoc.name,
+    # its content from Heredoc.rendered(env)
+
+    def expand(self, expander: Expander) -> Self:
+        """Sources, dest, --chown and --chmod (ADD: also --checksum); never --from."""
+        names = ("chown", "chmod", "checksum") if self.keyword == "ADD" else ("chown", "chmod")
+        return replace(self, sources=[expander(s) for s in self.sources],
+                       dest=expander(self.dest), flags=_expand_flags(self.flags, names, expander))
 
 
 @dataclass(frozen=True)
@@ -136,6 +200,9 @@ class Shell(Instruction):
 @dataclass(frozen=True)
 class StopSignal(Instruction):
     signal: str = ""
+
+    def expand(self, expander: Expander) -> Self:
+        return replace(self, signal=expander(self.signal))
 
 
 @dataclass(frozen=True)
@@ -170,10 +237,30 @@ class Dockerfile:
     escape: str = "\\"
     meta_args: list[Arg] = field(default_factory=list)  # ARGs before the first FROM
     stages: list[Stage] = field(default_factory=list)
+    # what the reference prints to the build output (in red) before step 1, e.g. about empty
+    # continuation lines; each entry is one or more lines without the final newline
+    warnings: list[str] = field(default_factory=list)
 
-    def step_count(self) -> int:
-        """M in "Step N/M": every instruction of every stage, FROMs and meta ARGs included."""
-        return len(self.meta_args) + sum(1 + len(s.instructions) for s in self.stages)
+    def target_index(self, target: str | None) -> int:
+        """The index of the --target stage (case-insensitive), the last stage without one."""
+        if not target:
+            return len(self.stages) - 1
+        for stage in self.stages:
+            if stage.name is not None and stage.name == target.lower():
+                return stage.index
+        raise DockerfileError(f"failed to reach build target {target} in Dockerfile")
+
+    def step_count(self, target: str | None = None, labels: int = 0) -> int:
+        """M in "Step N/M", as the legacy builder counts: meta ARGs, then every FROM and
+        instruction of the stages up to and including the target (all stages before it,
+        needed or not), plus one LABEL step per `--label` option."""
+        stages = self.stages[: self.target_index(target) + 1]
+        return len(self.meta_args) + sum(1 + len(s.instructions) for s in stages) + labels
+
+
+def _expand_flags(flags: dict[str, str], names: tuple[str, ...],
+                  expander: Expander) -> dict[str, str]:
+    return {k: expander(v) if k in names else v for k, v in flags.items()}
 
 
 replace = dataclasses.replace

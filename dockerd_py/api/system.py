@@ -18,6 +18,7 @@ from ..engine.images.platform import ARCH
 from ..engine.timestamps import to_nanos
 from ..errors import InvalidParameter
 from ..version import API_VERSION, GIT_COMMIT, MIN_API_VERSION, VERSION
+from . import build as build_api
 from .httputil import JSON, json_bytes, json_response, query_filters
 from .images import shared_layer_counts, shared_size, summary
 from .keys import ENGINE
@@ -206,7 +207,7 @@ async def disk_usage(request: web.Request) -> web.Response:
         out["Volumes"] = [volume_json(v, (size, refs))
                           for v, size, refs in await engine.volumes.disk_usage()]
     if "build-cache" in types:
-        out["BuildCache"] = []
+        out["BuildCache"], out["BuilderSize"] = await build_api.cache_usage(request)
     return json_response(out)
 
 

@@ -1,0 +1,531 @@
+"""One stage of a build: its FROM, then one dispatch per instruction.
+
+Mutable state is one record (`StageState`: the current image, its runtime
+config, ARGs in scope, whether the cache is still usable). `dispatch` is a
+single table from instruction type to handler. Every step ends in `_commit`,
+which probes the cache and otherwise records a new image whose parent is the
+previous step's: metadata steps with an empty layer, filesystem steps with the
+layer their snapshot's diff gives (see layer.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import hashlib
+import os
+import posixpath
+import tempfile
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from dockerd_py.engine.images.mediatypes import now_rfc3339, parse_time
+from dockerd_py.engine.types import ImageRecord
+from dockerd_py.errors import DaemonError, InvalidParameter
+
+from . import copy as copying
+from . import imageconfig, metadata, progress
+from . import instructions as ins
+from .cache import step_key
+from .context import file_digest, tree_digest
+from .layer import StepFS, commit_layer, normalize_times, step_fs, unmount_step
+from .run import run as run_command
+
+if TYPE_CHECKING:
+    from .build import Build
+
+Emit = Callable[[progress.Message], Awaitable[None]]
+
+# Build args every build accepts without an ARG (moby's builtinAllowedBuildArgs).
+BUILTIN_ARGS = frozenset({"HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy",
+                          "FTP_PROXY", "ftp_proxy", "NO_PROXY", "no_proxy",
+                          "ALL_PROXY", "all_proxy"})
+
+
+class StepFailed(DaemonError):
+    """A RUN whose command exited non-zero; `code` becomes the CLI's exit status."""
+
+    status = 500
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass
+class StageState:
+    image: ImageRecord | None = None            # the latest step's image (None: scratch)
+    config: dict[str, Any] = field(default_factory=dict)
+    args: dict[str, str | None] = field(default_factory=dict)  # ARGs declared in the stage
+    author: str = ""
+    cmd_set: bool = False
+    cache_busted: bool = False
+
+
+class StageBuilder:
+    def __init__(self, build: Build, stage: ins.Stage, emit: Emit) -> None:
+        self.build = build
+        self.stage = stage
+        self.emit = emit
+        self.state = StageState()
+        self.engine = build.engine
+        self.quiet_images = False
+
+    # -- expansion -------------------------------------------------------------
+
+    def env_for_expansion(self) -> dict[str, str]:
+        """ENV first, then ARGs in scope that ENV does not set (as the reference)."""
+        out: dict[str, str] = {}
+        for name, value in self.state.args.items():
+            if value is not None:
+                out[name] = value
+        for entry in self.state.config.get("Env") or []:
+            key, _, value = entry.partition("=")
+            out[key] = value
+        return out
+
+    def expand(self, inst: ins.Instruction) -> ins.Instruction:
+        from .shell_lex import expand as expand_word
+        env = self.env_for_expansion()
+        escape = self.build.dockerfile.escape
+        return inst.expand(lambda word: expand_word(word, env, escape))
+
+    def build_args_in_effect(self) -> list[str]:
+        """K=V for the ARGs with a value that ENV does not override, sorted."""
+        env_keys = {e.split("=", 1)[0] for e in self.state.config.get("Env") or []}
+        return sorted(f"{k}={v}" for k, v in self.state.args.items()
+                      if v is not None and k not in env_keys)
+
+    def builtin_args_env(self) -> list[str]:
+        env_keys = {e.split("=", 1)[0] for e in self.state.config.get("Env") or []}
+        return [f"{k}={v}" for k, v in sorted(self.build.options.build_args.items())
+                if k in BUILTIN_ARGS and v is not None and k not in env_keys
+                and k not in self.state.args]
+
+    # -- the stage -------------------------------------------------------------
+
+    async def run(self, from_image: ImageRecord | None) -> ImageRecord | None:
+        state = self.state
+        state.image = from_image
+        base = copy.deepcopy((from_image.config.get("config") if from_image else None) or {})
+        triggers = list(base.get("OnBuild") or [])
+        base["OnBuild"] = None
+        state.config = imageconfig.with_default_path(imageconfig.normalize(base))
+        if not triggers:  # (with triggers, dockerd goes straight to them)
+            await self.emit(progress.image(from_image.id if from_image else ""))
+        if triggers:
+            plural = "s" if len(triggers) > 1 else ""
+            await self.emit(progress.stream(f"# Executing {len(triggers)} build trigger{plural}"))
+            await self.emit(progress.stream("\n"))
+            from .parser import parse_instruction
+            self.quiet_images = True  # dockerd prints one image line after all triggers
+            for text in triggers:
+                try:
+                    trigger = parse_instruction(text)  # (the reference: default escape)
+                except ins.DockerfileError as e:
+                    raise InvalidParameter(e.message) from None
+                await self.dispatch(trigger)
+            self.quiet_images = False
+            await self.emit(progress.image(state.image.id if state.image else ""))
+        for inst in self.stage.instructions:
+            await self.emit_step(inst)
+            await self.dispatch(inst)
+        return state.image
+
+    async def emit_step(self, inst: ins.Instruction) -> None:
+        number = self.build.step_numbers[id(inst)]
+        for message in progress.step(number, self.build.total_steps, inst.original):
+            await self.emit(message)
+
+    async def dispatch(self, inst: ins.Instruction) -> None:
+        if isinstance(inst, ins.Arg):
+            await self._arg(inst)
+            return
+        handler = _HANDLERS.get(type(inst))
+        if handler is None:
+            raise InvalidParameter(f"unknown instruction: {inst.keyword}")
+        await handler(self, self.expand(inst))
+
+    # -- committing a step -----------------------------------------------------
+
+    async def _commit(self, created_by: str, config: dict[str, Any], *,
+                      inputs: list[str] | None = None,
+                      change: Callable[[StepFS], Awaitable[None]] | None = None,
+                      container_lines: bool = False, runs_command: bool = False) -> None:
+        state = self.state
+        parent_id = state.image.id if state.image else ""
+        config = copy.deepcopy(config)
+        config["Image"] = parent_id
+        key = step_key(parent_id, created_by, config, inputs)
+        if not self.build.options.no_cache and not state.cache_busted:
+            cached_id = await self.build.cache.lookup(key)
+            if cached_id is not None:
+                cached = await self.engine.images.get(cached_id)
+                if cached is not None:
+                    await self.emit(progress.using_cache())
+                    if not self.quiet_images:
+                        await self.emit(progress.image(cached.id))
+                    state.image, state.config = cached, config
+                    return
+        state.cache_busted = True
+        layer = None
+        if change is None and container_lines:
+            # dockerd runs every metadata step in a container it commits at once; nothing
+            # needs running here, but the CLI user sees the same lines, with the step's ID
+            step_id = uuid.uuid4().hex + uuid.uuid4().hex
+            await self.emit(progress.running_in(step_id))
+            await self.emit(progress.removing(step_id))
+        if change is not None:
+            async with step_fs(self.engine.snapshots, state.image, self.build.state_dir) as fs:
+                if container_lines:
+                    await self.emit(progress.running_in(fs.key))
+                await change(fs)
+                await unmount_step(fs)
+                if not runs_command:  # COPY, ADD, WORKDIR: reproducible layers
+                    await asyncio.to_thread(normalize_times, fs.upper, fs.keep_times,
+                                            self._reference_time())
+                layer = await commit_layer(self.engine.snapshots, self.engine.content,
+                                           state.image, fs)
+            if container_lines:
+                await self.emit(progress.removing(fs.key))
+        image = await self._record(created_by, config, layer)
+        await self.build.cache.record(key, image.id, parent_id, created_by)
+        if not self.quiet_images:
+            await self.emit(progress.image(image.id))
+        state.image, state.config = image, config
+
+    def _reference_time(self) -> float:
+        """The creation time of the base image's first history entry (the epoch for
+        scratch): a time that does not change when the steps above it are rebuilt."""
+        history = (self.state.image.config.get("history") or [{}]) if self.state.image else [{}]
+        created = str(history[0].get("created") or "")
+        return parse_time(created) if created else 0.0
+
+    async def _record(self, created_by: str, config: dict[str, Any],
+                      layer: Any) -> ImageRecord:
+        parent = self.state.image
+        doc = parent.config if parent else {}
+        layers = list(parent.layers) if parent else []
+        history = list(doc.get("history") or [])
+        created = now_rfc3339()
+        history.append(imageconfig.history_entry(created, created_by, layer is None,
+                                                 author=self.state.author))
+        if layer is not None:
+            layers.append(layer)
+        document = imageconfig.image_document(
+            doc, imageconfig.normalize(config), [x.diff_id for x in layers], history, created,
+            self.state.author)
+        image, _ = await self.engine.images.record(imageconfig.encode(document), layers,
+                                                   parent=parent.id if parent else "")
+        return image
+
+    async def _metadata(self, config: dict[str, Any], text: str) -> None:
+        await self._commit(imageconfig.nop(config, text), config, container_lines=True)
+
+    # -- ARG -------------------------------------------------------------------
+
+    async def _arg(self, inst: ins.Arg) -> None:
+        words = []
+        for name, default in inst.args:
+            value = default
+            if default is not None:
+                from .shell_lex import expand as expand_word
+                value = expand_word(default, self.env_for_expansion(),
+                                    self.build.dockerfile.escape)
+            words.append(name if value is None else f"{name}={value}")
+            self.build.used_args.add(name)
+            given = self.build.options.build_args.get(name)
+            if given is not None:
+                value = given
+            elif value is None and name in self.build.meta_values:
+                value = self.build.meta_values[name]
+            self.state.args[name] = value
+        await self._metadata(self.state.config, "ARG " + " ".join(words))
+
+
+# -- handlers ----------------------------------------------------------------------------------
+
+
+async def _env(b: StageBuilder, inst: ins.Env) -> None:
+    config, text = metadata.env(b.state.config, inst)
+    await b._metadata(config, text)
+
+
+async def _label(b: StageBuilder, inst: ins.Label) -> None:
+    config, text = metadata.label(b.state.config, inst.pairs)
+    await b._metadata(config, text)
+
+
+async def _maintainer(b: StageBuilder, inst: ins.Maintainer) -> None:
+    b.state.author = inst.name
+    await b._metadata(b.state.config, f"MAINTAINER {inst.name}")
+
+
+async def _expose(b: StageBuilder, inst: ins.Expose) -> None:
+    await b._metadata(*metadata.expose(b.state.config, inst))
+
+
+async def _volume(b: StageBuilder, inst: ins.Volume) -> None:
+    await b._metadata(*metadata.volume(b.state.config, inst))
+
+
+async def _user(b: StageBuilder, inst: ins.User) -> None:
+    await b._metadata(*metadata.user(b.state.config, inst))
+
+
+async def _cmd(b: StageBuilder, inst: ins.Cmd) -> None:
+    b.state.cmd_set = True
+    await b._metadata(*metadata.cmd(b.state.config, inst))
+
+
+async def _entrypoint(b: StageBuilder, inst: ins.Entrypoint) -> None:
+    await b._metadata(*metadata.entrypoint(b.state.config, inst, b.state.cmd_set))
+
+
+async def _healthcheck(b: StageBuilder, inst: ins.Healthcheck) -> None:
+    await b._metadata(*metadata.healthcheck(b.state.config, inst))
+
+
+async def _stopsignal(b: StageBuilder, inst: ins.StopSignal) -> None:
+    await b._metadata(*metadata.stopsignal(b.state.config, inst))
+
+
+async def _shell(b: StageBuilder, inst: ins.Shell) -> None:
+    await b._metadata(*metadata.shell(b.state.config, inst))
+
+
+async def _onbuild(b: StageBuilder, inst: ins.Onbuild) -> None:
+    await b._metadata(*metadata.onbuild(b.state.config, inst))
+
+
+async def _workdir(b: StageBuilder, inst: ins.Workdir) -> None:
+    config = copy.deepcopy(b.state.config)
+    path = metadata.workdir_path(config, inst.path)
+    config["WorkingDir"] = path
+
+    async def mkdir(fs: StepFS) -> None:
+        def make() -> None:
+            target = copying.resolve_in_root(fs.rootfs, path)
+            rel = os.path.relpath(target, fs.rootfs)
+            copying.make_dirs(fs.rootfs, "" if rel == "." else rel, copying.Ownership())
+        await asyncio.to_thread(make)
+
+    await b._commit(imageconfig.nop(config, f"WORKDIR {path}", spaced=False), config,
+                    change=mkdir, container_lines=True)
+
+
+def _run_command(b: StageBuilder, inst: ins.Run) -> list[str]:
+    if not inst.heredocs:
+        return metadata.command(b.state.config, inst.command, inst.shell_form)
+    script = " ".join(inst.command)
+    first = inst.heredocs[0]
+    if len(inst.heredocs) == 1 and script.strip().lstrip("<").lstrip("-").strip("'\"") \
+            == first.name:
+        # RUN <<EOF: the body is the script (as BuildKit runs it).
+        return imageconfig.shell_of(b.state.config) + [first.body()]
+    body = script
+    for doc in inst.heredocs:
+        body += "\n" + doc.body() + doc.name
+    return imageconfig.shell_of(b.state.config) + [body + "\n"]
+
+
+async def _run(b: StageBuilder, inst: ins.Run) -> None:
+    for flag in ("mount", "network", "security"):
+        if flag in inst.flags:
+            raise InvalidParameter(f"the --{flag} option requires BuildKit. Refer to "
+                                   "https://docs.docker.com/go/buildkit/ to learn how to build "
+                                   "images with BuildKit enabled")
+    args = _run_command(b, inst)
+    build_args = b.build_args_in_effect()
+    saved = ([f"|{len(build_args)}", *build_args] if build_args else []) + args
+    created_by = " ".join(saved)
+    config = b.state.config
+    run_config = copy.deepcopy(config)
+    run_config.update(Cmd=args, Entrypoint=None, Tty=False, OpenStdin=False)
+    run_config["Env"] = list(config.get("Env") or []) + build_args + b.builtin_args_env()
+    run_config["Hostname"] = ""
+    shown = " ".join(args)
+
+    async def execute(fs: StepFS) -> None:
+        host_network = b.build.options.run.network == "host"
+        run_config["Hostname"] = os.uname().nodename if host_network else fs.key[:12]
+
+        async def output(name: str, data: bytes) -> None:
+            text = data.decode("utf-8", "replace")
+            await b.emit(progress.stdout(text) if name == "stdout" else progress.stderr(text))
+
+        runtime = b.engine.containers.runtime(b.engine.config.default_runtime)
+        code = await run_command(runtime, fs, run_config, b.build.options.run, output)
+        if code != 0:
+            raise StepFailed(f"The command '{shown}' returned a non-zero code: {code}", code)
+
+    await b._commit(created_by, config, change=execute, container_lines=True,
+                    runs_command=True)
+
+
+async def _copy(b: StageBuilder, inst: ins.Copy) -> None:
+    is_add = isinstance(inst, ins.Add)
+    verb = "ADD" if is_add else "COPY"
+    config = b.state.config
+    dest = inst.dest
+    if not dest.startswith("/"):
+        workdir = config.get("WorkingDir") or "/"
+        trailing = dest.endswith("/") or dest == "."
+        dest = posixpath.join(workdir, dest)
+        if trailing and not dest.endswith("/"):
+            dest += "/"
+    source_flag = inst.flags.get("from", "")
+    chown, chmod = inst.flags.get("chown", ""), inst.flags.get("chmod", "")
+    mode = None
+    if chmod:
+        try:
+            mode = int(chmod, 8)
+        except ValueError:
+            raise InvalidParameter(f"invalid chmod parameter: {chmod!r}") from None
+        if not 0 <= mode <= 0o7777:
+            raise InvalidParameter(f"invalid chmod parameter: {chmod!r}")
+
+    source_image: ImageRecord | None = None
+    if source_flag:
+        source_image = await b.build.copy_source(b.stage.index, source_flag)
+
+    heredoc_dir = ""
+    patterns = list(inst.sources)
+    urls = [s for s in patterns if is_add and copying.is_url(s)]
+    if not source_flag:
+        for s in patterns:
+            if copying.is_url(s) and not is_add:
+                raise InvalidParameter("source can't be a URL for COPY")
+    inputs: list[str] = [f"chown={chown}", f"chmod={chmod}", f"from={source_flag}"]
+    hashes: list[str] = []
+    ctx = b.build.context
+    if inst.heredocs:
+        heredoc_dir = await asyncio.to_thread(tempfile.mkdtemp, prefix="heredoc-",
+                                              dir=b.build.state_dir)
+        for index, doc in enumerate(inst.heredocs):
+            # stored by position: the delimiter word is the client's and may hold "/" or ".."
+            path = os.path.join(heredoc_dir, str(index))
+            text = doc.rendered(b.env_for_expansion())
+            await asyncio.to_thread(_write_text, path, text)
+            digest = hashlib.sha256(text.encode()).hexdigest()
+            hashes.append("file:" + digest)
+            inputs.append(f"heredoc:{doc.name}:{digest}")
+        heredoc_names = {doc.name for doc in inst.heredocs}
+        patterns = [p for p in patterns if p.lstrip("<-").strip("'\"") not in heredoc_names
+                    and not p.startswith("<<")]
+    local = [p for p in patterns if p not in urls]
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            found: list[copying.Source] = []
+            fetched: list[copying.Source] = []
+            if source_image is not None or (local and not source_flag):
+                root = ctx.dir
+                if source_flag:
+                    root = await stack.enter_async_context(b.build.image_view(source_image))
+                    inputs.append(source_image.id if source_image else "scratch")
+                if local:
+                    found = await asyncio.to_thread(copying.find_sources, root, local,
+                                                    in_context=not source_flag, verb=verb)
+                for src in found:
+                    if source_flag:
+                        digest = await asyncio.to_thread(tree_digest, src.host_path)
+                    else:
+                        digest = await asyncio.to_thread(
+                            ctx.digest, os.path.relpath(src.host_path, ctx.dir))
+                    hashes.append(("dir:" if src.is_dir else "file:") + digest)
+                    inputs.append(f"{src.shown}:{digest}")
+            if urls:  # fetched now: their content is part of the key (as the reference)
+                downloads = await asyncio.to_thread(tempfile.mkdtemp, prefix="add-",
+                                                    dir=b.build.state_dir)
+                stack.callback(_rmtree, downloads)
+                for url in urls:
+                    src = await asyncio.to_thread(copying.download, url, downloads)
+                    for message in progress.downloaded(os.path.getsize(src.host_path)):
+                        await b.emit(message)
+                    digest = await asyncio.to_thread(file_digest, src.host_path)
+                    fetched.append(src)
+                    hashes.append(digest)
+                    inputs.append(f"{url}:{digest}")
+            if len(hashes) == 1:
+                shown_hash = hashes[0]
+            else:
+                shown_hash = "multi:" + hashlib.sha256("\n".join(hashes).encode()).hexdigest()
+            # dockerd 20.10 writes the --chown flag glued to the hash, and dest as written
+            chown_text = f"--chown={chown}" if chown else ""
+            created_by = imageconfig.nop(
+                config, f"{verb} {chown_text}{shown_hash} in {inst.dest} ", spaced=False)
+
+            async def write(fs: StepFS) -> None:
+                owner = await asyncio.to_thread(_ownership, fs.rootfs, chown, mode)
+                sources = found + fetched
+                if heredoc_dir:
+                    sources += [copying.Source(os.path.join(heredoc_dir, str(i)),
+                                               posixpath.basename(d.name) or "heredoc",
+                                               False, d.name)
+                                for i, d in enumerate(inst.heredocs)]
+                local_archives = is_add and not source_flag
+                written: set[str] = set()
+                await asyncio.to_thread(copying.copy_into, fs.rootfs, sources, dest, owner,
+                                        extract_archives=local_archives,
+                                        never_extract={s.host_path for s in fetched},
+                                        verb=verb, written=written)
+                fs.keep_times.update(os.path.relpath(p, fs.rootfs) for p in written)
+
+            await b._commit(created_by, config, inputs=inputs, change=write)
+    finally:
+        if heredoc_dir:
+            await asyncio.to_thread(_rmtree, heredoc_dir)
+
+
+def _write_text(path: str, text: str) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.chmod(path, 0o644)
+
+
+def _rmtree(path: str) -> None:
+    import shutil
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _ownership(rootfs: str, chown: str, mode: int | None) -> copying.Ownership:
+    """--chown as the legacy builder reads it: "user" means user:user, names are looked
+    up in the image's /etc/passwd and /etc/group."""
+    if not chown:
+        return copying.Ownership(0, 0, mode)
+    from dockerd_py.engine.containers.bundle import read_in_root
+    from dockerd_py.engine.runtime.users import parse_group, parse_passwd
+    user, _, group = chown.partition(":")
+    group = group or user
+    prefix = "unable to convert uid/gid chown string to host mapping: "
+    if user.isdigit():
+        uid = int(user)
+    else:
+        users = parse_passwd(read_in_root(rootfs, "/etc/passwd") or "")
+        match = next((u for u in users if u.name == user), None)
+        if match is None:
+            raise InvalidParameter(f"{prefix}can't find uid for user {user}: "
+                                   f"no such user: {user}")
+        uid = match.uid
+    if group.isdigit():
+        gid = int(group)
+    else:
+        groups = parse_group(read_in_root(rootfs, "/etc/group") or "")
+        found = next((g for g in groups if g.name == group), None)
+        if found is None:
+            raise InvalidParameter(f"{prefix}can't find gid for group {group}: "
+                                   f"no such group: {group}")
+        gid = found.gid
+    return copying.Ownership(uid, gid, mode)
+
+
+_HANDLERS: dict[type, Callable[[StageBuilder, Any], Awaitable[None]]] = {
+    ins.Env: _env, ins.Label: _label, ins.Maintainer: _maintainer, ins.Expose: _expose,
+    ins.Volume: _volume, ins.User: _user, ins.Cmd: _cmd, ins.Entrypoint: _entrypoint,
+    ins.Healthcheck: _healthcheck, ins.StopSignal: _stopsignal, ins.Shell: _shell,
+    ins.Onbuild: _onbuild, ins.Workdir: _workdir, ins.Run: _run, ins.Copy: _copy,
+    ins.Add: _copy,
+}

@@ -1,0 +1,187 @@
+"""RUN: one command in a build container, in the foreground.
+
+The fast path: no monitor, no container record. The OCI spec comes from the
+same generator `docker run` uses (runtime/spec.py: capabilities, seccomp,
+masked paths, cgroup under dockerd-py/), and `runc run` executes it with its
+stdout and stderr piped straight into the progress stream. runc's own log
+goes to a file, so its messages never mix with the command's output. The
+container is therefore never listed by `docker ps -a`; on cancellation
+(client gone, build failed elsewhere) it is killed and deleted.
+
+Networking: the host's namespace by default (there is no bridge networking
+during builds yet), a private one with only loopback for `--network none`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import signal
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from dockerd_py.engine.containers import etcfiles
+from dockerd_py.engine.containers.bundle import path_in_root, read_in_root
+from dockerd_py.engine.runtime.hostlimits import host_limits
+from dockerd_py.engine.runtime.oci import OCIRuntime, runtime_message
+from dockerd_py.engine.runtime.spec import MountSpec, SpecError, SpecInput, build_spec
+from dockerd_py.engine.runtime.users import resolve_user
+from dockerd_py.errors import InternalError, InvalidParameter
+
+from .copy import Ownership, make_dirs, resolve_in_root
+from .layer import StepFS
+
+Output = Callable[[str, bytes], Awaitable[None]]  # ("stdout" | "stderr", data)
+_CGROUP_PARENT = "dockerd-py"
+_READ = 1 << 16
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    network: str = "host"                 # "host" | "none"
+    shm_size: int = 0
+    ulimits: Sequence[Mapping[str, Any]] = ()
+    extra_hosts: Sequence[str] = ()
+    cgroup_parent: str = ""
+    resources: Mapping[str, Any] = field(default_factory=dict)  # Memory, CpuShares, ...
+
+
+def host_config(opts: RunOptions) -> dict[str, Any]:
+    hc: dict[str, Any] = {"NetworkMode": opts.network, "ExtraHosts": list(opts.extra_hosts)}
+    if opts.shm_size:
+        hc["ShmSize"] = opts.shm_size
+    if opts.ulimits:
+        hc["Ulimits"] = list(opts.ulimits)
+    if opts.cgroup_parent:
+        hc["CgroupParent"] = opts.cgroup_parent
+    hc.update(opts.resources)
+    return hc
+
+
+def _prepare(fs: StepFS, config: Mapping[str, Any], hc: Mapping[str, Any]) -> str:
+    """Write the bundle; returns its directory (blocking)."""
+    bundle = fs.state_dir
+    workdir = str(config.get("WorkingDir") or "/")
+    target = path_in_root(fs.rootfs, workdir)
+    if target is not None and not os.path.isdir(target):
+        os.makedirs(target, 0o755, exist_ok=True)  # dockerd creates it at container create
+    etc = etcfiles.write(bundle, config, hc)
+    if hc.get("NetworkMode") == "host":  # the host's own names, as dockerd gives it
+        with contextlib.suppress(OSError):
+            shutil.copyfile("/etc/hosts", etc["/etc/hosts"])
+    volumes = _volumes(fs, config, bundle)
+    try:
+        user = resolve_user(str(config.get("User") or ""), read_in_root(fs.rootfs, "/etc/passwd"),
+                            read_in_root(fs.rootfs, "/etc/group"))
+        spec = build_spec(SpecInput(
+            container_id=fs.key, rootfs=fs.rootfs, config=config, host_config=hc,
+            host=host_limits(), user=user, etc_files=etc, mounts=volumes,
+            netns_path="host" if hc.get("NetworkMode") == "host" else None,
+            cgroup_parent=_CGROUP_PARENT))
+    except SpecError as e:
+        raise InvalidParameter(str(e)) from None
+    with open(os.path.join(bundle, "config.json"), "w") as f:
+        json.dump(spec, f)
+    return bundle
+
+
+def _volumes(fs: StepFS, config: Mapping[str, Any], bundle: str) -> list[MountSpec]:
+    """The image's VOLUMEs, as anonymous volumes of the build container: a scratch copy
+    of what the image has there, so that what RUN writes to them is discarded (as the
+    reference); the mount points themselves are created in the image."""
+    out = []
+    for index, path in enumerate(sorted(config.get("Volumes") or {})):
+        target = resolve_in_root(fs.rootfs, path)
+        rel = os.path.relpath(target, fs.rootfs)
+        make_dirs(fs.rootfs, "" if rel == "." else rel, Ownership())
+        scratch = os.path.join(bundle, f"volume-{index}")
+        shutil.copytree(target, scratch, symlinks=True)
+        shutil.copystat(target, scratch)
+        out.append(MountSpec(path, scratch, "volume"))
+    return out
+
+
+async def run(runtime: OCIRuntime, fs: StepFS, config: Mapping[str, Any], opts: RunOptions,
+              output: Output) -> int:
+    """Run config's Cmd (Entrypoint cleared) in the step's root filesystem; returns the
+    exit code. Raises InternalError when the runtime cannot start it."""
+    hc = host_config(opts)
+    bundle = await asyncio.to_thread(_prepare, fs, config, hc)
+    log_path = os.path.join(bundle, "runtime.log")
+    argv = [runtime.path, *runtime.args, "--log", log_path, "--log-format", "json"]
+    if runtime.root:
+        argv += ["--root", runtime.root]
+    argv += ["run", "--bundle", bundle, fs.key]
+    proc = await asyncio.create_subprocess_exec(
+        *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE, start_new_session=True)
+    try:
+        assert proc.stdout is not None and proc.stderr is not None
+        await asyncio.gather(_pump(proc.stdout, "stdout", output),
+                             _pump(proc.stderr, "stderr", output, log_path))
+        code = await proc.wait()
+    except BaseException:
+        await _kill(runtime, proc, fs.key)
+        raise
+    if code != 0:
+        failure = await asyncio.to_thread(_runtime_error, log_path)
+        if failure:
+            await _delete(runtime, fs.key)
+            failure = failure.replace("runc run failed", "runc create failed", 1)
+            raise InternalError(f"failed to create shim task: OCI runtime create failed: "
+                                f"{failure}: unknown")
+    await _delete(runtime, fs.key)
+    return code
+
+
+async def _pump(stream: asyncio.StreamReader, name: str, output: Output,
+                log_path: str = "") -> None:
+    while data := await stream.read(_READ):
+        if log_path and b"failed" in data and await asyncio.to_thread(
+                _is_runtime_error, log_path, data):
+            continue  # the runtime's own last words share the command's stderr
+        await output(name, data)
+
+
+def _is_runtime_error(log_path: str, data: bytes) -> bool:
+    message = _runtime_error(log_path)
+    return bool(message) and message in data.decode("utf-8", "replace")
+
+
+def _runtime_error(log_path: str) -> str:
+    """The runtime's own error, if it failed to start the container (not the command)."""
+    try:
+        with open(log_path, encoding="utf-8", errors="replace") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return ""
+    errors = []
+    for line in lines:
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if entry.get("level") in ("error", "fatal"):
+            errors.append(str(entry.get("msg", "")))
+    return runtime_message("\n".join(errors)) if errors else ""
+
+
+async def _kill(runtime: OCIRuntime, proc: asyncio.subprocess.Process, key: str) -> None:
+    """Stop a build container whose step was cancelled: every process in it, then runc."""
+    with contextlib.suppress(Exception):
+        await runtime.kill(key, "KILL", all=True)
+    if proc.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        with contextlib.suppress(Exception):
+            await asyncio.shield(proc.wait())
+    await _delete(runtime, key)
+
+
+async def _delete(runtime: OCIRuntime, key: str) -> None:
+    with contextlib.suppress(Exception):
+        await asyncio.shield(runtime.delete(key, force=True))

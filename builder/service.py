@@ -1,0 +1,174 @@
+"""The builder service the API calls: POST /build, /build/prune, and the cache's usage.
+
+A build runs under one lease (everything it writes is safe from garbage
+collection until an image row holds it) inside a private directory under the
+data root (`builder/ctx-*`: the context, step bundles, views). The directory
+goes whatever happens; step snapshots are removed by their steps, and a build
+that fails or is cancelled leaves nothing a later GC would not reclaim.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import os
+import shutil
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from dockerd_py.engine.images import store
+from dockerd_py.engine.reference import parse_normalized
+from dockerd_py.engine.types import ImageRecord
+from dockerd_py.errors import InvalidParameter
+
+from . import instructions as ins
+from . import progress
+from .build import Build, BuildOptions, Sink
+from .cache import BuildCache, Entry
+from .context import BuildContext
+
+if TYPE_CHECKING:
+    from dockerd_py.engine.engine import Engine
+
+
+@dataclass(frozen=True)
+class CacheRecord:
+    """A cache entry as `docker system df -v` shows it."""
+
+    entry: Entry
+    size: int          # bytes the step's layer adds (0 for metadata steps)
+    in_use: bool       # its image is tagged, or the parent of a tagged image chain
+    shared: bool
+
+
+class BuildService:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.cache = BuildCache(engine.db)
+        self.root = os.path.join(engine.config.data_root, "builder")
+        self._cleanups: set[asyncio.Future[None]] = set()
+        os.makedirs(self.root, mode=0o700, exist_ok=True)
+        # Left by a daemon that died mid-build: nothing in there is referenced.
+        for name in os.listdir(self.root):
+            shutil.rmtree(os.path.join(self.root, name), ignore_errors=True)
+
+    async def build(self, chunks: AsyncIterator[bytes], options: BuildOptions,
+                    sink: Sink) -> ImageRecord:
+        """Run a build; progress goes to sink. Errors before the first message
+        (context, Dockerfile syntax) are raised for the caller to answer with a status;
+        later ones too, and the caller reports them in-band."""
+        context = await BuildContext.receive(chunks, self.root)
+        try:
+            source = await asyncio.to_thread(context.read_dockerfile, options.dockerfile)
+            if not source:
+                raise InvalidParameter(f"the Dockerfile ({options.dockerfile}) cannot be empty")
+            from .parser import parse
+            try:
+                dockerfile = parse(source, name=options.dockerfile)
+            except ins.DockerfileError as e:
+                raise InvalidParameter(e.message) from None  # already the client's wording
+            await asyncio.to_thread(context.apply_dockerignore)
+            async with self.engine.leases.lease():
+                build = Build(self.engine, self.cache, context, dockerfile, options, sink)
+                image = await build.run()
+                for ref in options.tags:
+                    await self._tag(image, ref)
+            await sink(progress.built(image.id))
+            for ref in options.tags:
+                await sink(progress.tagged(parse_normalized(ref).familiar()))
+            return image
+        finally:
+            # removing a big context takes a while: not on the client's time
+            cleanup = asyncio.ensure_future(context.close())
+            self._cleanups.add(cleanup)
+            cleanup.add_done_callback(self._cleanups.discard)
+
+    async def _tag(self, image: ImageRecord, ref: str) -> None:
+        images = self.engine.images
+        from dockerd_py.engine.images.mediatypes import now_rfc3339
+        now = now_rfc3339()
+        await images.write(lambda c: store.set_tag(c, ref, image.id, now))
+        images.image_event(image, "tag", parse_normalized(ref).familiar())
+
+    # -- cache usage and pruning --------------------------------------------
+
+    async def usage(self) -> list[CacheRecord]:
+        entries = await self.cache.entries()
+        images = {i.id: i for i in await self.engine.images.list()}
+        out = []
+        for entry in entries:
+            image = images.get(entry.image_id)
+            parent = images.get(entry.parent)
+            if image is None:
+                continue
+            size = image.size - (parent.size if parent else 0)
+            out.append(CacheRecord(entry, max(size, 0), bool(image.tags), False))
+        return out
+
+    async def prune(self, *, all: bool = False, keep_storage: int = 0,
+                    until: float | None = None) -> tuple[list[str], int]:
+        """Remove cache entries (all, or those whose image is not tagged) and the
+        intermediate images only they kept; returns (entry IDs, bytes reclaimed)."""
+        records = await self.usage()
+        records.sort(key=lambda r: r.entry.last_used)
+        victims = [r for r in records if all or not r.in_use]
+        if until is not None:
+            from dockerd_py.engine.images.mediatypes import parse_time
+            victims = [r for r in victims if parse_time(r.entry.created) < until]
+        if keep_storage:
+            total = sum(r.size for r in records)
+            chosen = []
+            for r in victims:
+                if total <= keep_storage:
+                    break
+                chosen.append(r)
+                total -= r.size
+            victims = chosen
+        if not victims:
+            return [], 0
+        await self.cache.remove([r.entry.key for r in victims])
+        before = await self._stored_bytes()
+        await self._remove_intermediates({r.entry.image_id for r in victims})
+        await self.engine.images.collect_garbage()
+        reclaimed = max(before - await self._stored_bytes(), 0)
+        return [r.entry.key.removeprefix("sha256:")[:25] for r in victims], reclaimed
+
+
+    async def _stored_bytes(self) -> int:
+        """Blobs plus unpacked layers: what pruning can give back."""
+        blobs = await asyncio.to_thread(self.engine.content.disk_usage)
+        layers = sum(i.size for i in await self.engine.snapshots.list() if i.kind == "committed")
+        return int(blobs) + layers
+
+    async def _remove_intermediates(self, image_ids: set[str]) -> None:
+        """Drop untagged images no container and no remaining cache entry uses, children
+        before parents."""
+        usage = self.engine.images.usage
+
+        async def removable(image: ImageRecord) -> bool:
+            if image.tags or image.digests:
+                return False
+            if usage is not None:
+                running, stopped = await usage(image.id)
+                if running or stopped:
+                    return False
+            return True
+
+        remaining = {e.image_id for e in await self.cache.entries()}
+        changed = True
+        while changed:
+            changed = False
+            images = {i.id: i for i in await self.engine.images.list()}
+            for image_id in list(image_ids):
+                image = images.get(image_id)
+                if image is None:
+                    image_ids.discard(image_id)
+                    continue
+                if image.children or image_id in remaining or not await removable(image):
+                    continue
+                await self.engine.images.write(functools.partial(store.remove,
+                                                                 image_id=image_id))
+                image_ids.discard(image_id)
+                changed = True
+
