@@ -16,7 +16,9 @@ from aiohttp import web
 
 from . import config as config_mod
 from .api import archive as archive_api
-from .api import containers, exec, images, server, stats, system, volumes
+from .api import build as build_api
+from .api import containers, exec, images, networks, server, stats, system, volumes
+from .api import distribution as distribution_api
 from .api.keys import ENGINE
 from .config import Config
 from .engine.engine import Engine
@@ -26,7 +28,8 @@ from .pidfile import DirLock, PidFile
 log = logging.getLogger("dockerd_py")
 
 ROUTE_TABLES = (system.routes, images.routes, containers.routes, exec.routes, volumes.routes,
-                stats.routes, archive_api.routes)
+                stats.routes, archive_api.routes, networks.routes, distribution_api.routes,
+                build_api.routes)
 
 
 def make_app(engine: Engine) -> web.Application:

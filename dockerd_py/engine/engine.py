@@ -10,6 +10,7 @@ import os
 import uuid
 
 from ..config import Config
+from ..distribution.service import DistributionService
 from .containers.exec import ExecService
 from .containers.service import ContainerService
 from .content import ContentStore
@@ -17,6 +18,7 @@ from .events import EventBus
 from .images.service import ImageService
 from .leases import LeaseManager
 from .metadata.db import Database
+from .networks.service import NetworkService
 from .snapshots.overlay import OverlaySnapshotter
 from .types import ImageRecord
 from .volumes import VolumeService
@@ -38,12 +40,19 @@ class Engine:
                                            self.events)
         self.execs = ExecService(self.containers)
         self.volumes = self.containers.volumes = VolumeService(self.db, self.events, root)
+        self.distribution = DistributionService(lambda: self.config, self.images)
+        self.networks = self.containers.networks = NetworkService(config, self.db, self.events)
+        self.networks.containers = self.containers
+        from builder.service import BuildService  # the builder sits on the services above
+        self.builder = BuildService(self)
         self.id = _engine_id(root)
 
     async def start(self) -> None:
         """Recover from whatever a crash left: partial ingests, staging
         directories, blobs and snapshots no record reaches."""
+        await self.networks.load()
         await self.containers.restore()
+        await self.networks.reconcile({c.id for c in self.containers.list() if c.state.running})
         await self.images.collect_garbage(startup=True)
 
     async def layer_dirs(self, image: ImageRecord) -> list[str]:
@@ -54,6 +63,7 @@ class Engine:
 
     async def close(self) -> None:
         await self.containers.close()
+        await self.networks.close()
         await self.images.wait_gc()
         self.events.close()
         self.db.close()

@@ -87,3 +87,35 @@ CREATE TABLE IF NOT EXISTS volumes (
     anonymous INTEGER NOT NULL DEFAULT 0,  -- created for an unnamed -v /path
     created   TEXT NOT NULL                -- RFC 3339
 );
+
+-- Networks (`docker network create` and the predefined bridge/host/none), as a
+-- JSON document of engine/networks/records.Network.
+CREATE TABLE IF NOT EXISTS networks (
+    id   TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    data TEXT NOT NULL
+);
+
+-- A running container's attachment to a network (interface, address, MAC, ports):
+-- the IPAM allocation, and what the next daemon must tear down if it exited meanwhile.
+CREATE TABLE IF NOT EXISTS network_endpoints (
+    container_id TEXT NOT NULL,
+    network_id   TEXT NOT NULL,
+    data         TEXT NOT NULL,
+    PRIMARY KEY (container_id, network_id)
+);
+
+-- Build cache (builder/cache.py): a build step's key -> the image it produced.
+-- The key digests the parent image ID, the step's command line (with the
+-- content digests of the files COPY/ADD read) and the run config it ran with,
+-- so a hit yields the very same image. Removing the image drops its entries.
+CREATE TABLE IF NOT EXISTS build_cache (
+    key         TEXT PRIMARY KEY,          -- "sha256:<hex>"
+    image_id    TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+    parent      TEXT NOT NULL DEFAULT '',  -- parent image ID ('' for FROM scratch)
+    description TEXT NOT NULL,             -- the step's created_by
+    created     TEXT NOT NULL,             -- RFC 3339
+    last_used   TEXT NOT NULL,
+    usage_count INTEGER NOT NULL DEFAULT 1
+);
+CREATE INDEX IF NOT EXISTS build_cache_image ON build_cache(image_id);
