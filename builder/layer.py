@@ -32,7 +32,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, cast
 
-from dockerd_py.engine.containers.filesystem import _write_changes, diff_dirs
+from dockerd_py.engine.containers.filesystem import diff_dirs, write_changes
 from dockerd_py.engine.content import ContentStore
 from dockerd_py.engine.images.mediatypes import OCI_LAYER, OCI_LAYER_GZIP
 from dockerd_py.engine.images.unpack import LayerBlob, chain_ids
@@ -205,13 +205,13 @@ def _store_gzip_layer(content: ContentStore, upper: str, found: Any) -> tuple[La
     with content.writer() as w:
         if not _compressible(upper, found):
             tee = _DiffIdWriter(cast(BinaryIO, w))
-            _write_changes(upper, found, tee)
+            write_changes(upper, found, tee)
             digest = w.commit()
             return LayerBlob(digest, OCI_LAYER, w.size), "sha256:" + tee.sha.hexdigest()
         # mtime=0: the gzip header carries no timestamp, so equal tars give equal blobs.
         with gzip.GzipFile(fileobj=cast(BinaryIO, w), mode="wb", compresslevel=1,
                            mtime=0) as gz:
             tee = _DiffIdWriter(cast(BinaryIO, gz))
-            _write_changes(upper, found, tee)
+            write_changes(upper, found, tee)
         digest = w.commit()
         return LayerBlob(digest, OCI_LAYER_GZIP, w.size), "sha256:" + tee.sha.hexdigest()

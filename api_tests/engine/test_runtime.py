@@ -591,21 +591,21 @@ async def test_monitor_killed_is_reported(rig: Rig) -> None:
 # --- crun on a hybrid host -----------------------------------------------------------
 
 
-def _host_mounts() -> set[str]:
-    """The host's mounts (mount point and source), leaving out container root
-    filesystems that daemons running beside this test (the suite's own) mount and
-    unmount meanwhile."""
+def _host_cgroup_mounts() -> set[str]:
+    """The host's cgroup mounts (mount point and source): what the crun wrapper
+    unmounts in its own namespace. Only these: daemons running beside this test
+    mount and unmount root filesystems, namespace pins and overlays meanwhile."""
     out = set()
     for line in Path("/proc/self/mountinfo").read_text().splitlines():
         fields = line.split()
-        if "/containers/" in fields[4] and fields[4].endswith("/rootfs"):
-            continue
-        out.add(" ".join(fields[3:5]))
+        if fields[4] == "/sys/fs/cgroup" or fields[4].startswith("/sys/fs/cgroup/"):
+            out.add(" ".join(fields[3:5]))
     return out
+
 
 async def test_crun_hybrid(rig: Rig) -> None:
     assert shutil.which("crun"), "crun is not installed (make deps)"
-    mounts_before = _host_mounts()
+    mounts_before = _host_cgroup_mounts()
     mon = await rig.monitor()
     proc, stream = await rig.run(
         mon, ["sh", "-c", "echo out; echo err >&2; sleep 0.2; exit 3"], runtime=rig.crun)
@@ -632,7 +632,7 @@ async def test_crun_hybrid(rig: Rig) -> None:
     await mon.remove(proc.id)
     await assert_gone(rig, mon, proc.id, rig.crun)
     # the wrapper's unmount stayed in its own mount namespace
-    assert _host_mounts() == mounts_before
+    assert _host_cgroup_mounts() == mounts_before
 
 
 def test_crun_hybrid_leaves_shared_host_mounts_alone(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ import aiohttp
 
 from ..engine.content import sha256_bytes
 from ..engine.images import store
-from ..engine.images.load import _diff_ids as checked_diff_ids
+from ..engine.images.load import checked_diff_ids
 from ..engine.images.mediatypes import OCI_CONFIG
 from ..engine.images.service import ImageService
 from ..engine.images.unpack import chain_ids

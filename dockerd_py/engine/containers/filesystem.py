@@ -1057,7 +1057,7 @@ async def changes(service: Any, ref: str) -> list[Change]:
 # -- docker commit ---------------------------------------------------------------------------------
 
 
-def _write_changes(upper: str, found: Sequence[Change], fileobj: Any) -> None:
+def write_changes(upper: str, found: Sequence[Change], fileobj: Any) -> None:
     """go-archive's ExportChanges, from the upper dir: entries in path order, a ".wh."
     file per deletion. Files are opened below upper without following any symlink."""
     out = _TarOut(fileobj)
@@ -1254,6 +1254,6 @@ async def _commit_image(service: Any, c: Container, new_config: dict[str, Any],
 
 def _store_layer(content: Any, upper: str, found: Sequence[Change]) -> LayerBlob:
     with content.writer() as w:
-        _write_changes(upper, found, w)
+        write_changes(upper, found, w)
         digest = w.commit()
         return LayerBlob(digest, OCI_LAYER, w.size)

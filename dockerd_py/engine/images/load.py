@@ -211,7 +211,7 @@ async def load(svc: ImageService, chunks: AsyncIterator[bytes]) -> AsyncIterator
             if svc.content.size(item.config_digest) > _MAX_JSON:
                 raise InvalidParameter("invalid archive: image config is too large")
             config = await asyncio.to_thread(svc.content.read_bytes, item.config_digest)
-            diff_ids = _diff_ids(config)
+            diff_ids = checked_diff_ids(config)
             for blob in item.layers:
                 yield {"status": "Loading layer", "id": blob.digest[7:19],
                        "progressDetail": {"current": blob.size, "total": blob.size}}
@@ -231,7 +231,7 @@ async def load(svc: ImageService, chunks: AsyncIterator[bytes]) -> AsyncIterator
     svc.schedule_gc()  # archive members no image references (legacy json files) go
 
 
-def _diff_ids(config: bytes) -> list[str]:
+def checked_diff_ids(config: bytes) -> list[str]:
     try:
         doc = json.loads(config)
         diff_ids = doc["rootfs"]["diff_ids"]
