@@ -10,8 +10,8 @@ networking. Both are driven by the same stock CLI (`docker`, DOCKER_HOST set to
 each socket, a private DOCKER_CONFIG), and both receive byte-identical inputs.
 Everything is torn down at the end, also on Ctrl-C/SIGTERM.
 
-Benchmarks (select with --only load,save,images,run,exec,parallel,ps,memory; all by
-default; the whole default run takes about 4 minutes on 2 cores):
+Benchmarks (select with --only load,save,images,run,exec,parallel,ps,memory,build; all by
+default; the whole default run takes about 4 minutes on 2 cores, plus the build phase):
 
   load    `docker load -i big.tar`, where big.tar is a docker-archive built here
           with tarfile (manifest.json + config + one uncompressed layer.tar holding
@@ -61,6 +61,17 @@ default; the whole default run takes about 4 minutes on 2 cores):
             with --mem-containers (10) running containers: RSS/PSS of the
             per-container monitors (conmon vs containerd-shim-runc-v2) per container,
             and the daemon's own growth per container.
+
+  build     (bench/build.py) `docker build` of a 28-instruction, five-stage Dockerfile
+            with a 50 MB context (50 x 1 MiB random assets, small sources): cold
+            (--no-cache), fully cached rebuild, and rebuild after editing one source
+            file; --build-reps (5) of each, wall time of the CLI process, medians. Both
+            daemons build with --network host (the reference has no bridge).
+
+  registry  (bench/registry.py) docker pull and push of a 3-layer image (120+50+30 MiB of
+            random data, gzip) with Debian's docker-registry on 127.0.0.1: cold, and with
+            the base layer already present (locally for pull, in the registry for push);
+            --reps repetitions, wall time of the CLI process, medians.
 
   For every phase the CPU time (user + system) the daemon processes used is
   recorded ("daemon CPU in <phase>": ours: the python process; the reference:
@@ -113,6 +124,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
 from typing import Any
@@ -120,8 +132,11 @@ from typing import Any
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import archives  # noqa: E402
+import build  # noqa: E402
 import containers  # noqa: E402
 import daemons  # noqa: E402
+import network as network_bench  # noqa: E402
+import registry as registry_bench  # noqa: E402
 from common import BenchError, Cli, interleaved, rate, settle, time_api_listing  # noqa: E402,F401,E501
 
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -129,8 +144,9 @@ RESULTS_DIR = os.path.join(BENCH_DIR, "results")
 BIG_TAG = "bench/big:latest"
 SMALL_REPO = "bench/small"
 SMALL_COUNT = 10
-PHASES = ("load", "save", "images", "run", "exec", "parallel", "ps", "memory")
-CONTAINER_PHASES = ("memory", "run", "exec", "parallel", "ps")
+PHASES = ("load", "save", "images", "run", "exec", "parallel", "ps", "memory", "build",
+          "registry", "network")
+CONTAINER_PHASES = ("memory", "run", "exec", "parallel", "ps", "build")
 LABEL = {"ours": "ours", "reference": "reference"}
 
 
@@ -409,6 +425,18 @@ def rows(results: dict[str, Any]) -> list[tuple[str, float | None, float | None,
                         *mib(run, "daemon_rss_growth_per_container_kib"), "MiB"))
         if "idle_end" in mem:
             out.append(("idle daemon RSS, end of run", *mib(mem["idle_end"], "rss_kib"), "MiB"))
+    if "build" in results:
+        b = results["build"]
+        out.append((f"build cold ({b['steps']} steps)", *pick(b["cold"], "median_s"), "s"))
+        out.append(("  fully cached rebuild", *pick(b["cached"], "median_ms"), "ms"))
+        out.append(("  one source file touched", *pick(b["touch"], "median_s"), "s"))
+    if "registry" in results:
+        med = results["registry"]["median_s"]
+        for op, label in (("pull_cold", "registry pull, cold (200 MiB)"),
+                          ("pull_shared", "  pull, base layer present"),
+                          ("push_cold", "  push, cold"), ("push_shared", "  push, base present")):
+            out.append((label, med.get("ours", {}).get(op), med.get("reference", {}).get(op),
+                        "s"))
     for phase, by_kind in results.get("daemon_cpu", {}).items():
         out.append((f"daemon CPU in {phase}", by_kind.get("ours"), by_kind.get("reference"),
                     "s"))
@@ -479,6 +507,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ps-containers", type=int, default=200,
                     help="containers present for docker ps -a (200)")
     ap.add_argument("--ps-calls", type=int, default=20, help="docker ps -a calls (20)")
+    ap.add_argument("--build-reps", type=int, default=5,
+                    help="repetitions of each build (cold, cached, touched) (5)")
     ap.add_argument("--mem-containers", type=int, default=10,
                     help="running containers for the monitor memory figures (10)")
     ap.add_argument("--docker", default=shutil.which("docker") or "/usr/local/bin/docker",
@@ -491,9 +521,9 @@ def main(argv: list[str] | None = None) -> int:
     if bad or not only:
         ap.error(f"--only takes a subset of {','.join(PHASES)}; got {args.only!r}")
     if min(args.reps, args.calls, args.run_reps, args.parallel_reps, args.ps_containers,
-           args.ps_calls, args.mem_containers) < 1:
-        ap.error("--reps, --calls, --run-reps, --parallel-reps, --ps-containers, --ps-calls "
-                 "and --mem-containers must be at least 1")
+           args.ps_calls, args.mem_containers, args.build_reps) < 1:
+        ap.error("--reps, --calls, --run-reps, --parallel-reps, --ps-containers, --ps-calls, "
+                 "--mem-containers and --build-reps must be at least 1")
     try:
         bursts = [int(n) for n in args.parallel.split(",") if n.strip()]
     except ValueError:
@@ -583,6 +613,11 @@ def main(argv: list[str] | None = None) -> int:
                     cli.run(d, "load", "-q", "-i", big_tar)
             print(f"save: {args.reps} repetitions", flush=True)
             results["save"] = profiled("save", lambda: phase_save(cli, ds, dset.root, args.reps))
+        if "registry" in only:
+            print(f"registry: pull/push of a 3-layer 200 MiB image, {args.reps} repetitions",
+                  flush=True)
+            results["registry"] = profiled("registry", lambda: registry_bench.run_bench(
+                cli, ds, tempfile.mkdtemp(prefix="registries-", dir=dset.root), args.reps))
         if any(p in only for p in CONTAINER_PHASES):
             tar = containers.build_busybox(dset.root)
             ids = {k: containers.import_busybox(cli, d, tar) for k, d in ds.items()}
@@ -602,11 +637,21 @@ def main(argv: list[str] | None = None) -> int:
             print(f"exec: {args.run_reps} x docker exec CTR true", flush=True)
             results["exec"] = profiled("exec", lambda: containers.phase_exec(cli, ds,
                                                                              args.run_reps))
+        if "build" in only:
+            print(f"build: {args.build_reps} x cold, cached and one-file-touched builds of a "
+                  "multi-stage Dockerfile with a 50 MB context", flush=True)
+            results["build"] = profiled("build", lambda: build.phase_build(
+                cli, ds, dset.root, args.build_reps))
         if "parallel" in only:
             print(f"parallel: bursts of {args.parallel} concurrent docker run -d, "
                   f"{args.parallel_reps} repetitions", flush=True)
             results["parallel"] = profiled("parallel", lambda: containers.phase_parallel(
                 cli, ds, bursts, args.parallel_reps))
+        if "network" in only:  # ours only, on a daemon of its own (bench/network.py)
+            print(f"network: bridge vs --network none, {args.run_reps} x docker run --rm; "
+                  "TCP through a published port vs direct", flush=True)
+            results["network"] = network_bench.run(args.run_reps, 20, 200, 5)
+            network_bench.report(results["network"])
         if "ps" in only:
             print(f"ps: {args.ps_calls} x docker ps -a with {args.ps_containers} containers",
                   flush=True)
@@ -646,7 +691,7 @@ def main(argv: list[str] | None = None) -> int:
         "timestamp": stamp, "reps": args.reps, "calls": args.calls,
         "run_reps": args.run_reps, "parallel": bursts, "parallel_reps": args.parallel_reps,
         "ps_containers": args.ps_containers, "ps_calls": args.ps_calls,
-        "mem_containers": args.mem_containers,
+        "mem_containers": args.mem_containers, "build_reps": args.build_reps,
         "big_file_bytes": args.size_mib << 20, "phases": only,
         "reference_note": ref_note or None, "profiled": args.profile,
         "host": {"kernel": platform.release(), "machine": platform.machine(),
