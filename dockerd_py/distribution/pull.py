@@ -29,7 +29,7 @@ from ..engine.reference import Reference
 from ..engine.types import ImageRecord, Layer
 from ..errors import DaemonError, NotFound
 from . import blobs, manifests, progress
-from .errors import RegistryError, TransportError
+from .errors import RegistryError
 from .manifests import DOCKER_CONFIG, Index, Manifest, Platform
 from .registry import Registry
 
@@ -81,25 +81,6 @@ async def resolve(registry: Registry, ref: Reference, platform: Platform | None)
             raise manifests.ManifestError(f"{ref.string()}: an index inside an index "
                                           "is not supported")
     return Resolved(registry, top, digest, body, doc)
-
-
-async def _resolve_anywhere(svc: DistributionService, session: aiohttp.ClientSession,
-                            ref: Reference, creds: Any, platform: Platform | None) -> Resolved:
-    endpoints = await svc.endpoints(ref.domain)
-    last: DaemonError | None = None
-    for i, endpoint in enumerate(endpoints):
-        registry = Registry(session, endpoint, svc.authorizer(endpoint, creds))
-        try:
-            await registry.ping()
-            return await resolve(registry, ref, platform)
-        except TransportError as e:
-            last = e
-        except RegistryError as e:
-            if not endpoint.mirror or i == len(endpoints) - 1:
-                raise not_found(e, ref) from None
-            last = e
-    assert last is not None
-    raise last
 
 
 def _check_config(config: bytes, manifest: Manifest, ref: Reference,
@@ -216,7 +197,8 @@ async def pull_tag(svc: DistributionService, session: aiohttp.ClientSession, ref
                    ) -> tuple[ImageRecord, bool]:
     """Pull one tag or digest; (image, whether the reference moved to a new image)."""
     engine = svc.images
-    resolved = await _resolve_anywhere(svc, session, ref, creds, platform)
+    resolved = await svc.first_answer(
+        session, ref, creds, lambda registry: resolve(registry, ref, platform))
     await emit(progress.status(f"Pulling from {ref.path}", ref.tag or ref.digest or ""))
     registry, manifest = resolved.registry, resolved.manifest
     async with engine.leases.lease():

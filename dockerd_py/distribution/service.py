@@ -11,7 +11,7 @@ import asyncio
 import json
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from ..config import Config
 from ..engine.images.service import ImageService
@@ -28,6 +28,7 @@ from .errors import RegistryError, TransportError
 from .registry import Registry, new_session
 
 _AUTHORIZERS_KEPT = 64
+T = TypeVar("T")
 Progress = Callable[[dict[str, Any]], Awaitable[None]]
 
 
@@ -57,6 +58,27 @@ class DistributionService:
                 self._authorizers.popitem(last=False)
         self._authorizers.move_to_end(key)
         return found
+
+    async def first_answer(self, session: Any, ref: Reference, creds: AuthConfig,
+                           action: Callable[[Registry], Awaitable[T]]) -> T:
+        """action() on the first endpoint (mirrors, then the registry; https, then http
+        where allowed) that answers. A transport failure, or a registry error from a
+        mirror, moves on to the next; a registry error from the last one is final."""
+        found = await self.endpoints(ref.domain)
+        last: DaemonError | None = None
+        for i, endpoint in enumerate(found):
+            registry = Registry(session, endpoint, self.authorizer(endpoint, creds))
+            try:
+                await registry.ping()
+                return await action(registry)
+            except TransportError as e:
+                last = e
+            except RegistryError as e:
+                if not endpoint.mirror or i == len(found) - 1:
+                    raise pull_mod.not_found(e, ref) from None
+                last = e
+        assert last is not None
+        raise last
 
     @staticmethod
     def credentials_for(domain: str, auth: Mapping[str, Any] | None,
@@ -107,25 +129,11 @@ class DistributionService:
         return image
 
     async def _tags(self, session: Any, ref: Reference, creds: AuthConfig) -> list[str]:
-        last: DaemonError | None = None
-        for endpoint in await self.endpoints(ref.domain):
-            registry = Registry(session, endpoint, self.authorizer(endpoint, creds))
-            try:
-                await registry.ping()
-                tags = await registry.list_tags(ref.path)
-            except TransportError as e:
-                last = e
-                continue
-            except RegistryError as e:
-                if endpoint.mirror:
-                    last = e
-                    continue
-                raise pull_mod.not_found(e, ref) from None
-            if not tags:
-                raise RegistryError(f"no tags found for {ref.familiar_name}", 404)
-            return sorted(tags)
-        assert last is not None
-        raise last
+        tags = await self.first_answer(session, ref, creds,
+                                       lambda registry: registry.list_tags(ref.path))
+        if not tags:
+            raise RegistryError(f"no tags found for {ref.familiar_name}", 404)
+        return sorted(tags)
 
     # -- push --------------------------------------------------------------------
 
@@ -184,42 +192,30 @@ class DistributionService:
         if not parsed.tag and not parsed.digest:
             parsed = with_tag(parsed, "latest")
         creds = self.credentials_for(parsed.domain, auth, None)
+
+        async def manifest(registry: Registry) -> tuple[Registry, bytes, str, str]:
+            return registry, *await pull_mod.get_manifest(
+                registry, parsed, parsed.digest or parsed.tag or "latest")
+
         async with new_session() as session:
-            last: DaemonError | None = None
-            for endpoint in await self.endpoints(parsed.domain):
-                registry = Registry(session, endpoint, self.authorizer(endpoint, creds))
-                try:
-                    await registry.ping()
-                    body, ctype, digest = await pull_mod.get_manifest(
-                        registry, parsed, parsed.digest or parsed.tag or "latest")
-                except TransportError as e:
-                    last = e
-                    continue
-                except RegistryError as e:
-                    if endpoint.mirror:
-                        last = e
-                        continue
-                    raise pull_mod.not_found(e, parsed) from None
-                doc = manifests.parse(body, ctype, parsed.string())
-                media_type = doc.media_type
-                platforms: list[dict[str, str]] = []
-                if isinstance(doc, manifests.Index):
-                    for desc in doc.manifests:
-                        if desc.platform is not None and desc.platform.os != "unknown":
-                            platforms.append(_platform_json(desc.platform))
-                else:
-                    async with self.images.leases.lease():
-                        config = await blobs.fetch_json_blob(registry, parsed.path,
-                                                             doc.config.digest, doc.config.size,
-                                                             self.images.content)
-                    platforms.append(_platform_json(
-                        manifests.config_platform(json.loads(config))))
-                    self.images.schedule_gc()  # the config blob is not kept
-                return {"Descriptor": {"mediaType": media_type, "digest": digest,
-                                       "size": len(body)},
-                        "Platforms": platforms}
-            assert last is not None
-            raise last
+            registry, body, ctype, digest = await self.first_answer(session, parsed, creds,
+                                                                    manifest)
+            doc = manifests.parse(body, ctype, parsed.string())
+            platforms: list[dict[str, str]] = []
+            if isinstance(doc, manifests.Index):
+                for desc in doc.manifests:
+                    if desc.platform is not None and desc.platform.os != "unknown":
+                        platforms.append(_platform_json(desc.platform))
+            else:
+                async with self.images.leases.lease():
+                    config = await blobs.fetch_json_blob(registry, parsed.path,
+                                                         doc.config.digest, doc.config.size,
+                                                         self.images.content)
+                platforms.append(_platform_json(manifests.config_platform(json.loads(config))))
+                self.images.schedule_gc()  # the config blob is not kept
+            return {"Descriptor": {"mediaType": doc.media_type, "digest": digest,
+                                   "size": len(body)},
+                    "Platforms": platforms}
 
 
 def _platform_json(p: manifests.Platform) -> dict[str, str]:
