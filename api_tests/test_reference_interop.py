@@ -7,6 +7,7 @@ does not start (not root, no overlay support, ...). Nothing is run in containers
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -99,13 +100,14 @@ class Reference:
         return r
 
 
-@pytest.fixture(scope="module")
-def reference() -> Iterator[Reference]:
+@contextlib.contextmanager
+def started_reference(prefix: str) -> Iterator[Reference]:
+    """A reference dockerd for a fixture; skips the tests when it cannot run here."""
     if not os.path.exists(REFERENCE_DOCKERD):
         pytest.skip(f"{REFERENCE_DOCKERD} not installed")
     if os.geteuid() != 0:
         pytest.skip("the reference dockerd needs root")
-    ref = Reference(Path(tempfile.mkdtemp(prefix="dpyref-", dir="/tmp")))
+    ref = Reference(Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp")))
     try:
         problem = ref.start()
         if problem:
@@ -113,6 +115,12 @@ def reference() -> Iterator[Reference]:
         yield ref
     finally:
         ref.stop()
+
+
+@pytest.fixture(scope="module")
+def reference() -> Iterator[Reference]:
+    with started_reference("dpyref-") as ref:
+        yield ref
 
 
 @pytest.fixture

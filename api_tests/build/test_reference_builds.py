@@ -15,16 +15,14 @@ BuildKit's behaviour instead, the reference is not consulted (NOT_ON_REFERENCE b
 from __future__ import annotations
 
 import inspect
-import os
 import re
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from ..test_reference_interop import REFERENCE_DOCKERD, Reference
+from ..test_reference_interop import Reference, started_reference
 from . import test_corpus as checks
 from .corpus import (
     CASES,
@@ -71,19 +69,9 @@ NOT_ON_REFERENCE: dict[str, str] = {
 
 @pytest.fixture(scope="module")
 def reference(busybox_tar: Path) -> Iterator[Reference]:
-    if not os.path.exists(REFERENCE_DOCKERD):
-        pytest.skip(f"{REFERENCE_DOCKERD} not installed")
-    if os.geteuid() != 0:
-        pytest.skip("the reference dockerd needs root")
-    ref = Reference(Path(tempfile.mkdtemp(prefix="dpyrefb-", dir="/tmp")))
-    try:
-        problem = ref.start()
-        if problem:
-            pytest.skip(problem)
+    with started_reference("dpyrefb-") as ref:
         ensure_busybox(ref.run, busybox_tar)
         yield ref
-    finally:
-        ref.stop()
 
 
 @pytest.fixture(scope="module")

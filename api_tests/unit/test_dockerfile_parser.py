@@ -13,10 +13,8 @@ started beside us.
 from __future__ import annotations
 
 import json
-import os
 import random
 import re
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +28,7 @@ from builder.instructions import DockerfileError
 from builder.parser import parse, parse_duration, parse_instruction
 from builder.shell_lex import expand
 
-from ..test_reference_interop import REFERENCE_DOCKERD, Reference
+from ..test_reference_interop import Reference, started_reference
 
 FULL = """\
 # syntax=docker/dockerfile:1
@@ -607,19 +605,9 @@ def test_arbitrary_text_parses_or_fails_cleanly(text: str) -> None:
 @pytest.fixture(scope="module")
 def reference() -> Iterator[Reference]:
     """Docker 20.10 on its own socket and roots, as test_reference_interop starts it."""
-    if not os.path.exists(REFERENCE_DOCKERD):
-        pytest.skip(f"{REFERENCE_DOCKERD} not installed")
-    if os.geteuid() != 0:
-        pytest.skip("the reference dockerd needs root")
-    ref = Reference(Path(tempfile.mkdtemp(prefix="dpyref-", dir="/tmp")))
-    try:
-        problem = ref.start()
-        if problem:
-            pytest.skip(problem)
+    with started_reference("dpyref-") as ref:
         ref.env["DOCKER_BUILDKIT"] = "0"  # the legacy builder, even if buildx appears
         yield ref
-    finally:
-        ref.stop()
 
 
 def test_originals_and_errors_agree_with_the_reference(reference: Reference, busybox_tar: Path,
