@@ -432,6 +432,41 @@ def test_in_use_by_container(docker, volumes, busybox_image, unique_name) -> Non
     docker("volume", "rm", name)
 
 
+def test_failed_create_removes_the_volumes_it_made(docker, volumes, busybox_image,
+                                                   unique_name) -> None:
+    """The anonymous and the new named volume are made before the invalid name fails the
+    create: both go again; the volume that existed before stays."""
+    kept = create(docker, volumes, unique_name("kept"))
+    fresh = unique_name("fresh")
+    volumes.append(fresh)  # removed by the fixture should the create leak it
+    before = ls(docker)
+    r = docker("create", "-v", f"{kept}:/kept", "-v", f"{fresh}:/fresh",
+               "--mount", "type=volume,dst=/anon",
+               "--mount", "type=volume,src=bad@name,dst=/bad", busybox_image, "true",
+               check=False)
+    assert r.returncode != 0
+    assert r.stderr.startswith("Error response from daemon: create bad@name: "
+                               + NAME_MESSAGE.format("bad@name")), r.stderr
+    assert ls(docker) == before
+    assert kept in before and fresh not in before
+
+
+def test_failed_create_keeps_volumes_in_use(docker, volumes, busybox_image,
+                                            unique_name) -> None:
+    """A volume another container holds is not the failed create's to remove."""
+    shared = unique_name("shared")
+    volumes.append(shared)
+    cid = docker("create", "-v", f"{shared}:/data", busybox_image, "true").stdout.strip()
+    try:
+        r = docker("create", "-v", f"{shared}:/data",
+                   "--mount", "type=volume,src=bad@name,dst=/bad", busybox_image, "true",
+                   check=False)
+        assert r.returncode != 0
+        assert shared in ls(docker)
+    finally:
+        docker("rm", "-f", cid)
+
+
 # --- the service in-process (real mounts; root) -------------------------------------------------
 
 
@@ -613,11 +648,16 @@ async def test_populate_tmpfs_after_mount(tmp_path: Path, service: VolumeService
 
 
 async def test_container_glue(service: VolumeService) -> None:
-    named = await service.attach_point("c1", {"Type": "volume", "Name": "named",
-                                              "Destination": "/n", "RW": False,
-                                              "Driver": "local"})
-    anon = await service.attach_point("c1", {"Type": "volume", "Name": "", "Destination": "/a",
-                                             "RW": True, "Driver": "local"})
+    named, made_named = await service.attach_point("c1", {"Type": "volume", "Name": "named",
+                                                          "Destination": "/n", "RW": False,
+                                                          "Driver": "local"})
+    anon, made_anon = await service.attach_point("c1", {"Type": "volume", "Name": "",
+                                                        "Destination": "/a", "RW": True,
+                                                        "Driver": "local"})
+    assert made_named and made_anon
+    _, made_again = await service.attach_point("c2", {"Type": "volume", "Name": "named",
+                                                      "Destination": "/n", "Driver": "local"})
+    assert not made_again  # an existing volume is found, not made
     assert named["Name"] == "named" and named["Source"] == service.path("named")
     assert HEX64.match(anon["Name"]) and (await service.get(anon["Name"])).anonymous
     container = SimpleNamespace(id="c1", mounts=[named, anon, {"Type": "bind", "Source": "/x"}])

@@ -22,7 +22,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from dockerd_py.engine.images.mediatypes import now_rfc3339, parse_time
+from dockerd_py.engine.images.mediatypes import now_rfc3339
+from dockerd_py.engine.timestamps import parse_time
 from dockerd_py.engine.types import ImageRecord
 from dockerd_py.errors import DaemonError, InvalidParameter
 

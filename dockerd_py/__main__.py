@@ -29,8 +29,10 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="dockerd-py", description="A Docker Engine-compatible daemon")
     p.add_argument("-H", "--host", dest="hosts", action="append",
                    help="daemon socket(s) to connect to (unix:///path, tcp://host:port)")
-    p.add_argument("--data-root", help=f"root of persistent state (default {config.DEFAULT_DATA_ROOT})")
-    p.add_argument("--exec-root", help=f"root of runtime state (default {config.DEFAULT_EXEC_ROOT})")
+    p.add_argument("--data-root",
+                   help=f"root of persistent state (default {config.DEFAULT_DATA_ROOT})")
+    p.add_argument("--exec-root",
+                   help=f"root of runtime state (default {config.DEFAULT_EXEC_ROOT})")
     p.add_argument("--config-file", default=None,
                    help=f"daemon configuration file (default {config.DEFAULT_CONFIG_FILE})")
     p.add_argument("-p", "--pidfile", help="path to use for the daemon PID file")

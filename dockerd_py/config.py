@@ -67,7 +67,7 @@ class Config:
 
 
 # daemon.json key -> Config field, with the converter applied to the file value.
-_FILE_KEYS: dict[str, tuple[str, Any]] = {
+_FILE_KEYS: dict[str, tuple[str | None, Any]] = {
     "hosts": ("hosts", tuple),
     "data-root": ("data_root", str),
     "exec-root": ("exec_root", str),

@@ -80,7 +80,7 @@ def _is_loopback(host: str) -> bool:
 
 def parse_hosts(cfg: Config) -> list[tuple[str, str, int | None]]:
     """(scheme, address, port) for each -H; TCP off loopback requires --tlsverify."""
-    out = []
+    out: list[tuple[str, str, int | None]] = []
     for raw in cfg.hosts:
         if raw.startswith("fd://"):
             raise InvalidParameter("fd:// sockets (systemd activation) are not supported")

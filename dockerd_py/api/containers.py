@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from aiohttp import web
 
 from ..engine.containers.records import Container
-from ..engine.images.mediatypes import parse_time
-from ..engine.timestamps import to_nanos
+from ..engine.timestamps import parse_time, to_nanos
+from ..engine.types import ImageRecord
 from ..errors import Conflict, DaemonError, InvalidParameter
 from .hijack import hijack, pump
 from .httputil import json_bytes, json_response, query_bool, query_filters, query_int, read_json
@@ -173,7 +174,8 @@ def _matches(request: web.Request, c: Container, filters: Any, ancestors: set[st
     engine = request.app[ENGINE]
     if filters.contains("status") and c.state.status not in filters.get("status"):
         return False
-    if filters.contains("name") and not any(filters.match("name", n) for n in (c.name, "/" + c.name)):
+    if filters.contains("name") and not any(filters.match("name", n)
+                                            for n in (c.name, "/" + c.name)):
         return False
     if filters.contains("id") and not any(c.id.startswith(v) for v in filters.get("id")):
         return False
@@ -202,7 +204,9 @@ def _matches(request: web.Request, c: Container, filters: Any, ancestors: set[st
     for key in ("publish", "expose"):
         if filters.contains(key) and not port_filter_matches(request, c, key, filters.get(key)):
             return False
-    for key, cmp in (("before", lambda a, b: a.seq < b.seq), ("since", lambda a, b: a.seq > b.seq)):
+    orders: tuple[tuple[str, Callable[[Container, Container], bool]], ...] = (
+        ("before", lambda a, b: a.seq < b.seq), ("since", lambda a, b: a.seq > b.seq))
+    for key, cmp in orders:
         for ref in filters.get(key):
             if not cmp(c, engine.containers.get(ref)):
                 return False
@@ -211,7 +215,8 @@ def _matches(request: web.Request, c: Container, filters: Any, ancestors: set[st
 
 async def _image_id(engine: Any, ref: str) -> str | None:
     try:
-        return (await engine.images.resolve(ref)).id
+        image: ImageRecord = await engine.images.resolve(ref)
+        return image.id
     except DaemonError:
         return None
 
@@ -432,7 +437,7 @@ async def attach_container(request: web.Request) -> web.StreamResponse:
         await hijacked.close()
         return hijacked.response
 
-    async def output():  # type: ignore[no-untyped-def]
+    async def output() -> AsyncIterator[tuple[int, bytes]]:
         while (item := await stream.recv()) is not None:
             if c.tty or want.get(item[0], False):
                 yield item

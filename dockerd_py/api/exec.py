@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator
 
 from aiohttp import web
 
@@ -54,7 +55,7 @@ async def start_exec(request: web.Request) -> web.StreamResponse:
     assert stream is not None
     keys = session.config.get("DetachKeys")
 
-    async def output():  # type: ignore[no-untyped-def]
+    async def output() -> AsyncIterator[tuple[int, bytes]]:
         while (item := await stream.recv()) is not None:
             yield item
         # The CLI asks for the exit code as soon as the output ends: record it first.

@@ -11,8 +11,8 @@ from ..engine.images import load as image_load
 from ..engine.images import query
 from ..engine.images import save as image_save
 from ..engine.images.import_ import import_image
-from ..engine.images.mediatypes import parse_time
 from ..engine.reference import parse_normalized
+from ..engine.timestamps import parse_time
 from ..engine.types import ImageRecord
 from ..errors import DaemonError, InvalidParameter, NotImplementedByDaemon
 from . import distribution as distribution_api

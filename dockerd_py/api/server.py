@@ -37,7 +37,8 @@ API_VERSION_KEY = web.RequestKey("api_version", tuple)
 
 def api_version(request: web.Request) -> tuple[int, int]:
     """The API version the client asked for (the maximum when unversioned)."""
-    return request.get(API_VERSION_KEY, _API_MAX)
+    version: tuple[int, int] = request.get(API_VERSION_KEY, _API_MAX)
+    return version
 
 
 @web.middleware

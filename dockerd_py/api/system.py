@@ -62,8 +62,8 @@ async def version(request: web.Request) -> web.Response:
                     "Os": "linux", "Arch": _go_arch(), "KernelVersion": h.kernel,
                     "Experimental": "false", "BuildTime": _STARTED}}]
     # Runs `<runtime> --version` once (cached): not on the event loop.
-    path, text = await asyncio.to_thread(binary_version,
-                                         _runtime_path(engine.config.runtimes, runtime))
+    runtime_path = (engine.containers.runtimes().get(runtime) or {}).get("path") or runtime
+    path, text = await asyncio.to_thread(binary_version, runtime_path)
     if path:
         components.append({"Name": runtime, "Version": _version_word(text),
                            "Details": {"GitCommit": ""}})
@@ -94,10 +94,6 @@ def _version_word(text: str) -> str:
     return words[0] if words else text
 
 
-def _runtime_path(runtimes: dict[str, dict[str, Any]], name: str) -> str:
-    return str((runtimes.get(name) or {}).get("path") or name)
-
-
 @routes.get("/info")
 async def info(request: web.Request) -> web.Response:
     engine = request.app[ENGINE]
@@ -106,10 +102,11 @@ async def info(request: web.Request) -> web.Response:
         lambda: (host(), _backing_fs(cfg.data_root), _ip_forward(), _count_fds()))
     images = await engine.images.list()
     containers = engine.containers.list()
-    runtimes = {"runc": {"path": "runc"}, "crun": {"path": "crun"}}
-    runtimes.update({name: {"path": _runtime_path(cfg.runtimes, name)} for name in cfg.runtimes})
+    # The paths the containers really run (daemon.json's, or the binary found), as dockerd.
+    runtimes = {name: {"path": entry["path"]}
+                for name, entry in engine.containers.runtimes().items()}
     snapshots = await engine.snapshots.list()
-    warnings = []
+    warnings: list[str] = []
     return json_response({
         "ID": engine.id,
         "Containers": len(containers),
@@ -241,13 +238,13 @@ async def events(request: web.Request) -> web.StreamResponse:
                 if timeout <= 0:
                     break
             try:
-                ev = await asyncio.wait_for(queue.get(), timeout)
+                live = await asyncio.wait_for(queue.get(), timeout)
             except TimeoutError:
                 break
-            if ev is None:
+            if live is None:
                 break
-            if id(ev) not in replayed:
-                await send(ev)
+            if id(live) not in replayed:
+                await send(live)
         await response.write_eof()
         return response
     except ConnectionError:  # the client went away: that is how event streams end

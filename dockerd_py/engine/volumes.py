@@ -52,7 +52,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mappin
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import Conflict, InternalError, InvalidParameter, NotFound
+from ..errors import Conflict, DaemonError, InternalError, InvalidParameter, NotFound
 from .events import EventBus
 from .filters import Filters
 from .metadata.db import Database
@@ -252,6 +252,14 @@ class VolumeService:
                      labels: Mapping[str, str] | None = None, *,
                      anonymous: bool = False) -> Volume:
         """Create a volume, or return the existing one of that name."""
+        vol, _ = await self._create_or_get(name, driver, driver_opts, labels, anonymous)
+        return vol
+
+    async def _create_or_get(self, name: str | None, driver: str | None,
+                             driver_opts: Mapping[str, str] | None,
+                             labels: Mapping[str, str] | None,
+                             anonymous: bool) -> tuple[Volume, bool]:
+        """The volume of that name, and whether this call created it."""
         driver = driver or DEFAULT_DRIVER
         if not name:
             name, anonymous = random_name(), True
@@ -264,7 +272,7 @@ class VolumeService:
                            f"plugin {_quote(driver)} not found")
         async with self._locks.hold(name):
             if (existing := await self._find(name)) is not None:
-                return existing
+                return existing, False
             try:
                 validate_name(name)
                 validate_options(opts or {})
@@ -272,7 +280,7 @@ class VolumeService:
                 raise InvalidParameter(f"create {name}: {e}") from None
             vol = await self._create(name, driver, opts, labels_out)
         self.events.publish("volume", "create", name, {"driver": driver})
-        return vol
+        return vol, True
 
     async def _create(self, name: str, driver: str, opts: dict[str, str] | None,
                       labels: dict[str, str] | None) -> Volume:
@@ -550,13 +558,26 @@ class VolumeService:
 
     # -- container glue (the call sites in containers/service.py) --------------------------
 
-    async def attach_point(self, container_id: str, point: dict[str, Any]) -> dict[str, Any]:
+    async def attach_point(self, container_id: str, point: dict[str, Any]
+                           ) -> tuple[dict[str, Any], bool]:
         """At container create: the volume a mount point names (created if missing; an
-        anonymous one when it has no name), recorded in the point as Name/Source/Driver."""
+        anonymous one when it has no name), recorded in the point as Name/Source/Driver;
+        and whether it was created here (a failed create removes it again)."""
         name = point.get("Name") or None
-        vol = await self.create(name, point.get("Driver") or DEFAULT_DRIVER, None,
-                                point.get("Labels") or None, anonymous=name is None)
-        return {**point, "Name": vol.name, "Source": vol.mountpoint, "Driver": vol.driver}
+        vol, created = await self._create_or_get(
+            name, point.get("Driver") or DEFAULT_DRIVER, None, point.get("Labels") or None,
+            anonymous=name is None)
+        return {**point, "Name": vol.name, "Source": vol.mountpoint,
+                "Driver": vol.driver}, created
+
+    async def discard_created(self, names: Iterable[str]) -> None:
+        """Undo the volumes a failed container create made; best effort, as the create's
+        own error is what the client must see."""
+        for name in names:
+            try:
+                await self.remove(name)
+            except DaemonError as e:
+                log.warning("removing volume %s of a failed create: %s", name, e)
 
     async def before_start(self, container: Any) -> None:
         """At container start: mount every volume of the container (events as dockerd)."""

@@ -83,7 +83,7 @@ def prepare(c: Container, *, state_dir: str, bundle_dir: str, mounts: list[Mount
                 except OSError as e:
                     raise InvalidParameter(
                         f"error while creating mount source path '{p['Source']}': "
-                        f"mkdir {p['Source']}: {e.strerror.lower()}") from None
+                        f"mkdir {p['Source']}: {(e.strerror or str(e)).lower()}") from None
         etc = etcfiles.write(state_dir, c.config, c.host_config,
                              net.addresses if net is not None else (),
                              nameservers=net.nameservers if net is not None else None,

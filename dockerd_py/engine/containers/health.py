@@ -35,7 +35,8 @@ import weakref
 from typing import TYPE_CHECKING, Any
 
 from ...errors import DaemonError
-from ..images.mediatypes import now_rfc3339, parse_time
+from ..images.mediatypes import now_rfc3339
+from ..timestamps import parse_time
 from .records import Container
 
 if TYPE_CHECKING:

@@ -96,4 +96,5 @@ def load_all(conn: sqlite3.Connection) -> list[Container]:
 
 
 def next_seq(conn: sqlite3.Connection) -> int:
-    return conn.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM containers").fetchone()[0]
+    seq: int = conn.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM containers").fetchone()[0]
+    return seq

@@ -9,12 +9,15 @@ monitor per running container, which outlives the daemon) and the OCI runtime.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 import dataclasses
+import functools
 import logging
 import os
 import re
 import secrets
+import shutil
 import signal as signals
 import sqlite3
 import time
@@ -25,7 +28,7 @@ from ...config import Config
 from ...errors import Conflict, DaemonError, InternalError, InvalidParameter, NotFound, NotModified
 from ..events import EventBus
 from ..images.changes import parse_signal
-from ..images.mediatypes import now_rfc3339, parse_time, rfc3339_nano
+from ..images.mediatypes import now_rfc3339, rfc3339_nano
 from ..images.service import ImageService
 from ..leases import protect_snapshot
 from ..metadata.db import Database
@@ -35,6 +38,7 @@ from ..runtime.monitor import AttachStream, ExitStatus, Monitor, Process
 from ..runtime.oci import OCIRuntime, start_failure_exit_code
 from ..runtime.spec import validate as validate_spec
 from ..snapshots.overlay import OverlaySnapshotter
+from ..timestamps import parse_time
 from . import bundle, health, logrotation, names, records
 from .config import check_restart_policy, merge_image_config, mount_points
 from .records import ZERO_TIME, Container
@@ -45,6 +49,17 @@ _CGROUP_PARENT = "dockerd-py"
 _HEX = re.compile(r"^[0-9a-f]+$")
 _CRUN_WRAPPER = os.path.join(os.path.dirname(__file__), "..", "..", "..", "contrib",
                              "crun-hybrid")
+
+
+@functools.cache
+def _crun_path() -> str:
+    """The crun to run: the hybrid-cgroup wrapper where needed, else the crun on PATH
+    (its full path, as `docker info` shows it; the bare name when not installed)."""
+    hybrid = os.path.ismount("/sys/fs/cgroup/unified")
+    wrapper = os.path.realpath(_CRUN_WRAPPER)
+    if hybrid and os.access(wrapper, os.X_OK):
+        return wrapper
+    return shutil.which("crun") or "crun"
 
 
 class ContainerService:
@@ -113,28 +128,29 @@ class ContainerService:
         image = await self.images.get(c.image_id)
         return rw, rw + (image.size if image else 0)
 
-    async def _image_usage(self, image_id: str) -> tuple[list[str], list[str]]:
+    async def _image_usage(self, image_id: str
+                           ) -> tuple[builtins.list[str], builtins.list[str]]:
         running = [c.id for c in self._containers.values()
                    if c.image_id == image_id and c.state.running]
         stopped = [c.id for c in self._containers.values()
                    if c.image_id == image_id and not c.state.running]
         return running, stopped
 
-    def runtime(self, name: str) -> OCIRuntime:
-        configured = dict(self.config.runtimes)
-        known = {"runc": {"path": "runc"}, "crun": {"path": self._crun_path()}}
-        known.update(configured)
-        if name not in known:
-            raise InvalidParameter(f"unknown or invalid runtime name: {name}")
-        entry = known[name]
-        return OCIRuntime(name, entry.get("path") or name, entry.get("runtimeArgs") or (),
-                          root=os.path.join(self.config.exec_root, f"runtime-{name}"))
+    def runtimes(self) -> dict[str, dict[str, Any]]:
+        """Every runtime a container may name, with the path that runs: the stock runc,
+        crun as found on this host, then daemon.json's (which win, as in dockerd)."""
+        known: dict[str, dict[str, Any]] = {"runc": {"path": "runc"},
+                                            "crun": {"path": _crun_path()}}
+        known.update({name: {**entry, "path": entry.get("path") or name}
+                      for name, entry in self.config.runtimes.items()})
+        return known
 
-    @staticmethod
-    def _crun_path() -> str:
-        hybrid = os.path.ismount("/sys/fs/cgroup/unified")
-        wrapper = os.path.realpath(_CRUN_WRAPPER)
-        return wrapper if hybrid and os.access(wrapper, os.X_OK) else "crun"
+    def runtime(self, name: str) -> OCIRuntime:
+        entry = self.runtimes().get(name)
+        if entry is None:
+            raise InvalidParameter(f"unknown or invalid runtime name: {name}")
+        return OCIRuntime(name, entry["path"], entry.get("runtimeArgs") or (),
+                          root=os.path.join(self.config.exec_root, f"runtime-{name}"))
 
     def _lock(self, cid: str) -> asyncio.Lock:
         return self._locks.setdefault(cid, asyncio.Lock())
@@ -159,7 +175,8 @@ class ContainerService:
 
     # -- create --------------------------------------------------------------
 
-    async def create(self, name: str | None, body: dict[str, Any]) -> tuple[Container, list[str]]:
+    async def create(self, name: str | None, body: dict[str, Any]
+                     ) -> tuple[Container, builtins.list[str]]:
         hc = dict(body.get("HostConfig") or {})
         networking = dict(body.get("NetworkingConfig") or {})
         config = {k: v for k, v in body.items() if k not in ("HostConfig", "NetworkingConfig")}
@@ -196,17 +213,23 @@ class ContainerService:
         async with self._lock("create"):
             name = name or names.random_name({c.name for c in self._containers.values()})
             self._check_name_free(name)
-            points = await self._create_volumes(cid, points)
-            # Until the row exists, only the lease keeps GC off the new snapshot and
-            # the image's layers.
-            async with self.images.leases.lease():
-                if image.top_chain:
-                    protect_snapshot(image.top_chain)
-                await self.snapshots.prepare(cid, image.top_chain)
-                c = await self._insert(Container(
-                    id=cid, name=name, image=image_ref, image_id=image.id,
-                    created=now_rfc3339(), seq=0, config=merged, host_config=hc,
-                    networking=networking, mounts=points))
+            made: builtins.list[str] = []  # volumes this create made: a failure removes them
+            try:
+                points = await self._create_volumes(cid, points, made)
+                # Until the row exists, only the lease keeps GC off the new snapshot and
+                # the image's layers.
+                async with self.images.leases.lease():
+                    if image.top_chain:
+                        protect_snapshot(image.top_chain)
+                    await self.snapshots.prepare(cid, image.top_chain)
+                    c = await self._insert(Container(
+                        id=cid, name=name, image=image_ref, image_id=image.id,
+                        created=now_rfc3339(), seq=0, config=merged, host_config=hc,
+                        networking=networking, mounts=points))
+            except BaseException:
+                if made:
+                    await asyncio.shield(self.volumes.discard_created(made))
+                raise
             os.makedirs(self.state_dir(cid), mode=0o710, exist_ok=True)
             self._containers[cid] = c
         self._event(c, "create")
@@ -233,14 +256,18 @@ class ContainerService:
                                f'container "{c.id}". You have to remove (or rename) that '
                                "container to be able to reuse that name.")
 
-    async def _create_volumes(self, cid: str, points: list[dict[str, Any]]
-                              ) -> list[dict[str, Any]]:
+    async def _create_volumes(self, cid: str, points: builtins.list[dict[str, Any]],
+                              made: builtins.list[str]) -> builtins.list[dict[str, Any]]:
+        """The points with their volumes created or found; the names of those created
+        are appended to `made` as they appear, so a failure midway leaves them known."""
         out = []
         for p in points:
             if p["Type"] == "volume":
                 if self.volumes is None:
                     raise InvalidParameter("volumes are not supported yet")
-                p = await self.volumes.attach_point(cid, p)
+                p, created = await self.volumes.attach_point(cid, p)
+                if created:
+                    made.append(p["Name"])
             out.append(p)
         return out
 
@@ -595,9 +622,10 @@ class ContainerService:
             await self._stop(c, signals.SIGKILL, 0)
         await self._cancel_restart(c.id)
         async with self._lock(c.id):
-            c = self._containers.get(c.id)
-            if c is None:
+            current = self._containers.get(c.id)
+            if current is None:
                 return
+            c = current
             started_meanwhile = c.state.running  # by a start that held the lock
             if not started_meanwhile:
                 await self._remove_locked(c, volumes)

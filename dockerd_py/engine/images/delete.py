@@ -16,10 +16,9 @@ from typing import Any
 from ...errors import Conflict
 from ..filters import Filters
 from ..reference import parse_normalized, with_default_tag
-from ..timestamps import parse_timestamp
+from ..timestamps import parse_time, parse_timestamp
 from ..types import ImageRecord
 from . import store
-from .mediatypes import parse_time
 from .service import ImageService, parse_ref
 
 Report = list[dict[str, str]]

@@ -153,7 +153,9 @@ def _blob_json(content: ContentStore, desc: dict[str, Any], what: str) -> Any:
 
 def _matches_platform(desc: dict[str, Any]) -> bool:
     p = desc.get("platform") or {}
-    return p.get("os", OS) == OS and p.get("architecture", ARCH) == ARCH
+    os_name: str = p.get("os", OS)
+    arch: str = p.get("architecture", ARCH)
+    return os_name == OS and arch == ARCH
 
 
 def _from_manifest(content: ContentStore, desc: dict[str, Any], depth: int) -> ImageToLoad:
@@ -220,8 +222,9 @@ async def load(svc: ImageService, chunks: AsyncIterator[bytes]) -> AsyncIterator
                                             manifest_digest=item.manifest_digest)
             for ref, previous in moved:
                 if previous:
-                    yield {"stream": f"The image {parse_normalized(ref).familiar()} already exists, "
-                                     f"renaming the old one with ID {previous} to empty string\n"}
+                    familiar = parse_normalized(ref).familiar()
+                    yield {"stream": f"The image {familiar} already exists, renaming the old "
+                                     f"one with ID {previous} to empty string\n"}
             svc.image_event(image, "load")
             if item.refs:
                 for ref in item.refs:

@@ -7,6 +7,10 @@ import time
 
 from ..archive import detect_compression
 
+# The one RFC 3339 parser lives in engine/timestamps; re-exported only for the callers in
+# builder/service.py and api/build.py, which another change is editing.
+from ..timestamps import parse_time as parse_time
+
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
@@ -33,28 +37,3 @@ def rfc3339_nano(ns: int) -> str:
 
 def now_rfc3339() -> str:
     return rfc3339_nano(time.time_ns())
-
-
-def parse_time(value: str) -> float:
-    """Seconds since the epoch from an RFC 3339 string (nanoseconds tolerated)."""
-    if not value:
-        return 0.0
-    main, _, frac = value.partition(".")
-    tz = "Z"
-    if frac:
-        digits = "".join(c for c in frac if c.isdigit())
-        tz = frac[len(digits):] or "Z"
-        fraction = float("0." + digits) if digits else 0.0
-    else:
-        for sep in ("Z", "+", "-"):
-            idx = main.find(sep, 19)
-            if idx != -1:
-                main, tz = main[:idx], main[idx:]
-                break
-        fraction = 0.0
-    tz = "+00:00" if tz in ("Z", "z") else tz
-    try:
-        dt = datetime.datetime.fromisoformat(main + tz)
-    except ValueError:
-        return 0.0
-    return dt.timestamp() + fraction

@@ -6,9 +6,8 @@ from dataclasses import dataclass, replace
 
 from ..filters import Filters
 from ..reference import familiar_match, parse_normalized
-from ..timestamps import parse_timestamp
+from ..timestamps import parse_time, parse_timestamp
 from ..types import ImageRecord
-from .mediatypes import parse_time
 from .service import ImageService
 
 LIST_FILTERS = ("before", "dangling", "label", "reference", "since", "until")
@@ -39,9 +38,10 @@ async def list_images(svc: ImageService, filters: Filters, *, all: bool = False
         if any(created >= u for u in until):
             continue
         if filters.contains("reference"):
-            image = _only_matching_refs(image, filters.get("reference"))
-            if image is None:
+            matching = _only_matching_refs(image, filters.get("reference"))
+            if matching is None:
                 continue
+            image = matching
         out.append(image)
     out.sort(key=lambda i: (parse_time(i.created), i.added_seq), reverse=True)
     return out

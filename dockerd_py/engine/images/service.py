@@ -7,6 +7,7 @@ this module resolves references, records images, and answers queries.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import json
 import logging
 import re
@@ -98,7 +99,7 @@ class ImageService:
 
     async def record(self, config: bytes, layers: Sequence[Layer], *, tags: Sequence[str] = (),
                      manifest_digest: str = "", parent: str = ""
-                     ) -> tuple[ImageRecord, list[tuple[str, str | None]]]:
+                     ) -> tuple[ImageRecord, builtins.list[tuple[str, str | None]]]:
         """Store the config blob and record the image and its tags in one
         transaction. The layers' blobs and snapshots must already exist (under
         the caller's lease). Returns the image and, for each ref that moved to

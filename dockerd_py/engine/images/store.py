@@ -9,7 +9,8 @@ from collections import defaultdict
 from ..types import ImageRecord, Layer
 
 
-def _records(conn: sqlite3.Connection, where: str = "", args: tuple = ()) -> list[ImageRecord]:
+def _records(conn: sqlite3.Connection, where: str = "", args: tuple[str, ...] = ()
+             ) -> list[ImageRecord]:
     rows = conn.execute(f"SELECT * FROM images {where} ORDER BY added_seq", args).fetchall()
     if not rows:
         return []
@@ -64,7 +65,8 @@ def insert(conn: sqlite3.Connection, image: ImageRecord) -> bool:
     """Add an image unless one with this ID exists; True if added."""
     if conn.execute("SELECT 1 FROM images WHERE id = ?", (image.id,)).fetchone():
         if image.manifest_digest:
-            conn.execute("UPDATE images SET manifest_digest = ? WHERE id = ? AND manifest_digest = ''",
+            conn.execute("UPDATE images SET manifest_digest = ? WHERE id = ?"
+                         " AND manifest_digest = ''",
                          (image.manifest_digest, image.id))
         return False
     seq = conn.execute("SELECT COALESCE(MAX(added_seq), 0) + 1 FROM images").fetchone()[0]

@@ -10,6 +10,7 @@ at worst an orphan directory, which `sweep` removes.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import os
 import shutil
 import sqlite3
@@ -153,7 +154,8 @@ class OverlaySnapshotter:
         return await self._db.run(
             lambda c: [_info(r) for r in c.execute("SELECT * FROM snapshots ORDER BY id")])
 
-    async def sweep(self, keep: Iterable[str], *, startup: bool = False) -> list[Info]:
+    async def sweep(self, keep: Iterable[str], *, startup: bool = False
+                    ) -> builtins.list[Info]:
         """Garbage collection: delete every snapshot not named in `keep` (the
         marked set, which must be closed under parents), then directories
         without a row. Staging directories of prepares in flight are only
