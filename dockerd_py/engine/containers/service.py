@@ -213,7 +213,7 @@ class ContainerService:
         async with self._lock("create"):
             name = name or names.random_name({c.name for c in self._containers.values()})
             self._check_name_free(name)
-            made: builtins.list[str] = []  # volumes this create made: a failure removes them
+            made: builtins.list[str] = []  # anonymous volumes made here: a failure removes them
             try:
                 points = await self._create_volumes(cid, points, made)
                 # Until the row exists, only the lease keeps GC off the new snapshot and
@@ -258,15 +258,17 @@ class ContainerService:
 
     async def _create_volumes(self, cid: str, points: builtins.list[dict[str, Any]],
                               made: builtins.list[str]) -> builtins.list[dict[str, Any]]:
-        """The points with their volumes created or found; the names of those created
-        are appended to `made` as they appear, so a failure midway leaves them known."""
+        """The points with their volumes created or found; the anonymous ones created are
+        appended to `made` as they appear, so a failure midway leaves them known. Named
+        volumes stay, as with dockerd (moby's removeMountPoints skips them)."""
         out = []
         for p in points:
             if p["Type"] == "volume":
                 if self.volumes is None:
                     raise InvalidParameter("volumes are not supported yet")
+                anonymous = not p.get("Name")
                 p, created = await self.volumes.attach_point(cid, p)
-                if created:
+                if created and anonymous:
                     made.append(p["Name"])
             out.append(p)
         return out
