@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import re
 import shutil
 import tempfile
@@ -101,7 +102,9 @@ class Build:
         self.cache = cache
         self.context = context
         self.dockerfile = dockerfile
-        self.options = options
+        # RUN steps join their network through the engine's network service
+        self.options = dataclasses.replace(
+            options, run=dataclasses.replace(options.run, networks=engine.networks))
         self.sink = sink
         self.state_dir = context.root
         self.used_args: set[str] = set()

@@ -8,8 +8,12 @@ goes to a file, so its messages never mix with the command's output. The
 container is therefore never listed by `docker ps -a`; on cancellation
 (client gone, build failed elsewhere) it is killed and deleted.
 
-Networking: the host's namespace by default (there is no bridge networking
-during builds yet), a private one with only loopback for `--network none`.
+Networking as the reference's builder: the default bridge unless another network
+is named (`--network NAME`, `host`, `none`; the API refuses `container:`,
+and a daemon without a default bridge gives loopback only, as dockerd). The step is
+attached by the network service like a container (a pinned namespace, an address,
+a veth) under its snapshot key, and detached when the step ends, fails or is
+cancelled, so nothing of it outlives the step.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import shutil
 import signal
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dockerd_py.engine.containers import etcfiles
 from dockerd_py.engine.containers.bundle import path_in_root, read_in_root
@@ -30,10 +34,13 @@ from dockerd_py.engine.runtime.hostlimits import host_limits
 from dockerd_py.engine.runtime.oci import OCIRuntime, runtime_message
 from dockerd_py.engine.runtime.spec import MountSpec, SpecError, SpecInput, build_spec
 from dockerd_py.engine.runtime.users import resolve_user
-from dockerd_py.errors import InternalError, InvalidParameter
+from dockerd_py.errors import InternalError, InvalidParameter, NotFound
 
 from .copy import Ownership, make_dirs, resolve_in_root
 from .layer import StepFS
+
+if TYPE_CHECKING:
+    from dockerd_py.engine.networks.service import Attachment, NetworkService
 
 Output = Callable[[str, bytes], Awaitable[None]]  # ("stdout" | "stderr", data)
 _CGROUP_PARENT = "dockerd-py"
@@ -42,12 +49,23 @@ _READ = 1 << 16
 
 @dataclass(frozen=True)
 class RunOptions:
-    network: str = "host"                 # "host" | "none"
+    network: str = "bridge"               # "bridge" | "host" | "none" | a network's name
     shm_size: int = 0
     ulimits: Sequence[Mapping[str, Any]] = ()
     extra_hosts: Sequence[str] = ()
     cgroup_parent: str = ""
     resources: Mapping[str, Any] = field(default_factory=dict)  # Memory, CpuShares, ...
+    networks: NetworkService | None = None  # attaches steps; None: host or a private netns
+
+
+@dataclass(frozen=True)
+class StepContainer:
+    """A build step as the network service's attach()/detach() see a container."""
+    id: str
+    name: str
+    config: Mapping[str, Any]
+    host_config: Mapping[str, Any]
+    networking: Mapping[str, Any] = field(default_factory=dict)
 
 
 def host_config(opts: RunOptions) -> dict[str, Any]:
@@ -62,14 +80,22 @@ def host_config(opts: RunOptions) -> dict[str, Any]:
     return hc
 
 
-def _prepare(fs: StepFS, config: Mapping[str, Any], hc: Mapping[str, Any]) -> str:
-    """Write the bundle; returns its directory (blocking)."""
+def _prepare(fs: StepFS, config: Mapping[str, Any], hc: Mapping[str, Any],
+             net: Attachment | None) -> str:
+    """Write the bundle; returns its directory (blocking). net: the step's attachment
+    (None: the mode alone decides, host or a private namespace)."""
     bundle = fs.state_dir
     workdir = str(config.get("WorkingDir") or "/")
     target = path_in_root(fs.rootfs, workdir)
     if target is not None and not os.path.isdir(target):
         os.makedirs(target, 0o755, exist_ok=True)  # dockerd creates it at container create
-    etc = etcfiles.write(bundle, config, hc)
+    if net is None:
+        etc = etcfiles.write(bundle, config, hc)
+        netns_path = "host" if hc.get("NetworkMode") == "host" else None
+    else:
+        etc = etcfiles.write(bundle, config, hc, net.addresses, nameservers=net.nameservers,
+                             link_hosts=net.link_hosts, host_gateway=net.host_gateway)
+        netns_path = net.netns_path
     if hc.get("NetworkMode") == "host":  # the host's own names, as dockerd gives it
         with contextlib.suppress(OSError):
             shutil.copyfile("/etc/hosts", etc["/etc/hosts"])
@@ -80,7 +106,7 @@ def _prepare(fs: StepFS, config: Mapping[str, Any], hc: Mapping[str, Any]) -> st
         spec = build_spec(SpecInput(
             container_id=fs.key, rootfs=fs.rootfs, config=config, host_config=hc,
             host=host_limits(), user=user, etc_files=etc, mounts=volumes,
-            netns_path="host" if hc.get("NetworkMode") == "host" else None,
+            netns_path=netns_path,
             cgroup_parent=_CGROUP_PARENT))
     except SpecError as e:
         raise InvalidParameter(str(e)) from None
@@ -110,7 +136,32 @@ async def run(runtime: OCIRuntime, fs: StepFS, config: Mapping[str, Any], opts: 
     """Run config's Cmd (Entrypoint cleared) in the step's root filesystem; returns the
     exit code. Raises InternalError when the runtime cannot start it."""
     hc = host_config(opts)
-    bundle = await asyncio.to_thread(_prepare, fs, config, hc)
+    if opts.networks is None or not _has_network(opts.networks, str(hc["NetworkMode"])):
+        return await _run_attached(runtime, fs, config, hc, None, output)
+    step = StepContainer(fs.key, fs.key[:12], config, hc)
+    try:
+        net = await opts.networks.attach(step)
+        return await _run_attached(runtime, fs, config, hc, net, output)
+    finally:  # also on failure and cancellation: attach() undoes its own partial work
+        await asyncio.shield(opts.networks.detach(step.id, step.name))
+
+
+def _has_network(networks: NetworkService, mode: str) -> bool:
+    """False for the default bridge of a daemon started with `--bridge none`: there the
+    reference runs the step with loopback only. Any other name is looked up at attach,
+    which fails the step with the reference's "network NAME not found"."""
+    if mode not in ("bridge", "default"):
+        return True
+    try:
+        networks.get("bridge")
+    except NotFound:
+        return False
+    return True
+
+
+async def _run_attached(runtime: OCIRuntime, fs: StepFS, config: Mapping[str, Any],
+                        hc: Mapping[str, Any], net: Attachment | None, output: Output) -> int:
+    bundle = await asyncio.to_thread(_prepare, fs, config, hc, net)
     log_path = os.path.join(bundle, "runtime.log")
     argv = [runtime.path, *runtime.args, "--log", log_path, "--log-format", "json"]
     if runtime.root:

@@ -311,9 +311,14 @@ class NetworkService:
         async with self._lock(n.id):
             users = self.containers_on(n)
             if users:
-                c = self.containers.get(users[0])
+                # a build step's endpoint has no container record; dockerd names the
+                # build container there, so its id stands for both
+                try:
+                    name = self.containers.get(users[0]).name
+                except NotFound:
+                    name = users[0][:12]
                 raise Conflict(f"error while removing network: network {n.name} has active "
-                               f"endpoints (name:\"{c.name}\" id:\"{c.id[:12]}\")")
+                               f"endpoints (name:\"{name}\" id:\"{users[0][:12]}\")")
             await self._forget(n)
             await self._isolate()
         self._locks.pop(n.id, None)
