@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from dockerd_py.engine.images import store
 from dockerd_py.engine.reference import parse_normalized
+from dockerd_py.engine.timestamps import parse_time
 from dockerd_py.engine.types import ImageRecord
 from dockerd_py.errors import InvalidParameter
 
@@ -114,7 +115,6 @@ class BuildService:
         records.sort(key=lambda r: r.entry.last_used)
         victims = [r for r in records if all or not r.in_use]
         if until is not None:
-            from dockerd_py.engine.images.mediatypes import parse_time
             victims = [r for r in victims if parse_time(r.entry.created) < until]
         if keep_storage:
             total = sum(r.size for r in records)

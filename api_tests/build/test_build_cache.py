@@ -122,6 +122,22 @@ def test_system_df_and_builder_prune(make_context: Callable[..., Path], build: A
     assert _steps(rebuilt.stdout) == ["run", "run"]
 
 
+def test_builder_prune_until(make_context: Callable[..., Path], build: Any,
+                             docker: Any, unique_name: Any) -> None:
+    """--filter until= takes what dockerd's filter takes (a duration, an RFC 3339 time,
+    seconds): entries made after it stay, those made before go; a bad value is refused."""
+    ctx = make_context({"Dockerfile": f"FROM busybox\nRUN echo {unique_name('u')} > /mark\n"})
+    build(ctx)
+    for until in ("1h", "2000-01-01T00:00:00Z", "946684800"):
+        docker("builder", "prune", "-f", "--filter", f"until={until}")
+        assert _steps(build(ctx).stdout) == ["cache"], until
+    docker("builder", "prune", "-f", "--filter", "until=0s")  # made before now: pruned
+    assert _steps(build(ctx).stdout) == ["run"]
+    bad = docker("builder", "prune", "-f", "--filter", "until=soon", check=False)
+    assert bad.returncode == 1
+    assert 'failed to parse value as time or duration: "soon"' in bad.stderr, bad.stderr
+
+
 def test_copy_layers_are_reproducible(make_context: Callable[..., Path], build: Any,
                                       docker: Any, unique_name: Any) -> None:
     """The same COPY/WORKDIR steps on the same base give the same layer digests, cache

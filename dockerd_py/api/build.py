@@ -25,8 +25,8 @@ from builder.dispatch import StepFailed
 from builder.progress import Message
 from builder.run import RunOptions
 
-from ..engine.images.changes import go_duration
 from ..engine.reference import InvalidReference, parse_normalized, with_default_tag
+from ..engine.timestamps import parse_timestamp
 from ..errors import DaemonError, InternalError, InvalidParameter, NotImplementedByDaemon
 from .httputil import JsonMessageStream, body_chunks, json_response, query_bool, query_int
 from .keys import ENGINE
@@ -34,7 +34,6 @@ from .keys import ENGINE
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 
-_NETWORKS = {"": "host", "default": "host", "bridge": "host", "host": "host", "none": "none"}
 _DISCONNECT_POLL = 0.5
 _RUNNING: dict[str, asyncio.Future[Any]] = {}  # buildid -> build, for POST /build/cancel
 
@@ -86,10 +85,13 @@ def _options(request: web.Request) -> BuildOptions:
     if not isinstance(build_args, dict) or not isinstance(labels, dict) \
             or not isinstance(ulimits, list):
         raise InvalidParameter("buildargs and labels must be JSON objects, ulimits a list")
+    # As the reference: RUN steps join the default bridge unless another network, host
+    # or none is named; a network that does not exist fails the step.
     network = q.get("networkmode", "")
-    if network not in _NETWORKS:
-        raise NotImplementedByDaemon(
-            f"network mode {network!r} is not supported during builds: use host or none")
+    network = "bridge" if network in ("", "default") else network
+    if network.startswith("container:"):
+        raise NotImplementedByDaemon(f"network mode {network!r} is not supported during "
+                                     "builds: use bridge, host, none or a network's name")
     shm = query_int(request, "shmsize", 0) or 0
     if shm < 0:
         raise InvalidParameter("SHM size can not be less than 0")
@@ -112,7 +114,7 @@ def _options(request: web.Request) -> BuildOptions:
         pull=query_bool(request, "pull"),
         labels={str(k): str(v) for k, v in labels.items()},
         platform=q.get("platform", ""),
-        run=RunOptions(network=_NETWORKS[network], shm_size=shm, ulimits=ulimits,
+        run=RunOptions(network=network, shm_size=shm, ulimits=ulimits,
                        extra_hosts=extra_hosts, cgroup_parent=q.get("cgroupparent", ""),
                        resources=resources),
         auth=_registry_config(request),
@@ -213,23 +215,10 @@ async def prune(request: web.Request) -> web.Response:
         value = filters.get("until")
         if value:
             raw = next(iter(value)) if isinstance(value, (dict, list)) else str(value)
-            until = _until(raw)
+            until = parse_timestamp(raw)  # a duration, an RFC 3339 time or seconds
     ids, reclaimed = await engine.builder.prune(all=query_bool(request, "all"),
                                                 keep_storage=keep, until=until)
     return json_response({"CachesDeleted": ids, "SpaceReclaimed": reclaimed})
-
-
-def _until(raw: str) -> float:
-    import time
-    try:
-        return time.time() - go_duration(raw) / 1e9
-    except DaemonError:
-        pass
-    from ..engine.images.mediatypes import parse_time
-    try:
-        return float(parse_time(raw))
-    except Exception:
-        raise InvalidParameter(f"invalid until filter: {raw}") from None
 
 
 @routes.post("/build/cancel")

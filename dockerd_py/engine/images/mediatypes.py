@@ -9,7 +9,6 @@ from ..archive import detect_compression
 
 # The one RFC 3339 parser lives in engine/timestamps; re-exported only for the callers in
 # builder/service.py and api/build.py, which another change is editing.
-from ..timestamps import parse_time as parse_time
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
