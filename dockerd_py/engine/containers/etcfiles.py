@@ -23,12 +23,19 @@ def _host_resolv() -> list[str]:
         return []
 
 
+# What dockerd writes when none of the host's resolvers can serve a container.
+FALLBACK_NAMESERVERS = ("8.8.8.8", "8.8.4.4")
+
+
 def resolv_conf(hc: Mapping[str, Any], host_network: bool,
-                nameservers: Sequence[str] | None = None) -> str:
-    """The host's resolv.conf, with --dns/--dns-search/--dns-option overriding it.
-    Loopback resolvers do not work from another network namespace: dropped (as dockerd).
+                nameservers: Sequence[str] | None = None,
+                host_lines: Sequence[str] | None = None) -> str:
+    """The host's resolv.conf (host_lines: its lines, read when None), with --dns,
+    --dns-search and --dns-option overriding it. Off the host's network, loopback
+    resolvers do not answer and IPv6 ones are out of reach (networks are IPv4 only):
+    both dropped, and dockerd's fallback servers used when nothing is left.
     nameservers: the network's own resolver (user-defined networks) in their place."""
-    lines = _host_resolv()
+    lines = _host_resolv() if host_lines is None else list(host_lines)
     servers = list(nameservers if nameservers is not None else hc.get("Dns") or [])
     search = list(hc.get("DnsSearch") or [])
     options = list(hc.get("DnsOptions") or [])
@@ -36,7 +43,8 @@ def resolv_conf(hc: Mapping[str, Any], host_network: bool,
         servers = [ln.split()[1] for ln in lines
                    if ln.startswith("nameserver") and len(ln.split()) > 1]
         if not host_network:
-            servers = [s for s in servers if not s.startswith("127.") and s != "::1"]
+            servers = [s for s in servers if not s.startswith("127.") and ":" not in s]
+            servers = servers or list(FALLBACK_NAMESERVERS)
     if not search:
         search = [w for ln in lines if ln.startswith("search") for w in ln.split()[1:]]
     if not options:
