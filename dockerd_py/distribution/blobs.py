@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import queue
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -20,7 +21,6 @@ from typing import BinaryIO
 import aiohttp
 
 from ..engine import archive
-from ..engine.aio import ThreadReader
 from ..engine.content import ContentStore, Writer
 from ..engine.snapshots.overlay import OverlaySnapshotter
 from ..errors import DaemonError
@@ -31,6 +31,9 @@ from .registry import Registry
 _MAX_CONFIG = 16 << 20
 _BATCH = 1 << 20
 _HANDOFF = 256 << 10
+# Pieces the download may run ahead of unpacking: the socket keeps being read while
+# the worker inflates and writes, instead of each waiting for the other.
+_AHEAD = 16
 
 
 class VerificationError(DaemonError):
@@ -51,7 +54,8 @@ async def _body(resp: aiohttp.ClientResponse, digest: str, size: int,
     """The response body, never more than `size` bytes, with progress."""
     received = 0
     throttle = progress.Throttle(size)
-    pending = bytearray()
+    pending: list[bytes] = []
+    held = 0
     try:
         async for chunk in resp.content.iter_any():
             received += len(chunk)
@@ -61,15 +65,17 @@ async def _body(resp: aiohttp.ClientResponse, digest: str, size: int,
             if counter is not None and throttle.due(received):
                 await counter.emit(progress.transfer("Downloading", counter.ident,
                                                      received, size))
-            # Hand the consumer (a worker thread) fewer, larger pieces.
-            pending += chunk
-            if len(pending) >= _HANDOFF:
-                yield bytes(pending)
+            # Hand the consumer (a worker thread) fewer, larger pieces, copied once.
+            pending.append(chunk)
+            held += len(chunk)
+            if held >= _HANDOFF:
+                yield b"".join(pending)
                 pending.clear()
+                held = 0
     except (TimeoutError, aiohttp.ClientError) as e:
         raise transport_error("GET", str(resp.url), e) from None
     if pending:
-        yield bytes(pending)
+        yield b"".join(pending)
     if received != size:
         raise transport_error("GET", str(resp.url), aiohttp.ClientPayloadError(
             "unexpected EOF"))
@@ -117,10 +123,60 @@ async def fetch_json_blob(registry: Registry, repo: str, digest: str, size: int,
     return data
 
 
+class _Prefetched:
+    """A file object for one worker thread over a body that the event loop pumps
+    into a queue, at most _AHEAD pieces ahead of the reader."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._queue: queue.SimpleQueue[bytes | BaseException | None] = queue.SimpleQueue()
+        self._room = asyncio.Semaphore(_AHEAD)
+        self._buf, self._off = b"", 0
+        self._eof = False
+
+    async def pump(self, chunks: AsyncIterator[bytes]) -> None:
+        """Runs on the loop; an error or cancellation is passed on to the reader."""
+        try:
+            async for chunk in chunks:
+                await self._room.acquire()
+                self._queue.put(chunk)
+        except BaseException as e:
+            self._queue.put(e)
+            raise
+        self._queue.put(None)
+
+    def _fill(self) -> bool:
+        while self._off >= len(self._buf) and not self._eof:
+            item = self._queue.get()
+            if item is None:
+                self._eof = True
+            elif isinstance(item, BaseException):
+                self._eof = True
+                raise item
+            else:
+                self._loop.call_soon_threadsafe(self._room.release)
+                self._buf, self._off = item, 0
+        return self._off < len(self._buf)
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int = -1) -> bytes:
+        if not self._fill():
+            return b""
+        if self._off == 0 and (n is None or n < 0 or n >= len(self._buf)):
+            data = self._buf  # the whole piece: no copy
+        else:
+            end = len(self._buf) if n is None or n < 0 else self._off + n
+            data = self._buf[self._off:end]
+        self._off += len(data)
+        return data
+
+
 class _Tee:
     """File object for the extractor: every byte it reads also goes to the writer."""
 
-    def __init__(self, source: ThreadReader, writer: Writer) -> None:
+    def __init__(self, source: _Prefetched, writer: Writer) -> None:
         self._source = source
         self._writer = writer
 
@@ -167,9 +223,9 @@ async def fetch_and_unpack(registry: Registry, repo: str, digest: str, size: int
     try:
         async with resp:
             info = await snapshots.prepare(key, parent)
-            reader = ThreadReader(_body(resp, digest, size, counter),
-                                  asyncio.get_running_loop())
-            tee = _Tee(reader, writer)
+            body = _Prefetched(asyncio.get_running_loop())
+            pump = asyncio.ensure_future(body.pump(_body(resp, digest, size, counter)))
+            tee = _Tee(body, writer)
             worker = asyncio.ensure_future(asyncio.to_thread(_extract, tee,
                                                              snapshots.fs_dir(info)))
             try:
@@ -178,8 +234,16 @@ async def fetch_and_unpack(registry: Registry, repo: str, digest: str, size: int
                 # Cut the body so the worker stops, and let it finish before its
                 # snapshot directory is removed below.
                 resp.close()
+                pump.cancel()
                 await asyncio.wait([worker])
                 raise
+            finally:
+                # Done or failed, the worker reads no more: stop the pump. Its error,
+                # if any, already reached the worker, which raised it.
+                pump.cancel()
+                await asyncio.wait([pump])
+                if not pump.cancelled():
+                    pump.exception()
         await counter.emit(progress.layer("Verifying Checksum", counter.ident))
         await asyncio.to_thread(_verify, writer, digest, size)
         if isinstance(result, BaseException):

@@ -37,6 +37,20 @@ import zstandard
 
 from dockerd_py.errors import InvalidParameter
 
+try:  # ISA-L inflates gzip about four times faster than zlib: it paces `docker pull`
+    from isal import igzip as _igzip
+    from isal import isal_zlib as _isal_zlib
+
+    _GzipFile: type[gzip.GzipFile] = _igzip.GzipFile
+    _INFLATE_ERRORS: tuple[type[Exception], ...] = (zlib.error,
+                                                     cast(type[Exception], _isal_zlib.error))
+except ImportError:  # pragma: no cover - the stdlib is the fallback
+    _GzipFile = gzip.GzipFile
+    _INFLATE_ERRORS = (zlib.error,)
+# How decompressors report corrupt or truncated input.
+_DATA_ERRORS: tuple[type[Exception], ...] = (EOFError, lzma.LZMAError, zstandard.ZstdError,
+                                             *_INFLATE_ERRORS)
+
 CHUNK = 1 << 20
 WHITEOUT_PREFIX = ".wh."
 WHITEOUT_META_PREFIX = ".wh..wh."
@@ -90,6 +104,12 @@ class _Reader:
     def readable(self) -> bool:
         return True
 
+    def readinto(self, buf: bytearray | memoryview) -> int:
+        """For ISA-L's gzip reader, which fills its own buffer."""
+        data = self.read(len(buf))
+        memoryview(buf)[: len(data)] = data
+        return len(data)
+
     def read(self, size: int = -1) -> bytes:
         if self._head:
             cut = len(self._head) if size < 0 else size
@@ -97,7 +117,7 @@ class _Reader:
             return data + self.read() if size < 0 else data
         try:
             return self._rest.read(size)
-        except (EOFError, zlib.error, lzma.LZMAError, zstandard.ZstdError) as e:
+        except _DATA_ERRORS as e:
             raise ArchiveError(f"corrupt {self._kind} stream: {_eof_wording(e)}") from e
         except OSError as e:
             # gzip/bz2 report bad data as OSError without errno; I/O errors of the source
@@ -108,7 +128,7 @@ class _Reader:
 
 
 _DECOMPRESSORS: dict[str, Callable[[BinaryIO], object]] = {
-    "gzip": lambda f: gzip.GzipFile(fileobj=f, mode="rb"),
+    "gzip": lambda f: _GzipFile(fileobj=f, mode="rb"),
     "bzip2": lambda f: bz2.BZ2File(f, "rb"),
     "xz": lambda f: lzma.LZMAFile(f, "rb"),
     # python-zstandard does not report a stream cut inside a frame: the tar reader catches
