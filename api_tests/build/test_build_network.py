@@ -28,6 +28,11 @@ HOST_ONLY = b"host-loopback-secret"
 SETTLE_TIMEOUT = 30.0  # a cancelled build's teardown runs behind the client's exit
 
 
+@pytest.fixture(autouse=True)
+def _busybox(busybox_image: str) -> None:
+    """Every Dockerfile here builds FROM busybox."""
+
+
 @pytest.fixture
 def loopback_server() -> Iterator[int]:
     """A server on the host's 127.0.0.1 only; its port. Answers HOST_ONLY to anyone."""
@@ -216,18 +221,27 @@ def test_failed_step_releases_its_endpoint(make_context: Callable[..., Path], bu
     assert _ours(build_leftovers(), result.stdout) == []
 
 
+def _build_until_started(daemon: Any, ctx: Path, *flags: str
+                         ) -> tuple[subprocess.Popen[str], str]:
+    """A `docker build` left running once its RUN step printed "started"; its output so far."""
+    proc = subprocess.Popen(["docker", "build", "--no-cache", *flags, str(ctx)],
+                            env=daemon.cli_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    assert proc.stdout is not None
+    seen = ""
+    for line in proc.stdout:
+        seen += line
+        if line.strip() == "started":
+            return proc, seen
+    proc.wait()
+    raise AssertionError(f"the build ended before its step started:\n{seen}")
+
+
 def test_cancelled_step_releases_its_endpoint(make_context: Callable[..., Path], docker: Any,
                                               daemon: Any, build_leftovers: Any) -> None:
     ctx = make_context(_run_dockerfile("ip -4 -o addr show eth0; echo started; sleep 600"))
-    proc = subprocess.Popen(["docker", "build", "--no-cache", str(ctx)], env=daemon.cli_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc, seen = _build_until_started(daemon, ctx)
     try:
-        assert proc.stdout is not None
-        seen = ""
-        for line in proc.stdout:
-            seen += line
-            if line.strip() == "started":
-                break
         assert "inet" in seen, seen
         assert _step_leftovers(daemon, docker) != []  # the step is on the bridge now
         proc.send_signal(signal.SIGINT)
@@ -249,17 +263,8 @@ def test_network_in_use_by_a_step_cannot_be_removed(make_context: Callable[..., 
     net = unique_name("stepnet")
     docker("network", "create", net)
     ctx = make_context(_run_dockerfile("echo started; sleep 600"))
-    proc = subprocess.Popen(["docker", "build", "--no-cache", "--network", net, str(ctx)],
-                            env=daemon.cli_env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    proc, seen = _build_until_started(daemon, ctx, "--network", net)
     try:
-        assert proc.stdout is not None
-        seen = ""
-        for line in proc.stdout:
-            seen += line
-            if line.strip() == "started":
-                break
-        assert "started" in seen, seen
         r = docker("network", "rm", net, check=False)
         assert r.returncode == 1
         assert (f"Error response from daemon: error while removing network: network {net} "
