@@ -47,8 +47,28 @@ class Isolation:
         async with self._lock:
             await self._run("iptables-restore", "-w", "--noflush",
                             stdin="\n".join(lines).encode())
-            if await self._run("iptables", "-w", "-C", "FORWARD", "-j", self.stage1) != 0:
-                await self._run("iptables", "-w", "-I", "FORWARD", "1", "-j", self.stage1)
+            await self._jump_first()
+
+    async def ensure_first(self) -> None:
+        """netavark puts its own FORWARD jump at the top the first time it sets up a
+        network, and that chain ACCEPTs everything leaving its bridges: ours must stay
+        ahead of it, or traffic between bridges gets through."""
+        if self.enabled:
+            async with self._lock:
+                await self._jump_first()
+
+    async def _jump_first(self) -> None:
+        proc = await asyncio.create_subprocess_exec(
+            "iptables", "-w", "-S", "FORWARD", stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL)
+        out, _ = await proc.communicate()
+        rules = [ln for ln in out.decode().splitlines() if ln.startswith("-A FORWARD ")]
+        if rules and rules[0] == f"-A FORWARD -j {self.stage1}":
+            return
+        while await self._run("iptables", "-w", "-C", "FORWARD", "-j", self.stage1) == 0:
+            if await self._run("iptables", "-w", "-D", "FORWARD", "-j", self.stage1) != 0:
+                break
+        await self._run("iptables", "-w", "-I", "FORWARD", "1", "-j", self.stage1)
 
     async def remove(self) -> None:
         """Take the chains away (the daemon stops with no container on a bridge)."""

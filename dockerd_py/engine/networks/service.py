@@ -101,6 +101,7 @@ class NetworkService:
         self._locks: dict[str, asyncio.Lock] = {}
         self._teardowns: dict[str, asyncio.Task[None]] = {}  # see _detach_all
         self._isolating = False
+        self._isolation_checked = False  # our FORWARD jump seen above netavark's
         self._create_lock = asyncio.Lock()
 
     # -- lookup ------------------------------------------------------------
@@ -166,6 +167,13 @@ class NetworkService:
         if self._isolating:
             await self.isolation.sync(n.bridge for n in self._networks.values()
                                       if n.driver == "bridge")
+
+    async def _isolation_ahead_of_netavark(self) -> None:
+        """After a netavark setup: its first one on this host puts its FORWARD jump above
+        ours. Checked until ours is seen first once; netavark never moves its jump after."""
+        if self._isolating and not self._isolation_checked:
+            await self.isolation.ensure_first()
+            self._isolation_checked = True
 
     async def close(self) -> None:
         """Daemon shutdown: with no container left on a bridge, nothing of ours stays on
@@ -474,6 +482,7 @@ class NetworkService:
                 return ep
             async with self._setup_lock(n):
                 result = await self.driver.setup(path, n, ep, c.name)
+            await self._isolation_ahead_of_netavark()
         except BaseException as e:
             self._endpoints.pop((c.id, n.id), None)
             await asyncio.shield(self.db.run(
@@ -524,6 +533,7 @@ class NetworkService:
             await self.db.run(lambda conn: records.save_endpoint(conn, ep))
             self._endpoints[(aid, n.id)] = ep
             await self.driver.setup(path, n, ep, aid)
+            await self._isolation_ahead_of_netavark()
         except Exception as e:
             log.warning("default bridge anchor: %s", e)
             self._endpoints.pop((aid, n.id), None)
