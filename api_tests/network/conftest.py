@@ -24,6 +24,17 @@ from ..conftest import DockerRun
 READY_TIMEOUT = 20.0
 
 
+def inspect_ctr(docker: DockerRun, name: str) -> dict[str, Any]:
+    return dict(json.loads(docker("inspect", name).stdout)[0])
+
+
+def free_port() -> int:
+    """A TCP port free on all of the host's addresses right now."""
+    with socket.socket() as s:
+        s.bind(("0.0.0.0", 0))
+        return int(s.getsockname()[1])
+
+
 def http_get(host: str, port: int, path: str = "/hostname", timeout: float = 5.0) -> str:
     """A plain HTTP/1.0 GET from the host; the body, or raises OSError."""
     with socket.create_connection((host, port), timeout=timeout) as s:

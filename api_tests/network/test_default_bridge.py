@@ -15,26 +15,24 @@ from typing import Any
 import pytest
 
 from ..conftest import DockerRun
-from .conftest import host_address, http_get, masquerades, wait_http, wait_in
+from .conftest import (
+    free_port,
+    host_address,
+    http_get,
+    inspect_ctr,
+    masquerades,
+    wait_http,
+    wait_in,
+)
 
 HTTPD = ["busybox", "httpd", "-f", "-p", "80", "-h", "/etc"]
-
-
-def _inspect(docker: DockerRun, name: str) -> dict[str, Any]:
-    return dict(json.loads(docker("inspect", name).stdout)[0])
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("0.0.0.0", 0))
-        return int(s.getsockname()[1])
 
 
 def test_default_bridge_gives_an_address_on_its_subnet(docker: DockerRun, ctr: Callable[..., str],
                                                        default_bridge: dict[str, Any]) -> None:
     name = ctr()
     docker("run", "-d", "--name", name, "busybox", "sleep", "60")
-    settings = _inspect(docker, name)["NetworkSettings"]
+    settings = inspect_ctr(docker, name)["NetworkSettings"]
     subnet = ipaddress.ip_network(default_bridge["IPAM"]["Config"][0]["Subnet"])
     gateway = default_bridge["IPAM"]["Config"][0]["Gateway"]
     bridge = settings["Networks"]["bridge"]
@@ -50,7 +48,7 @@ def test_default_bridge_gives_an_address_on_its_subnet(docker: DockerRun, ctr: C
     assert f"default via {gateway}" in route
     # The network lists the container while it runs; outbound NAT is in place.
     attached = _inspect_network(docker, "bridge")["Containers"]
-    assert attached[_inspect(docker, name)["Id"]]["IPv4Address"] == \
+    assert attached[inspect_ctr(docker, name)["Id"]]["IPv4Address"] == \
         f"{bridge['IPAddress']}/{subnet.prefixlen}"
     assert masquerades(str(subnet))
 
@@ -63,14 +61,14 @@ def test_stopped_container_gives_its_address_back(docker: DockerRun,
                                                   ctr: Callable[..., str]) -> None:
     name = ctr()
     docker("run", "-d", "--name", name, "busybox", "sleep", "60")
-    cid = _inspect(docker, name)["Id"]
+    cid = inspect_ctr(docker, name)["Id"]
     docker("stop", "-t", "0", name)
-    settings = _inspect(docker, name)["NetworkSettings"]
+    settings = inspect_ctr(docker, name)["NetworkSettings"]
     assert settings["Networks"]["bridge"]["IPAddress"] == ""
     assert settings["IPAddress"] == "" and settings["Ports"] == {}
     assert cid not in _inspect_network(docker, "bridge")["Containers"]
     docker("start", name)
-    assert _inspect(docker, name)["NetworkSettings"]["Networks"]["bridge"]["IPAddress"]
+    assert inspect_ctr(docker, name)["NetworkSettings"]["Networks"]["bridge"]["IPAddress"]
 
 
 def test_default_bridge_has_no_name_resolution_but_links_work(docker: DockerRun,
@@ -81,10 +79,10 @@ def test_default_bridge_has_no_name_resolution_but_links_work(docker: DockerRun,
     assert r.returncode != 0
     docker("run", "-d", "--name", client, "--link", f"{server}:web", "busybox", "sleep", "60")
     hosts = docker("exec", client, "cat", "/etc/hosts").stdout
-    ip = _inspect(docker, server)["NetworkSettings"]["IPAddress"]
+    ip = inspect_ctr(docker, server)["NetworkSettings"]["IPAddress"]
     assert any(line.split()[:2] == [ip, "web"] for line in hosts.splitlines())
     assert wait_in(docker, client, "http://web/hostname").strip() == \
-        _inspect(docker, server)["Config"]["Hostname"]
+        inspect_ctr(docker, server)["Config"]["Hostname"]
 
 
 def test_resolv_conf_and_dns_options(docker: DockerRun) -> None:
@@ -111,16 +109,16 @@ def test_mac_address(docker: DockerRun, ctr: Callable[..., str]) -> None:
            "sleep", "60")
     out = docker("exec", name, "cat", "/sys/class/net/eth0/address").stdout.strip()
     assert out == "02:42:ac:11:ff:01"
-    assert _inspect(docker, name)["NetworkSettings"]["MacAddress"] == "02:42:ac:11:ff:01"
+    assert inspect_ctr(docker, name)["NetworkSettings"]["MacAddress"] == "02:42:ac:11:ff:01"
 
 
 # -- published ports ------------------------------------------------------------------------
 
 def test_published_port_answers_on_loopback_and_host_address(docker: DockerRun,
                                                              ctr: Callable[..., str]) -> None:
-    name, port = ctr(), _free_port()
+    name, port = ctr(), free_port()
     docker("run", "-d", "--name", name, "-p", f"{port}:80", *HTTPD)
-    hostname = _inspect(docker, name)["Config"]["Hostname"]
+    hostname = inspect_ctr(docker, name)["Config"]["Hostname"]
     assert wait_http("127.0.0.1", port).strip() == hostname
     assert http_get(host_address(), port).strip() == hostname
     # From another container, through the host's address.
@@ -135,7 +133,7 @@ def test_published_port_answers_on_loopback_and_host_address(docker: DockerRun,
 
 def test_port_is_unpublished_when_the_container_stops(docker: DockerRun,
                                                       ctr: Callable[..., str]) -> None:
-    name, port = ctr(), _free_port()
+    name, port = ctr(), free_port()
     docker("run", "-d", "--name", name, "-p", f"127.0.0.1:{port}:80", *HTTPD)
     wait_http("127.0.0.1", port)
     docker("rm", "-f", name)
@@ -149,10 +147,10 @@ def test_port_is_unpublished_when_the_container_stops(docker: DockerRun,
 
 def test_publish_variants_and_docker_port(docker: DockerRun, ctr: Callable[..., str]) -> None:
     name = ctr()
-    tcp, udp, low = _free_port(), _free_port(), _free_port()
+    tcp, udp, low = free_port(), free_port(), free_port()
     docker("run", "-d", "--name", name, "-p", f"127.0.0.1:{tcp}:80", "-p", f"{udp}:53/udp",
            "-p", "81", "--expose", "90", *HTTPD)
-    ports = _inspect(docker, name)["NetworkSettings"]["Ports"]
+    ports = inspect_ctr(docker, name)["NetworkSettings"]["Ports"]
     assert ports["80/tcp"] == [{"HostIp": "127.0.0.1", "HostPort": str(tcp)}]
     assert ports["53/udp"] == [{"HostIp": "0.0.0.0", "HostPort": str(udp)}]
     assert ports["90/tcp"] is None
@@ -167,9 +165,9 @@ def test_publish_variants_and_docker_port(docker: DockerRun, ctr: Callable[..., 
                  f"0.0.0.0:{random_port}->81/tcp", "90/tcp"):
         assert part in ps
     assert docker("ps", "-q", "--filter", f"publish={tcp}").stdout.strip() == \
-        _inspect(docker, name)["Id"][:12]
+        inspect_ctr(docker, name)["Id"][:12]
     assert docker("ps", "-q", "--filter", "expose=90").stdout.strip() == \
-        _inspect(docker, name)["Id"][:12]
+        inspect_ctr(docker, name)["Id"][:12]
     del low
 
 
@@ -186,10 +184,10 @@ s.sendto(b"echo:" + data, peer)
 def test_udp_port_reaches_the_container(docker: DockerRun, ctr: Callable[..., str]) -> None:
     """busybox has no UDP server: a Python one runs on the host inside the container's
     network namespace (the SandboxKey)."""
-    name, port = ctr(), _free_port()
+    name, port = ctr(), free_port()
     docker("run", "-d", "--name", name, "-p", f"127.0.0.1:{port}:9999/udp", "busybox",
            "sleep", "60")
-    netns = _inspect(docker, name)["NetworkSettings"]["SandboxKey"]
+    netns = inspect_ctr(docker, name)["NetworkSettings"]["SandboxKey"]
     server = subprocess.Popen(["nsenter", f"--net={netns}", sys.executable, "-c", _UDP_ECHO],
                               stdout=subprocess.PIPE, text=True)
     try:
@@ -207,17 +205,17 @@ def test_udp_port_reaches_the_container(docker: DockerRun, ctr: Callable[..., st
 def test_publish_all_and_port_ranges(docker: DockerRun, ctr: Callable[..., str]) -> None:
     name = ctr()
     docker("run", "-d", "--name", name, "-P", "--expose", "7001-7002", *HTTPD)
-    ports = _inspect(docker, name)["NetworkSettings"]["Ports"]
+    ports = inspect_ctr(docker, name)["NetworkSettings"]["Ports"]
     assert set(ports) == {"7001/tcp", "7002/tcp"}
     assert all(v and int(v[0]["HostPort"]) > 1024 for v in ports.values())
     ranged = ctr()
-    first = _free_port()
+    first = free_port()
     r = docker("run", "-d", "--name", ranged, "-p", f"127.0.0.1:{first}-{first + 1}:80-81",
                *HTTPD, check=False)
     if r.returncode != 0 and "already" in r.stderr:
         pytest.skip(f"port {first + 1} is in use on this host")
     assert r.returncode == 0, r.stderr
-    ports = _inspect(docker, ranged)["NetworkSettings"]["Ports"]
+    ports = inspect_ctr(docker, ranged)["NetworkSettings"]["Ports"]
     assert ports["80/tcp"] == [{"HostIp": "127.0.0.1", "HostPort": str(first)}]
     assert ports["81/tcp"] == [{"HostIp": "127.0.0.1", "HostPort": str(first + 1)}]
     assert wait_http("127.0.0.1", first)
@@ -225,7 +223,7 @@ def test_publish_all_and_port_ranges(docker: DockerRun, ctr: Callable[..., str])
 
 def test_port_already_allocated(docker: DockerRun, ctr: Callable[..., str],
                                 default_bridge: dict[str, Any]) -> None:
-    first, second, port = ctr(), ctr(), _free_port()
+    first, second, port = ctr(), ctr(), free_port()
     docker("run", "-d", "--name", first, "-p", f"{port}:80", *HTTPD)
     before = set(_inspect_network(docker, "bridge")["Containers"])
     r = docker("run", "-d", "--name", second, "-p", f"{port}:80", *HTTPD, check=False)
@@ -233,7 +231,7 @@ def test_port_already_allocated(docker: DockerRun, ctr: Callable[..., str],
     assert f"Bind for 0.0.0.0:{port} failed: port is already allocated" in r.stderr
     assert "driver failed programming external connectivity on endpoint " + second in r.stderr
     # Nothing half-configured: no endpoint, address or namespace for the failed container.
-    state = _inspect(docker, second)
+    state = inspect_ctr(docker, second)
     assert state["State"]["Status"] == "created"
     assert state["NetworkSettings"]["Networks"]["bridge"]["IPAddress"] == ""
     assert set(_inspect_network(docker, "bridge")["Containers"]) == before
@@ -258,10 +256,10 @@ def test_namespace_and_interface_go_away_with_the_container(
     session's teardown checks that it goes with the daemon."""
     name = ctr()
     docker("run", "-d", "--name", name, "busybox", "sleep", "60")
-    cid = _inspect(docker, name)["Id"]
+    cid = inspect_ctr(docker, name)["Id"]
     netns = daemon.exec_root / "netns" / cid
     assert netns.exists()
-    assert _inspect(docker, name)["NetworkSettings"]["SandboxKey"] == str(netns)
+    assert inspect_ctr(docker, name)["NetworkSettings"]["SandboxKey"] == str(netns)
     bridge = default_bridge["Options"]["com.docker.network.bridge.name"]
     ports = set(os.listdir(f"/sys/class/net/{bridge}/brif"))
     docker("rm", "-f", name)
@@ -284,12 +282,12 @@ def test_bridge_deleted_under_the_daemon_comes_back(docker: DockerRun, ctr: Call
     docker("rm", "-f", first)
     bridge = default_bridge["Options"]["com.docker.network.bridge.name"]
     subprocess.run(["ip", "link", "del", bridge], check=True)
-    name, port = ctr(), _free_port()
+    name, port = ctr(), free_port()
     docker("run", "-d", "--name", name, "-p", f"127.0.0.1:{port}:80", *HTTPD)
     assert os.path.exists(f"/sys/class/net/{bridge}")
-    assert wait_http("127.0.0.1", port).strip() == _inspect(docker, name)["Config"]["Hostname"]
+    assert wait_http("127.0.0.1", port).strip() == inspect_ctr(docker, name)["Config"]["Hostname"]
     plain = ctr()
     docker("run", "-d", "--name", plain, "busybox", "sleep", "60")
-    server_ip = _inspect(docker, name)["NetworkSettings"]["IPAddress"]
+    server_ip = inspect_ctr(docker, name)["NetworkSettings"]["IPAddress"]
     assert wait_in(docker, plain, f"http://{server_ip}/hostname").strip() == \
-        _inspect(docker, name)["Config"]["Hostname"]
+        inspect_ctr(docker, name)["Config"]["Hostname"]

@@ -9,13 +9,9 @@ from collections.abc import Callable
 from typing import Any
 
 from ..conftest import DockerRun
-from .conftest import wait_http
+from .conftest import inspect_ctr, wait_http
 
 Make = Callable[..., dict[str, Any]]
-
-
-def _inspect(docker: DockerRun, name: str) -> dict[str, Any]:
-    return dict(json.loads(docker("inspect", name).stdout)[0])
 
 
 def _interfaces(text: str) -> list[str]:
@@ -29,7 +25,7 @@ def test_none_has_only_loopback(docker: DockerRun, ctr: Callable[..., str]) -> N
     assert _interfaces(out) == ["lo"]
     name = ctr()
     docker("run", "-d", "--name", name, "--network", "none", "busybox", "sleep", "60")
-    nets = _inspect(docker, name)["NetworkSettings"]["Networks"]
+    nets = inspect_ctr(docker, name)["NetworkSettings"]["Networks"]
     assert list(nets) == ["none"] and nets["none"]["IPAddress"] == ""
     assert nets["none"]["NetworkID"] == json.loads(
         docker("network", "inspect", "none").stdout)[0]["Id"]
@@ -45,13 +41,13 @@ def test_host_sees_the_hosts_interfaces(docker: DockerRun, ctr: Callable[..., st
                   "hostname").stdout.strip() == os.uname().nodename
     name = ctr()
     docker("run", "-d", "--name", name, "--network", "host", "busybox", "sleep", "60")
-    assert list(_inspect(docker, name)["NetworkSettings"]["Networks"]) == ["host"]
+    assert list(inspect_ctr(docker, name)["NetworkSettings"]["Networks"]) == ["host"]
 
 
 def test_container_mode_shares_the_namespace(docker: DockerRun, ctr: Callable[..., str]) -> None:
     first = ctr()
     docker("run", "-d", "--name", first, "busybox", "httpd", "-f", "-p", "8080", "-h", "/etc")
-    ip = _inspect(docker, first)["NetworkSettings"]["IPAddress"]
+    ip = inspect_ctr(docker, first)["NetworkSettings"]["IPAddress"]
     out = docker("run", "--rm", "--network", f"container:{first}", "busybox", "ip", "-o",
                  "-4", "addr").stdout
     assert f"{ip}/" in out
@@ -59,10 +55,10 @@ def test_container_mode_shares_the_namespace(docker: DockerRun, ctr: Callable[..
     body = docker("run", "--rm", "--network", f"container:{first}", "busybox", "sh", "-c",
                   "for i in $(seq 50); do wget -qO- http://127.0.0.1:8080/hostname && exit; "
                   "sleep 0.1; done; exit 1").stdout
-    assert body.strip() == _inspect(docker, first)["Config"]["Hostname"]
+    assert body.strip() == inspect_ctr(docker, first)["Config"]["Hostname"]
     joiner = ctr()
     docker("create", "--name", joiner, "--network", f"container:{first}", "busybox", "true")
-    assert _inspect(docker, joiner)["HostConfig"]["NetworkMode"] == f"container:{first}"
+    assert inspect_ctr(docker, joiner)["HostConfig"]["NetworkMode"] == f"container:{first}"
     docker("stop", "-t", "0", first)
     r = docker("start", joiner, check=False)
     assert r.returncode != 0 and "cannot join network of a non running container" in r.stderr
@@ -126,14 +122,14 @@ def test_failed_start_leaves_no_endpoint(pre: Callable[[int], str], docker: Dock
     r = docker("run", "-d", "--name", second, "--network", n["Name"], "--ip", f"{pre(6)}.9",
                "busybox", "sleep", "60", check=False)
     assert r.returncode != 0
-    cid = _inspect(docker, second)["Id"]
+    cid = inspect_ctr(docker, second)["Id"]
     assert not (daemon.exec_root / "netns" / cid).exists()
     attached = json.loads(docker("network", "inspect", n["Name"]).stdout)[0]["Containers"]
     assert [v["Name"] for v in attached.values()] == [first]
     # Once the address is free the same container starts.
     docker("rm", "-f", first)
     docker("start", second)
-    assert _inspect(docker, second)["NetworkSettings"]["Networks"][n["Name"]]["IPAddress"] == \
+    assert inspect_ctr(docker, second)["NetworkSettings"]["Networks"][n["Name"]]["IPAddress"] == \
         f"{pre(6)}.9"
 
 

@@ -4,39 +4,28 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 from collections.abc import Callable
 from typing import Any
 
 from ..conftest import DockerRun
-from .conftest import wait_http, wait_in
+from .conftest import free_port, inspect_ctr, wait_http, wait_in
 
 Make = Callable[..., dict[str, Any]]
-
-
-def _inspect(docker: DockerRun, name: str) -> dict[str, Any]:
-    return dict(json.loads(docker("inspect", name).stdout)[0])
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("0.0.0.0", 0))
-        return int(s.getsockname()[1])
 
 
 def test_attachments_survive_a_kill9_restart(pre: Callable[[int], str], docker: DockerRun,
                                              daemon: Any, network: Make,
                                              ctr: Callable[..., str]) -> None:
     n = network("--subnet", f"{pre(7)}.0/24", "--label", "kept=yes")
-    server, client, port = ctr(), ctr(), _free_port()
+    server, client, port = ctr(), ctr(), free_port()
     docker("run", "-d", "--name", server, "--network", n["Name"], "--network-alias", "api",
            "-p", f"127.0.0.1:{port}:80", "busybox", "httpd", "-f", "-p", "80", "-h", "/etc")
     docker("run", "-d", "--name", client, "--network", n["Name"], "busybox", "sleep", "300")
-    before = _inspect(docker, server)["NetworkSettings"]
-    hostname = _inspect(docker, server)["Config"]["Hostname"]
+    before = inspect_ctr(docker, server)["NetworkSettings"]
+    hostname = inspect_ctr(docker, server)["Config"]["Hostname"]
     wait_http("127.0.0.1", port)
     daemon.kill9_and_restart()
-    after = _inspect(docker, server)["NetworkSettings"]
+    after = inspect_ctr(docker, server)["NetworkSettings"]
     assert after["Networks"] == before["Networks"]
     assert after["Ports"] == before["Ports"]
     assert wait_http("127.0.0.1", port).strip() == hostname
@@ -51,8 +40,8 @@ def test_attachments_survive_a_kill9_restart(pre: Callable[[int], str], docker: 
     third = ctr()
     docker("run", "-d", "--name", third, "--network", n["Name"], "busybox", "sleep", "60")
     taken = {before["Networks"][n["Name"]]["IPAddress"],
-             _inspect(docker, client)["NetworkSettings"]["Networks"][n["Name"]]["IPAddress"]}
-    assert _inspect(docker, third)["NetworkSettings"]["Networks"][n["Name"]]["IPAddress"] \
+             inspect_ctr(docker, client)["NetworkSettings"]["Networks"][n["Name"]]["IPAddress"]}
+    assert inspect_ctr(docker, third)["NetworkSettings"]["Networks"][n["Name"]]["IPAddress"] \
         not in taken
 
 
@@ -62,7 +51,7 @@ def test_exit_while_the_daemon_is_down_tears_down(docker: DockerRun, daemon: Any
     n = network()
     name = ctr()
     docker("run", "-d", "--name", name, "--network", n["Name"], "busybox", "sleep", "300")
-    info = _inspect(docker, name)
+    info = inspect_ctr(docker, name)
     daemon.stop()
     import os
     os.kill(info["State"]["Pid"], signal.SIGKILL)
@@ -71,4 +60,4 @@ def test_exit_while_the_daemon_is_down_tears_down(docker: DockerRun, daemon: Any
     assert not (daemon.exec_root / "netns" / info["Id"]).exists()
     assert json.loads(docker("network", "inspect", n["Name"]).stdout)[0]["Containers"] == {}
     docker("start", name)
-    assert _inspect(docker, name)["NetworkSettings"]["Networks"][n["Name"]]["IPAddress"]
+    assert inspect_ctr(docker, name)["NetworkSettings"]["Networks"][n["Name"]]["IPAddress"]

@@ -8,14 +8,10 @@ from collections.abc import Callable
 from typing import Any
 
 from ..conftest import DockerRun
-from .conftest import bridge_exists, masquerades, wait_in
+from .conftest import bridge_exists, inspect_ctr, masquerades, wait_in
 
 HTTPD = ["busybox", "httpd", "-f", "-p", "80", "-h", "/etc"]
 Make = Callable[..., dict[str, Any]]
-
-
-def _inspect(docker: DockerRun, name: str) -> dict[str, Any]:
-    return dict(json.loads(docker("inspect", name).stdout)[0])
 
 
 def _net(docker: DockerRun, name: str) -> dict[str, Any]:
@@ -62,11 +58,11 @@ def test_subnet_chosen_from_the_pools_and_addresses_in_order(
     a, b = ctr(), ctr()
     docker("run", "-d", "--name", a, "--network", n["Name"], "busybox", "sleep", "60")
     docker("run", "-d", "--name", b, "--network", n["Name"], "busybox", "sleep", "60")
-    ips = [_inspect(docker, x)["NetworkSettings"]["Networks"][n["Name"]]["IPAddress"]
+    ips = [inspect_ctr(docker, x)["NetworkSettings"]["Networks"][n["Name"]]["IPAddress"]
            for x in (a, b)]
     assert ips == [str(subnet.network_address + 2), str(subnet.network_address + 3)]
     # The default-bridge-only top-level fields stay empty on a user network.
-    assert _inspect(docker, a)["NetworkSettings"]["IPAddress"] == ""
+    assert inspect_ctr(docker, a)["NetworkSettings"]["IPAddress"] == ""
     containers = _net(docker, n["Name"])["Containers"]
     assert {v["Name"] for v in containers.values()} == {a, b}
     assert masquerades(str(subnet))
@@ -79,13 +75,13 @@ def test_containers_resolve_each_other_by_name_and_alias(docker: DockerRun, netw
     docker("run", "-d", "--name", server, "--network", n["Name"], "--network-alias", "web",
            "--network-alias", "service.local", *HTTPD)
     docker("run", "-d", "--name", client, "--network", n["Name"], "busybox", "sleep", "60")
-    hostname = _inspect(docker, server)["Config"]["Hostname"]
-    for target in (server, "web", "service.local", _inspect(docker, server)["Id"][:12]):
+    hostname = inspect_ctr(docker, server)["Config"]["Hostname"]
+    for target in (server, "web", "service.local", inspect_ctr(docker, server)["Id"][:12]):
         assert wait_in(docker, client, f"http://{target}/hostname").strip() == hostname
-    settings = _inspect(docker, server)["NetworkSettings"]["Networks"][n["Name"]]
+    settings = inspect_ctr(docker, server)["NetworkSettings"]["Networks"][n["Name"]]
     assert settings["Aliases"] == ["web", "service.local"]
     assert settings["DNSNames"] == [server, "web", "service.local",
-                                    _inspect(docker, server)["Id"][:12]]
+                                    inspect_ctr(docker, server)["Id"][:12]]
     resolv = docker("exec", client, "cat", "/etc/resolv.conf").stdout
     assert f"nameserver {n['IPAM']['Config'][0]['Gateway']}" in resolv.splitlines()
     # An unknown name does not resolve.
@@ -99,7 +95,7 @@ def test_static_ip(pre: Callable[[int], str], docker: DockerRun, network: Make,
     name = ctr()
     docker("run", "-d", "--name", name, "--network", n["Name"], "--ip", f"{pre(1)}.77",
            "busybox", "sleep", "60")
-    assert _inspect(docker, name)["NetworkSettings"]["Networks"][n["Name"]]["IPAddress"] == \
+    assert inspect_ctr(docker, name)["NetworkSettings"]["Networks"][n["Name"]]["IPAddress"] == \
         f"{pre(1)}.77"
     assert f"{pre(1)}.77/24" in docker("exec", name, "ip", "-o", "-4", "addr").stdout
     other = ctr()
@@ -123,7 +119,7 @@ def test_rm_in_use_then_free(docker: DockerRun, network: Make, ctr: Callable[...
     docker("run", "-d", "--name", name, "--network", n["Name"], "busybox", "sleep", "60")
     r = docker("network", "rm", n["Name"], check=False)
     assert r.returncode != 0
-    cid = _inspect(docker, name)["Id"]
+    cid = inspect_ctr(docker, name)["Id"]
     assert (f'error while removing network: network {n["Name"]} has active endpoints '
             f'(name:"{name}" id:"{cid[:12]}")') in r.stderr
     assert _net(docker, n["Name"])["Id"] == n["Id"]
@@ -159,18 +155,18 @@ def test_connect_and_disconnect(pre: Callable[[int], str], docker: DockerRun, ne
     server, client = ctr(), ctr()
     docker("run", "-d", "--name", server, "--network", n["Name"], *HTTPD)
     docker("run", "-d", "--name", client, "busybox", "sleep", "120")
-    server_ip = _inspect(docker, server)["NetworkSettings"]["Networks"][n["Name"]]["IPAddress"]
+    server_ip = inspect_ctr(docker, server)["NetworkSettings"]["Networks"][n["Name"]]["IPAddress"]
     # The default bridge does not reach the user network.
     r = docker("exec", client, "timeout", "3", "wget", "-qO-", f"http://{server_ip}/hostname",
                check=False)
     assert r.returncode != 0
     docker("network", "connect", "--alias", "cli", "--ip", f"{pre(2)}.50", n["Name"], client)
-    settings = _inspect(docker, client)["NetworkSettings"]["Networks"]
+    settings = inspect_ctr(docker, client)["NetworkSettings"]["Networks"]
     assert set(settings) == {"bridge", n["Name"]}
     assert settings[n["Name"]]["IPAddress"] == f"{pre(2)}.50"
     assert settings[n["Name"]]["Aliases"] == ["cli"]
     assert f"{pre(2)}.50/24" in docker("exec", client, "ip", "-o", "-4", "addr").stdout
-    hostname = _inspect(docker, server)["Config"]["Hostname"]
+    hostname = inspect_ctr(docker, server)["Config"]["Hostname"]
     assert wait_in(docker, client, f"http://{server_ip}/hostname").strip() == hostname
     # The server finds the client by its alias on that network.
     out = docker("exec", server, "nslookup", "cli").stdout
@@ -178,7 +174,7 @@ def test_connect_and_disconnect(pre: Callable[[int], str], docker: DockerRun, ne
     r = docker("network", "connect", n["Name"], client, check=False)
     assert f"endpoint with name {client} already exists in network {n['Name']}" in r.stderr
     docker("network", "disconnect", n["Name"], client)
-    assert set(_inspect(docker, client)["NetworkSettings"]["Networks"]) == {"bridge"}
+    assert set(inspect_ctr(docker, client)["NetworkSettings"]["Networks"]) == {"bridge"}
     assert f"{pre(2)}.50" not in docker("exec", client, "ip", "-o", "-4", "addr").stdout
     r = docker("exec", client, "timeout", "3", "wget", "-qO-", f"http://{server_ip}/hostname",
                check=False)
@@ -195,7 +191,7 @@ def test_connect_a_stopped_container_applies_at_start(docker: DockerRun, network
     docker("network", "connect", n["Name"], name)
     assert _net(docker, n["Name"])["Containers"] == {}  # no endpoint until it runs
     docker("start", name)
-    nets = _inspect(docker, name)["NetworkSettings"]["Networks"]
+    nets = inspect_ctr(docker, name)["NetworkSettings"]["Networks"]
     assert nets["bridge"]["IPAddress"] and nets[n["Name"]]["IPAddress"]
     out = docker("exec", name, "ip", "-o", "-4", "addr").stdout
     assert "eth0" in out and "eth1" in out
