@@ -107,3 +107,12 @@ def time_api_listing(ds: dict[str, Any], path: str, expect: int, calls: int,
             conn.close()
     return lat, urls
 
+
+def save_results(results: Any, name: str) -> str:
+    """Write a bench's results to bench/results/<time>-<name>.json; its path."""
+    out_dir = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+    os.makedirs(out_dir, exist_ok=True)
+    path = os.path.join(out_dir, time.strftime("%Y%m%d-%H%M%S") + f"-{name}.json")
+    with open(path, "w") as f:
+        json.dump(results, f, indent=1)
+    return path

@@ -34,7 +34,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import containers  # noqa: E402
 import daemons  # noqa: E402
-from common import Cli  # noqa: E402
+from common import Cli, save_results  # noqa: E402
 
 SINK = """
 import socket, sys
@@ -196,12 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     daemons.install_signal_handlers()
     results = run(args.reps, args.parallel, args.mib, args.tcp_reps)
     report(results)
-    out_dir = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
-    os.makedirs(out_dir, exist_ok=True)
-    path = os.path.join(out_dir, time.strftime("%Y%m%d-%H%M%S") + "-network.json")
-    with open(path, "w") as f:
-        json.dump(results, f, indent=1)
-    print(f"\nresults: {path}")
+    print(f"\nresults: {save_results(results, 'network')}")
     return 0
 
 

@@ -48,7 +48,7 @@ from typing import Any
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import daemons  # noqa: E402
-from common import Cli, interleaved  # noqa: E402
+from common import Cli, interleaved, save_results  # noqa: E402
 
 REGISTRY_BIN = "/usr/bin/docker-registry"
 LAYER_MIB = (120, 50, 30)
@@ -249,12 +249,7 @@ def main() -> int:
         scratch = tempfile.mkdtemp(prefix="registries-", dir=dset.root)
         result = run_bench(cli, dset.daemons, scratch, args.reps)
     report(result)
-    results_dir = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
-    os.makedirs(results_dir, exist_ok=True)
-    path = os.path.join(results_dir, time.strftime("%Y%m%dT%H%M%S") + "-registry.json")
-    with open(path, "w") as f:
-        json.dump(result, f, indent=1)
-    print(f"\nresults: {path}")
+    print(f"\nresults: {save_results(result, 'registry')}")
     return 0
 
 
