@@ -12,6 +12,7 @@ import copy
 import posixpath
 from typing import Any
 
+from dockerd_py.engine.containers.health import go_duration_ns
 from dockerd_py.engine.images.changes import InvalidChange, parse_signal, port_keys
 from dockerd_py.errors import InvalidParameter
 
@@ -107,36 +108,6 @@ def entrypoint(config: Config, inst: ins.Entrypoint, cmd_set: bool) -> tuple[Con
     return out, f"ENTRYPOINT {go_quote_list(out['Entrypoint'])}"
 
 
-def go_duration_string(ns: int) -> str:
-    """Go's time.Duration.String()."""
-    if ns == 0:
-        return "0s"
-    sign = "-" if ns < 0 else ""
-    ns = abs(ns)
-    if ns < 1000:
-        return f"{sign}{ns}ns"
-    if ns < 10**6:
-        return sign + _frac(ns, 1000) + "µs"
-    if ns < 10**9:
-        return sign + _frac(ns, 10**6) + "ms"
-    hours, rest = divmod(ns, 3600 * 10**9)
-    minutes, rest = divmod(rest, 60 * 10**9)
-    text = _frac(rest, 10**9) + "s"
-    if hours:
-        return f"{sign}{hours}h{minutes}m{text}"
-    if minutes:
-        return f"{sign}{minutes}m{text}"
-    return sign + text
-
-
-def _frac(value: int, unit: int) -> str:
-    whole, part = divmod(value, unit)
-    if not part:
-        return str(whole)
-    digits = len(str(unit)) - 1
-    return f"{whole}." + f"{part:0{digits}d}".rstrip("0")
-
-
 def healthcheck(config: Config, inst: ins.Healthcheck) -> tuple[Config, str]:
     out = copy.deepcopy(config)
     if inst.test and inst.test[0].upper() == "NONE":
@@ -151,9 +122,9 @@ def healthcheck(config: Config, inst: ins.Healthcheck) -> tuple[Config, str]:
     out["Healthcheck"] = health
     retries = health.get("Retries", 0)
     text = (f"HEALTHCHECK &{{{go_quote_list(health['Test'])} "
-            f"\"{go_duration_string(health.get('Interval', 0))}\" "
-            f"\"{go_duration_string(health.get('Timeout', 0))}\" "
-            f"\"{go_duration_string(health.get('StartPeriod', 0))}\" "
+            f"\"{go_duration_ns(health.get('Interval', 0))}\" "
+            f"\"{go_duration_ns(health.get('Timeout', 0))}\" "
+            f"\"{go_duration_ns(health.get('StartPeriod', 0))}\" "
             f"{_go_char(retries)}}}")
     return out, text
 

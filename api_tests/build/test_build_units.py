@@ -7,11 +7,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from builder import metadata, progress
+from builder import progress
 from builder.cache import step_key
 from builder.instructions import DockerfileError
 from builder.parser import parse
 from builder.plan import make_plan
+from dockerd_py.engine.containers.health import go_duration_ns
 
 MULTI = """FROM busybox AS a
 RUN true
@@ -46,7 +47,7 @@ def test_plan_rejects_forward_references() -> None:
     (0, "0s"), (5_000_000_000, "5s"), (1_500_000_000, "1.5s"), (90 * 10**9, "1m30s"),
     (3600 * 10**9, "1h0m0s"), (250_000_000, "250ms"), (1500, "1.5µs"), (7, "7ns")])
 def test_go_duration_strings(ns: int, text: str) -> None:
-    assert metadata.go_duration_string(ns) == text
+    assert go_duration_ns(ns) == text
 
 
 @pytest.mark.parametrize("size,text", [(7, "7B"), (1000, "1kB"), (1536, "1.536kB"),

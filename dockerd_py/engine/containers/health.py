@@ -58,8 +58,12 @@ STARTING, HEALTHY, UNHEALTHY = "starting", "healthy", "unhealthy"
 
 
 def go_duration(seconds: float) -> str:
-    """Go's time.Duration.String(): 30s, 1.5s, 500ms, 1m30s, 2h0m0s."""
-    ns = round(seconds * 1e9)
+    """Go's time.Duration.String() of a time in seconds: 30s, 1.5s, 500ms, 1m30s, 2h0m0s."""
+    return go_duration_ns(round(seconds * 1e9))
+
+
+def go_duration_ns(ns: int) -> str:
+    """Go's time.Duration.String() of a time in nanoseconds."""
     if ns == 0:
         return "0s"
     sign = "-" if ns < 0 else ""
