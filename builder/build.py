@@ -18,7 +18,7 @@ import shutil
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from dockerd_py.engine.mount import mount_all
 from dockerd_py.engine.reference import parse_normalized
@@ -28,14 +28,11 @@ from dockerd_py.errors import InvalidParameter, NotFound
 from . import instructions as ins
 from . import plan as planning
 from . import progress
-from .cache import BuildCache
+from .backend import Backend
 from .context import BuildContext
 from .dispatch import BUILTIN_ARGS, StageBuilder
 from .layer import release
 from .run import RunOptions
-
-if TYPE_CHECKING:
-    from dockerd_py.engine.engine import Engine
 
 Sink = Callable[[progress.Message], Awaitable[None]]
 
@@ -96,15 +93,14 @@ class _OrderedOutput:
 
 
 class Build:
-    def __init__(self, engine: Engine, cache: BuildCache, context: BuildContext,
+    def __init__(self, backend: Backend, context: BuildContext,
                  dockerfile: ins.Dockerfile, options: BuildOptions, sink: Sink) -> None:
-        self.engine = engine
-        self.cache = cache
+        self.backend = backend
         self.context = context
         self.dockerfile = dockerfile
         # RUN steps join their network through the engine's network service
         self.options = dataclasses.replace(
-            options, run=dataclasses.replace(options.run, networks=engine.networks))
+            options, run=dataclasses.replace(options.run, networks=backend.networks))
         self.sink = sink
         self.state_dir = context.root
         self.used_args: set[str] = set()
@@ -237,16 +233,8 @@ class Build:
             raise InvalidParameter(str(e)) from None
         if not pull:
             with contextlib.suppress(NotFound):
-                return await self.engine.images.resolve(name)
-        distribution = getattr(self.engine, "distribution", None)
-        if distribution is None:
-            if pull:
-                with contextlib.suppress(NotFound):
-                    return await self.engine.images.resolve(name)
-            raise NotFound(f"pull access denied for {ref.familiar().split(':')[0]}, repository "
-                           "does not exist or may require 'docker login': denied: requested "
-                           "access to the resource is denied")
-        image: ImageRecord = await distribution.pull(
+                return await self.backend.images.resolve(name)
+        image: ImageRecord = await self.backend.puller.pull(
             name, auth=self._auth_for(ref), platform=self.options.platform or None,
             progress=emit)
         return image
@@ -280,9 +268,9 @@ class Build:
         target = await asyncio.to_thread(tempfile.mkdtemp, prefix="view-", dir=self.state_dir)
         try:
             if image is not None and image.top_chain:
-                mounts = await self.engine.snapshots.mounts(image.top_chain)
+                mounts = await self.backend.snapshots.mounts(image.top_chain)
                 await asyncio.to_thread(mount_all, mounts, target,
-                                        cwd=self.engine.snapshots.root)
+                                        cwd=self.backend.snapshots.root)
             yield target
         finally:
             await asyncio.to_thread(_remove_view, target)

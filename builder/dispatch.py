@@ -72,7 +72,7 @@ class StageBuilder:
         self.stage = stage
         self.emit = emit
         self.state = StageState()
-        self.engine = build.engine
+        self.backend = build.backend
         self.quiet_images = False
 
     # -- expansion -------------------------------------------------------------
@@ -162,9 +162,9 @@ class StageBuilder:
         config["Image"] = parent_id
         key = step_key(parent_id, created_by, config, inputs)
         if not self.build.options.no_cache and not state.cache_busted:
-            cached_id = await self.build.cache.lookup(key)
+            cached_id = await self.backend.cache.lookup(key)
             if cached_id is not None:
-                cached = await self.engine.images.get(cached_id)
+                cached = await self.backend.images.get(cached_id)
                 if cached is not None:
                     await self.emit(progress.using_cache())
                     if not self.quiet_images:
@@ -180,7 +180,7 @@ class StageBuilder:
             await self.emit(progress.running_in(step_id))
             await self.emit(progress.removing(step_id))
         if change is not None:
-            async with step_fs(self.engine.snapshots, state.image, self.build.state_dir) as fs:
+            async with step_fs(self.backend.snapshots, state.image, self.build.state_dir) as fs:
                 if container_lines:
                     await self.emit(progress.running_in(fs.key))
                 await change(fs)
@@ -188,12 +188,12 @@ class StageBuilder:
                 if not runs_command:  # COPY, ADD, WORKDIR: reproducible layers
                     await asyncio.to_thread(normalize_times, fs.upper, fs.keep_times,
                                             self._reference_time())
-                layer = await commit_layer(self.engine.snapshots, self.engine.content,
+                layer = await commit_layer(self.backend.snapshots, self.backend.content,
                                            state.image, fs)
             if container_lines:
                 await self.emit(progress.removing(fs.key))
         image = await self._record(created_by, config, layer)
-        await self.build.cache.record(key, image.id, parent_id, created_by)
+        await self.backend.cache.record(key, image.id, parent_id, created_by)
         if not self.quiet_images:
             await self.emit(progress.image(image.id))
         state.image, state.config = image, config
@@ -219,7 +219,7 @@ class StageBuilder:
         document = imageconfig.image_document(
             doc, imageconfig.normalize(config), [x.diff_id for x in layers], history, created,
             self.state.author)
-        image, _ = await self.engine.images.record(imageconfig.encode(document), layers,
+        image, _ = await self.backend.images.record(imageconfig.encode(document), layers,
                                                    parent=parent.id if parent else "")
         return image
 
@@ -358,7 +358,7 @@ async def _run(b: StageBuilder, inst: ins.Run) -> None:
             text = data.decode("utf-8", "replace")
             await b.emit(progress.stdout(text) if name == "stdout" else progress.stderr(text))
 
-        runtime = b.engine.containers.runtime(b.engine.config.default_runtime)
+        runtime = b.backend.runtimes.get(b.backend.runtimes.default)
         code = await run_command(runtime, fs, run_config, b.build.options.run, output)
         if code != 0:
             raise StepFailed(f"The command '{shown}' returned a non-zero code: {code}", code)

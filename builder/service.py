@@ -10,14 +10,12 @@ that fails or is cancelled leaves nothing a later GC would not reclaim.
 from __future__ import annotations
 
 import asyncio
-import functools
 import os
 import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-from dockerd_py.engine.images import store
+from dockerd_py.engine.images.buildcache import Entry
 from dockerd_py.engine.reference import parse_normalized
 from dockerd_py.engine.timestamps import parse_time
 from dockerd_py.engine.types import ImageRecord
@@ -25,12 +23,9 @@ from dockerd_py.errors import InvalidParameter
 
 from . import instructions as ins
 from . import progress
+from .backend import Backend
 from .build import Build, BuildOptions, Sink
-from .cache import BuildCache, Entry
 from .context import BuildContext
-
-if TYPE_CHECKING:
-    from dockerd_py.engine.engine import Engine
 
 
 @dataclass(frozen=True)
@@ -44,10 +39,9 @@ class CacheRecord:
 
 
 class BuildService:
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        self.cache = BuildCache(engine.db)
-        self.root = os.path.join(engine.config.data_root, "builder")
+    def __init__(self, backend: Backend, root: str) -> None:
+        self.backend = backend
+        self.root = root                  # <data root>/builder: contexts and step bundles
         self._cleanups: set[asyncio.Future[None]] = set()
         os.makedirs(self.root, mode=0o700, exist_ok=True)
         # Left by a daemon that died mid-build: nothing in there is referenced.
@@ -70,11 +64,11 @@ class BuildService:
             except ins.DockerfileError as e:
                 raise InvalidParameter(e.message) from None  # already the client's wording
             await asyncio.to_thread(context.apply_dockerignore)
-            async with self.engine.leases.lease():
-                build = Build(self.engine, self.cache, context, dockerfile, options, sink)
+            async with self.backend.leases.lease():
+                build = Build(self.backend, context, dockerfile, options, sink)
                 image = await build.run()
                 for ref in options.tags:
-                    await self._tag(image, ref)
+                    await self.backend.images.set_tag(image, ref)
             await sink(progress.built(image.id))
             for ref in options.tags:
                 await sink(progress.tagged(parse_normalized(ref).familiar()))
@@ -85,18 +79,11 @@ class BuildService:
             self._cleanups.add(cleanup)
             cleanup.add_done_callback(self._cleanups.discard)
 
-    async def _tag(self, image: ImageRecord, ref: str) -> None:
-        images = self.engine.images
-        from dockerd_py.engine.images.mediatypes import now_rfc3339
-        now = now_rfc3339()
-        await images.write(lambda c: store.set_tag(c, ref, image.id, now))
-        images.image_event(image, "tag", parse_normalized(ref).familiar())
-
     # -- cache usage and pruning --------------------------------------------
 
     async def usage(self) -> list[CacheRecord]:
-        entries = await self.cache.entries()
-        images = {i.id: i for i in await self.engine.images.list()}
+        entries = await self.backend.cache.entries()
+        images = {i.id: i for i in await self.backend.images.list()}
         out = []
         for entry in entries:
             image = images.get(entry.image_id)
@@ -127,48 +114,39 @@ class BuildService:
             victims = chosen
         if not victims:
             return [], 0
-        await self.cache.remove([r.entry.key for r in victims])
+        await self.backend.cache.remove([r.entry.key for r in victims])
         before = await self._stored_bytes()
         await self._remove_intermediates({r.entry.image_id for r in victims})
-        await self.engine.images.collect_garbage()
+        await self.backend.images.collect_garbage()
         reclaimed = max(before - await self._stored_bytes(), 0)
         return [r.entry.key.removeprefix("sha256:")[:25] for r in victims], reclaimed
 
-
     async def _stored_bytes(self) -> int:
         """Blobs plus unpacked layers: what pruning can give back."""
-        blobs = await asyncio.to_thread(self.engine.content.disk_usage)
-        layers = sum(i.size for i in await self.engine.snapshots.list() if i.kind == "committed")
+        blobs = await asyncio.to_thread(self.backend.content.disk_usage)
+        layers = sum(i.size for i in await self.backend.snapshots.list() if i.kind == "committed")
         return int(blobs) + layers
 
     async def _remove_intermediates(self, image_ids: set[str]) -> None:
         """Drop untagged images no container and no remaining cache entry uses, children
         before parents."""
-        usage = self.engine.images.usage
+        def removable(image: ImageRecord) -> bool:
+            running, stopped = self.backend.images.containers_using(image.id)
+            return not (image.tags or image.digests or running or stopped)
 
-        async def removable(image: ImageRecord) -> bool:
-            if image.tags or image.digests:
-                return False
-            if usage is not None:
-                running, stopped = await usage(image.id)
-                if running or stopped:
-                    return False
-            return True
-
-        remaining = {e.image_id for e in await self.cache.entries()}
+        remaining = {e.image_id for e in await self.backend.cache.entries()}
         changed = True
         while changed:
             changed = False
-            images = {i.id: i for i in await self.engine.images.list()}
+            images = {i.id: i for i in await self.backend.images.list()}
             for image_id in list(image_ids):
                 image = images.get(image_id)
                 if image is None:
                     image_ids.discard(image_id)
                     continue
-                if image.children or image_id in remaining or not await removable(image):
+                if image.children or image_id in remaining or not removable(image):
                     continue
-                await self.engine.images.write(functools.partial(store.remove,
-                                                                 image_id=image_id))
+                await self.backend.images.forget(image_id)
                 image_ids.discard(image_id)
                 changed = True
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,6 +65,10 @@ class Config:
     @property
     def effective_pidfile(self) -> str:
         return self.pidfile or os.path.join(self.exec_root, "dockerd-py.pid")
+
+
+# How the API reads the configuration in force (SIGHUP replaces it).
+ConfigSource = Callable[[], Config]
 
 
 # daemon.json key -> Config field, with the converter applied to the file value.

@@ -1,28 +1,56 @@
-"""Composition root: engine + API app + listeners, and the process lifecycle."""
+"""The composition root: every service built once, each given what it depends on;
+the API app over them; the listeners; and the process lifecycle (signals, reload).
+
+Construction order follows the dependencies: the stores first (metadata,
+content, snapshots, leases, events, container records), then the services
+over them (images, runtimes and the monitor, volumes, networks, containers,
+exec, health checks, log rotation), then the clients of the engine
+(distribution, builder), then the API. Nothing below is patched in later.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import grp
 import logging
 import os
 import signal
-import socket
-import ssl
-from urllib.parse import urlparse
+from dataclasses import dataclass
 
 from aiohttp import web
+
+from builder.backend import Backend
+from builder.service import BuildService
 
 from . import config as config_mod
 from .api import archive as archive_api
 from .api import build as build_api
-from .api import containers, exec, images, networks, server, stats, system, volumes
+from .api import containers, exec, images, keys, networks, server, stats, system, volumes
 from .api import distribution as distribution_api
-from .api.keys import ENGINE
 from .config import Config
-from .engine.engine import Engine
+from .distribution.endpoints import RegistrySettings
+from .distribution.service import DistributionService
+from .engine.containers.create import ContainerSettings
+from .engine.containers.exec import ExecService
+from .engine.containers.health import HealthChecks
+from .engine.containers.launch import CGROUP_PARENT
+from .engine.containers.logrotation import LogRotation
+from .engine.containers.service import ContainerService
+from .engine.containers.store import ContainerStore
+from .engine.content import ContentStore
+from .engine.events import EventBus
+from .engine.identity import daemon_id
+from .engine.images.buildcache import BuildCacheRecords
+from .engine.images.service import ImageService
+from .engine.leases import LeaseManager
+from .engine.metadata.db import Database
+from .engine.networks.service import NetworkService, NetworkSettings
+from .engine.runtime.monitor import Monitor
+from .engine.runtime.runtimes import Runtimes, RuntimeSettings
+from .engine.snapshots.overlay import OverlaySnapshotter
+from .engine.volumes import VolumeService
 from .errors import InvalidParameter
+from .listeners import parse_hosts, tls_context, unix_socket
 from .pidfile import DirLock, PidFile
 
 log = logging.getLogger("dockerd_py")
@@ -32,74 +60,106 @@ ROUTE_TABLES = (system.routes, images.routes, containers.routes, exec.routes, vo
                 build_api.routes)
 
 
-def make_app(engine: Engine) -> web.Application:
+# -- settings: the daemon's configuration, cut to what each service needs ----------------
+
+def container_settings(cfg: Config) -> ContainerSettings:
+    return ContainerSettings(cfg.log_driver, dict(cfg.log_opts), cfg.live_restore)
+
+
+def runtime_settings(cfg: Config) -> RuntimeSettings:
+    return RuntimeSettings(cfg.exec_root, cfg.default_runtime, cfg.runtimes)
+
+
+def network_settings(cfg: Config) -> NetworkSettings:
+    return NetworkSettings(cfg.exec_root, cfg.bridge, cfg.bip, cfg.fixed_cidr,
+                           cfg.default_address_pools, cfg.iptables)
+
+
+def registry_settings(cfg: Config) -> RegistrySettings:
+    return RegistrySettings(mirrors=cfg.registry_mirrors, insecure=cfg.insecure_registries,
+                            max_concurrent_downloads=cfg.max_concurrent_downloads,
+                            max_concurrent_uploads=cfg.max_concurrent_uploads)
+
+
+# -- the services ----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Services:
+    db: Database
+    events: EventBus
+    snapshots: OverlaySnapshotter
+    images: ImageService
+    runtimes: Runtimes
+    volumes: VolumeService
+    networks: NetworkService
+    containers: ContainerService
+    execs: ExecService
+    distribution: DistributionService
+    builder: BuildService
+    daemon_id: str
+
+
+def build_services(cfg: Config) -> Services:
+    root = cfg.data_root
+    os.makedirs(root, mode=0o711, exist_ok=True)
+    db = Database(os.path.join(root, "metadata.db"))
+    content = ContentStore(os.path.join(root, "content"))
+    snapshots = OverlaySnapshotter(os.path.join(root, "snapshots"), db)
+    leases = LeaseManager()
+    events = EventBus()
+    records = ContainerStore(db, events, os.path.join(root, "containers"))
+    images = ImageService(db, content, snapshots, leases, events, users=records)
+    runtimes = Runtimes(runtime_settings(cfg))
+    monitor = Monitor(os.path.join(cfg.exec_root, "rt"), cgroup_parent=CGROUP_PARENT)
+    volumes = VolumeService(db, events, root)
+    networks = NetworkService(network_settings(cfg), db, events, records)
+    execs = ExecService(records, monitor)
+    hooks = (LogRotation(records, monitor), HealthChecks(records, ExecService(records, monitor)))
+    containers = ContainerService(records, images, snapshots, leases, volumes, networks,
+                                  runtimes, monitor, container_settings(cfg), hooks)
+    distribution = DistributionService(registry_settings(cfg), images)
+    backend = Backend(images, snapshots, content, leases, networks, runtimes,
+                      BuildCacheRecords(db), distribution)
+    builder = BuildService(backend, os.path.join(root, "builder"))
+    return Services(db, events, snapshots, images, runtimes, volumes, networks, containers,
+                    execs, distribution, builder, daemon_id(root))
+
+
+async def start(s: Services) -> None:
+    """Recover from whatever a crash left: partial ingests, staging directories, blobs
+    and snapshots no record reaches; reattach to the containers that kept running."""
+    await s.networks.load()
+    await s.containers.restore()
+    await s.networks.reconcile({c.id for c in s.containers.list() if c.state.running})
+    await s.images.collect_garbage(startup=True)
+
+
+async def close(s: Services) -> None:
+    await s.containers.close()
+    await s.networks.close()
+    await s.images.wait_gc()
+    s.events.close()
+    s.db.close()
+
+
+def make_app(s: Services, config: config_mod.ConfigSource) -> web.Application:
     app = server.make_app(ROUTE_TABLES)
-    app[ENGINE] = engine
+    app[keys.CONFIG] = config
+    app[keys.DAEMON_ID] = s.daemon_id
+    app[keys.IMAGES] = s.images
+    app[keys.CONTAINERS] = s.containers
+    app[keys.EXECS] = s.execs
+    app[keys.VOLUMES] = s.volumes
+    app[keys.NETWORKS] = s.networks
+    app[keys.SNAPSHOTS] = s.snapshots
+    app[keys.RUNTIMES] = s.runtimes
+    app[keys.EVENTS] = s.events
+    app[keys.DISTRIBUTION] = s.distribution
+    app[keys.BUILDER] = s.builder
     return app
 
 
-def _unix_socket(path: str, group: str) -> socket.socket:
-    """Bind a unix socket, replacing a stale socket file but never a live one."""
-    if os.path.exists(path):
-        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            probe.connect(path)
-        except OSError:
-            os.unlink(path)  # nobody answers: left by a daemon that died
-        else:
-            raise InvalidParameter(f"{path}: address already in use by a running daemon")
-        finally:
-            probe.close()
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.bind(path)
-    try:
-        gid = grp.getgrnam(group).gr_gid
-    except KeyError:
-        gid = -1
-    if gid >= 0:
-        os.chown(path, 0, gid)
-    os.chmod(path, 0o660)
-    return sock
-
-
-def _tls_context(cfg: Config) -> ssl.SSLContext | None:
-    if not (cfg.tls or cfg.tlsverify):
-        return None
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ctx.load_cert_chain(cfg.tlscert, cfg.tlskey)
-    if cfg.tlsverify:
-        ctx.verify_mode = ssl.CERT_REQUIRED
-        ctx.load_verify_locations(cfg.tlscacert)
-    return ctx
-
-
-def _is_loopback(host: str) -> bool:
-    return host in ("localhost", "::1") or host.startswith("127.")
-
-
-def parse_hosts(cfg: Config) -> list[tuple[str, str, int | None]]:
-    """(scheme, address, port) for each -H; TCP off loopback requires --tlsverify."""
-    out: list[tuple[str, str, int | None]] = []
-    for raw in cfg.hosts:
-        if raw.startswith("fd://"):
-            raise InvalidParameter("fd:// sockets (systemd activation) are not supported")
-        if "://" not in raw:
-            raw = ("unix://" if raw.startswith("/") else "tcp://") + raw
-        url = urlparse(raw)
-        if url.scheme == "unix":
-            out.append(("unix", url.path or "/var/run/docker.sock", None))
-        elif url.scheme == "tcp":
-            host = url.hostname or "127.0.0.1"
-            if not cfg.tlsverify and not _is_loopback(host):
-                raise InvalidParameter(f"refusing to listen on {raw} without --tlsverify: "
-                                       "only loopback addresses may be served without TLS "
-                                       "client verification")
-            out.append(("tcp", host, url.port or (2376 if cfg.tls or cfg.tlsverify else 2375)))
-        else:
-            raise InvalidParameter(f"invalid host {raw!r}: expected unix:// or tcp://")
-    return out
-
+# -- the process ---------------------------------------------------------------------------
 
 class Daemon:
     def __init__(self, cfg: Config) -> None:
@@ -132,9 +192,9 @@ class Daemon:
                 watcher = asyncio.PidfdChildWatcher()
                 watcher.attach_loop(asyncio.get_running_loop())
                 asyncio.set_child_watcher(watcher)
-        engine = Engine(cfg)
-        await engine.start()
-        app = make_app(engine)
+        services = build_services(cfg)
+        await start(services)
+        app = make_app(services, lambda: self.cfg)
         runner = web.AppRunner(app, handle_signals=False, access_log=None,
                                shutdown_timeout=2.0)
         await runner.setup()
@@ -142,22 +202,22 @@ class Daemon:
         try:
             for scheme, address, port in listeners:
                 if scheme == "unix":
-                    sock = _unix_socket(address, cfg.group)
+                    sock = unix_socket(address, cfg.group)
                     sockets.append(address)
                     await web.SockSite(runner, sock).start()
                 else:
-                    await web.TCPSite(runner, address, port, ssl_context=_tls_context(cfg)).start()
+                    await web.TCPSite(runner, address, port, ssl_context=tls_context(cfg)).start()
                 log.info("API listen on %s", address if port is None else f"{address}:{port}")
             loop = asyncio.get_running_loop()
             loop.add_signal_handler(signal.SIGTERM, self._stop.set)
             loop.add_signal_handler(signal.SIGINT, self._stop.set)
-            loop.add_signal_handler(signal.SIGHUP, lambda: self._reload(engine))
+            loop.add_signal_handler(signal.SIGHUP, lambda: self._reload(services))
             log.info("Daemon has completed initialization")
             await self._stop.wait()
             log.info("Processing signal 'terminated'")
         finally:
             await runner.cleanup()
-            await engine.close()
+            await close(services)
             for path in sockets:
                 try:
                     os.unlink(path)
@@ -165,13 +225,16 @@ class Daemon:
                     pass
             log.info("Daemon shutdown complete")
 
-    def _reload(self, engine: Engine) -> None:
+    def _reload(self, s: Services) -> None:
         try:
             new, changed = config_mod.reload(self.cfg)
         except Exception as e:
             log.error("Error reconfiguring the daemon: %s", e)
             return
-        self.cfg = engine.config = engine.containers.config = new
+        self.cfg = new
+        s.containers.reconfigure(container_settings(new))
+        s.runtimes.reconfigure(runtime_settings(new))
+        s.distribution.reconfigure(registry_settings(new))
         if "log_level" in changed or "debug" in changed:
             set_log_level(new.log_level)
         log.info("Reloaded configuration: %s", ", ".join(changed) or "no changes")

@@ -13,7 +13,7 @@ from aiohttp import web
 from ..engine.containers import filesystem
 from ..errors import InvalidParameter
 from .httputil import body_chunks, json_response, query_bool, read_json
-from .keys import ENGINE
+from .keys import CONTAINERS
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
@@ -55,16 +55,14 @@ async def _send(request: web.Request, response: web.StreamResponse,
 
 @routes.head("/containers/{id}/archive")
 async def stat_path(request: web.Request) -> web.Response:
-    engine = request.app[ENGINE]
-    stat = await filesystem.stat_path(engine.containers, request.match_info["id"],
+    stat = await filesystem.stat_path(request.app[CONTAINERS], request.match_info["id"],
                                       _path(request))
     return web.Response(status=200, headers=_stat_header(stat))
 
 
 @routes.get("/containers/{id}/archive")
 async def archive_path(request: web.Request) -> web.StreamResponse:
-    engine = request.app[ENGINE]
-    async with filesystem.archive_path(engine.containers, request.match_info["id"],
+    async with filesystem.archive_path(request.app[CONTAINERS], request.match_info["id"],
                                        _path(request)) as (stat, chunks):
         response = web.StreamResponse(headers={**_stat_header(stat), "Content-Type": TAR})
         return await _send(request, response, chunks)
@@ -72,35 +70,31 @@ async def archive_path(request: web.Request) -> web.StreamResponse:
 
 @routes.put("/containers/{id}/archive")
 async def extract_to_dir(request: web.Request) -> web.Response:
-    engine = request.app[ENGINE]
     # As dockerd: overwriting a directory with a file (and the reverse) is allowed unless
     # the client says noOverwriteDirNonDir (the CLI always does).
     strict = "noOverwriteDirNonDir" in request.query and query_bool(request,
                                                                    "noOverwriteDirNonDir")
     await filesystem.extract_to_dir(
-        engine.containers, request.match_info["id"], _path(request), body_chunks(request),
+        request.app[CONTAINERS], request.match_info["id"], _path(request), body_chunks(request),
         copy_uid_gid=query_bool(request, "copyUIDGID"), allow_overwrite_dir_with_file=not strict)
     return web.Response(status=200)
 
 
 @routes.get("/containers/{id}/export")
 async def export_container(request: web.Request) -> web.StreamResponse:
-    engine = request.app[ENGINE]
-    async with filesystem.export(engine.containers, request.match_info["id"]) as chunks:
+    async with filesystem.export(request.app[CONTAINERS], request.match_info["id"]) as chunks:
         return await _send(request, web.StreamResponse(headers={"Content-Type": TAR}), chunks)
 
 
 @routes.get("/containers/{id}/changes")
 async def container_changes(request: web.Request) -> web.Response:
-    engine = request.app[ENGINE]
-    found = await filesystem.changes(engine.containers, request.match_info["id"])
+    found = await filesystem.changes(request.app[CONTAINERS], request.match_info["id"])
     # dockerd answers null, not [], for a container without changes.
     return json_response([c.to_api() for c in found] or None)
 
 
 @routes.post("/commit")
 async def commit_container(request: web.Request) -> web.Response:
-    engine = request.app[ENGINE]
     config = await read_json(request)
     if config is not None and not isinstance(config, dict):
         raise InvalidParameter("invalid JSON: the body must be a container config object")
@@ -108,7 +102,7 @@ async def commit_container(request: web.Request) -> web.Response:
     # pause is on unless the client turns it off explicitly.
     pause = "pause" not in query or query_bool(request, "pause")
     image_id = await filesystem.commit(
-        engine.containers, query.get("container", ""), repo=query.get("repo", ""),
+        request.app[CONTAINERS], query.get("container", ""), repo=query.get("repo", ""),
         tag=query.get("tag", ""), comment=query.get("comment", ""),
         author=query.get("author", ""), pause=pause, changes=query.getall("changes", []),
         config=config)

@@ -29,7 +29,7 @@ from ..engine.reference import InvalidReference, parse_normalized, with_default_
 from ..engine.timestamps import parse_timestamp
 from ..errors import DaemonError, InternalError, InvalidParameter, NotImplementedByDaemon
 from .httputil import JsonMessageStream, body_chunks, json_response, query_bool, query_int
-from .keys import ENGINE
+from .keys import BUILDER
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
@@ -146,8 +146,7 @@ class _Output:
 
 @routes.post("/build")
 async def build(request: web.Request) -> web.StreamResponse:
-    engine = request.app[ENGINE]
-    builder = engine.builder
+    builder = request.app[BUILDER]
     options = _options(request)
     quiet = query_bool(request, "q")
     out = _Output(request, quiet)
@@ -203,7 +202,6 @@ async def _cancel_on_disconnect(request: web.Request, task: asyncio.Future[Any])
 
 @routes.post("/build/prune")
 async def prune(request: web.Request) -> web.Response:
-    engine = request.app[ENGINE]
     keep = query_int(request, "keep-storage", 0) or query_int(request, "reserved-space", 0) or 0
     filters = _json_query(request, "filters", {})
     until = None
@@ -216,7 +214,7 @@ async def prune(request: web.Request) -> web.Response:
         if value:
             raw = next(iter(value)) if isinstance(value, (dict, list)) else str(value)
             until = parse_timestamp(raw)  # a duration, an RFC 3339 time or seconds
-    ids, reclaimed = await engine.builder.prune(all=query_bool(request, "all"),
+    ids, reclaimed = await request.app[BUILDER].prune(all=query_bool(request, "all"),
                                                 keep_storage=keep, until=until)
     return json_response({"CachesDeleted": ids, "SpaceReclaimed": reclaimed})
 
@@ -237,7 +235,7 @@ async def cancel(request: web.Request) -> web.Response:
 async def cache_usage(request: web.Request) -> tuple[list[dict[str, Any]], int]:
     """BuildCache entries of GET /system/df, and their total size (BuilderSize)."""
     from .server import api_version
-    records = await request.app[ENGINE].builder.usage()
+    records = await request.app[BUILDER].usage()
     by_image = {r.entry.image_id: r.entry.key for r in records}
     new_api = api_version(request) >= (1, 42)
     out = []

@@ -9,12 +9,13 @@ from typing import Any
 from aiohttp import web
 
 from ..engine.containers.records import Container
+from ..engine.images.service import ImageService
 from ..engine.timestamps import parse_time, to_nanos
 from ..engine.types import ImageRecord
 from ..errors import Conflict, DaemonError, InvalidParameter
 from .hijack import hijack, pump
 from .httputil import json_bytes, json_response, query_bool, query_filters, query_int, read_json
-from .keys import ENGINE
+from .keys import CONTAINERS, IMAGES
 from .networks import container_networks, network_settings, port_filter_matches, summary_ports
 from .server import api_version
 from .streams import frame, parse_detach_keys
@@ -135,9 +136,8 @@ def summary(c: Container, sizes: tuple[int, int] | None = None,
 
 def inspect(request: web.Request, c: Container, layer_dirs: dict[str, str] | None,
             sizes: tuple[int, int] | None) -> dict[str, Any]:
-    engine = request.app[ENGINE]
     cmd = _command(c)
-    state_dir = engine.containers.state_dir(c.id)
+    state_dir = request.app[CONTAINERS].store.state_dir(c.id)
     hc = dict(c.host_config)
     hc.setdefault("RestartPolicy", {"Name": "no", "MaximumRetryCount": 0})
     hc.setdefault("Binds", None)
@@ -171,7 +171,6 @@ def inspect(request: web.Request, c: Container, layer_dirs: dict[str, str] | Non
 
 
 def _matches(request: web.Request, c: Container, filters: Any, ancestors: set[str]) -> bool:
-    engine = request.app[ENGINE]
     if filters.contains("status") and c.state.status not in filters.get("status"):
         return False
     if filters.contains("name") and not any(filters.match("name", n)
@@ -208,28 +207,28 @@ def _matches(request: web.Request, c: Container, filters: Any, ancestors: set[st
         ("before", lambda a, b: a.seq < b.seq), ("since", lambda a, b: a.seq > b.seq))
     for key, cmp in orders:
         for ref in filters.get(key):
-            if not cmp(c, engine.containers.get(ref)):
+            if not cmp(c, request.app[CONTAINERS].get(ref)):
                 return False
     return True
 
 
-async def _image_id(engine: Any, ref: str) -> str | None:
+async def _image_id(images: ImageService, ref: str) -> str | None:
     try:
-        image: ImageRecord = await engine.images.resolve(ref)
+        image: ImageRecord = await images.resolve(ref)
         return image.id
     except DaemonError:
         return None
 
 
-async def _ancestor_ids(engine: Any, refs: frozenset[str]) -> set[str]:
+async def _ancestor_ids(images: ImageService, refs: frozenset[str]) -> set[str]:
     """The images named, and every local image built on one of them (as dockerd)."""
-    ids = {i for i in [await _image_id(engine, r) for r in refs] if i}
+    ids = {i for i in [await _image_id(images, r) for r in refs] if i}
     if not ids:
         return ids
-    images = await engine.images.list()
+    listing = await images.list()
     grew = True
     while grew:
-        children = {i.id for i in images if i.parent in ids} - ids
+        children = {i.id for i in listing if i.parent in ids} - ids
         ids |= children
         grew = bool(children)
     return ids
@@ -237,27 +236,26 @@ async def _ancestor_ids(engine: Any, refs: frozenset[str]) -> set[str]:
 
 @routes.get("/containers/json")
 async def list_containers(request: web.Request) -> web.Response:
-    engine = request.app[ENGINE]
     filters = query_filters(request, LIST_FILTERS)
     show_all = query_bool(request, "all")
     limit = query_int(request, "limit", -1) or -1
     for key in ("before", "since"):
         for ref in filters.get(key):
-            engine.containers.get(ref)  # 404 for an unknown reference, as dockerd
-    ancestors = await _ancestor_ids(engine, filters.get("ancestor"))
+            request.app[CONTAINERS].get(ref)  # 404 for an unknown reference, as dockerd
+    ancestors = await _ancestor_ids(request.app[IMAGES], filters.get("ancestor"))
     want_sizes = query_bool(request, "size")
     current_ids: dict[str, str | None] = {}  # image name -> the image it names now
     out = []
-    for c in engine.containers.list():
+    for c in request.app[CONTAINERS].list():
         if not show_all and not c.state.running and limit <= 0 and not filters.contains("status") \
                 and not filters.contains("exited"):
             continue
         if _matches(request, c, filters, ancestors):
             if c.image not in current_ids:
-                current_ids[c.image] = await _image_id(engine, c.image)
+                current_ids[c.image] = await _image_id(request.app[IMAGES], c.image)
             # As dockerd: once the name points elsewhere (or nowhere), show the image ID.
             shown = c.image if current_ids[c.image] == c.image_id else c.image_id
-            sizes = await engine.containers.sizes(c) if want_sizes else None
+            sizes = await request.app[CONTAINERS].sizes(c) if want_sizes else None
             out.append(summary(c, sizes, shown, request=request))
         if limit > 0 and len(out) >= limit:
             break
@@ -266,17 +264,16 @@ async def list_containers(request: web.Request) -> web.Response:
 
 @routes.post("/containers/create")
 async def create_container(request: web.Request) -> web.Response:
-    engine = request.app[ENGINE]
     body = await read_json(request, required=True)
     if not isinstance(body, dict):
         raise InvalidParameter("invalid JSON: the container config must be an object")
-    c, warnings = await engine.containers.create(request.query.get("name") or None, body)
+    c, warnings = await request.app[CONTAINERS].create(request.query.get("name") or None, body)
     return json_response({"Id": c.id, "Warnings": warnings}, status=201)
 
 
 @routes.get("/containers/{id}/json")
 async def inspect_container(request: web.Request) -> web.Response:
-    containers = request.app[ENGINE].containers
+    containers = request.app[CONTAINERS]
     c = containers.get(request.match_info["id"])
     try:
         dirs: dict[str, str] | None = await containers.layer_dirs(c)
@@ -288,20 +285,20 @@ async def inspect_container(request: web.Request) -> web.Response:
 
 @routes.post("/containers/{id}/start")
 async def start_container(request: web.Request) -> web.Response:
-    await request.app[ENGINE].containers.start(request.match_info["id"])
+    await request.app[CONTAINERS].start(request.match_info["id"])
     return web.Response(status=204)
 
 
 @routes.post("/containers/{id}/stop")
 async def stop_container(request: web.Request) -> web.Response:
-    await request.app[ENGINE].containers.stop(
+    await request.app[CONTAINERS].stop(
         request.match_info["id"], query_int(request, "t"), request.query.get("signal") or None)
     return web.Response(status=204)
 
 
 @routes.post("/containers/{id}/restart")
 async def restart_container(request: web.Request) -> web.Response:
-    await request.app[ENGINE].containers.restart(
+    await request.app[CONTAINERS].restart(
         request.match_info["id"], query_int(request, "t"), request.query.get("signal") or None)
     return web.Response(status=204)
 
@@ -310,7 +307,7 @@ async def restart_container(request: web.Request) -> web.Response:
 async def kill_container(request: web.Request) -> web.Response:
     ref = request.match_info["id"]
     try:
-        await request.app[ENGINE].containers.kill(ref, request.query.get("signal") or None)
+        await request.app[CONTAINERS].kill(ref, request.query.get("signal") or None)
     except (InvalidParameter, Conflict) as e:  # dockerd names the container in these
         raise type(e)(f"cannot kill container: {ref}: {e}") from None
     return web.Response(status=204)
@@ -318,13 +315,13 @@ async def kill_container(request: web.Request) -> web.Response:
 
 @routes.post("/containers/{id}/pause")
 async def pause_container(request: web.Request) -> web.Response:
-    await request.app[ENGINE].containers.pause(request.match_info["id"])
+    await request.app[CONTAINERS].pause(request.match_info["id"])
     return web.Response(status=204)
 
 
 @routes.post("/containers/{id}/unpause")
 async def unpause_container(request: web.Request) -> web.Response:
-    await request.app[ENGINE].containers.unpause(request.match_info["id"])
+    await request.app[CONTAINERS].unpause(request.match_info["id"])
     return web.Response(status=204)
 
 
@@ -333,20 +330,20 @@ async def rename_container(request: web.Request) -> web.Response:
     name = request.query.get("name") or ""
     if not name:
         raise InvalidParameter("Neither old nor new names may be empty")
-    await request.app[ENGINE].containers.rename(request.match_info["id"], name)
+    await request.app[CONTAINERS].rename(request.match_info["id"], name)
     return web.Response(status=204)
 
 
 @routes.post("/containers/{id}/resize")
 async def resize_container(request: web.Request) -> web.Response:
     h, w = query_int(request, "h", 0), query_int(request, "w", 0)
-    request.app[ENGINE].containers.resize(request.match_info["id"], h or 0, w or 0)
+    request.app[CONTAINERS].resize(request.match_info["id"], h or 0, w or 0)
     return web.Response(status=200)
 
 
 @routes.delete("/containers/{id}")
 async def remove_container(request: web.Request) -> web.Response:
-    await request.app[ENGINE].containers.remove(
+    await request.app[CONTAINERS].remove(
         request.match_info["id"], force=query_bool(request, "force"),
         volumes=query_bool(request, "v"))
     return web.Response(status=204)
@@ -354,7 +351,7 @@ async def remove_container(request: web.Request) -> web.Response:
 
 @routes.post("/containers/{id}/wait")
 async def wait_container(request: web.Request) -> web.StreamResponse:
-    wait = request.app[ENGINE].containers.waiter(
+    wait = request.app[CONTAINERS].waiter(
         request.match_info["id"], request.query.get("condition") or "not-running")
     response = web.StreamResponse(headers={"Content-Type": "application/json"})
     await response.prepare(request)  # the CLI blocks until the headers arrive
@@ -369,18 +366,17 @@ async def wait_container(request: web.Request) -> web.StreamResponse:
 
 @routes.post("/containers/prune")
 async def prune_containers(request: web.Request) -> web.Response:
-    engine = request.app[ENGINE]
     filters = query_filters(request, ("label", "label!", "until"))
     until = to_nanos(next(iter(filters.get("until")))) / 1e9 if filters.contains("until") \
         else None
     deleted = []
-    for c in engine.containers.list():
+    for c in request.app[CONTAINERS].list():
         if c.state.running or not filters.match_labels(c.config.get("Labels") or {}):
             continue
         if until is not None and parse_time(c.created) >= until:
             continue
         try:
-            await engine.containers.remove(c.id)
+            await request.app[CONTAINERS].remove(c.id)
         except DaemonError:
             continue
         deleted.append(c.id)
@@ -389,8 +385,7 @@ async def prune_containers(request: web.Request) -> web.Response:
 
 @routes.get("/containers/{id}/logs")
 async def container_logs(request: web.Request) -> web.StreamResponse:
-    engine = request.app[ENGINE]
-    c = engine.containers.get(request.match_info["id"])
+    c = request.app[CONTAINERS].get(request.match_info["id"])
     stdout, stderr = query_bool(request, "stdout"), query_bool(request, "stderr")
     if not (stdout or stderr):
         raise InvalidParameter("Bad parameters: you must choose at least one stream")
@@ -400,7 +395,7 @@ async def container_logs(request: web.Request) -> web.StreamResponse:
         tail = None
     since = request.query.get("since")
     until = request.query.get("until")
-    messages = engine.containers.logs(
+    messages = request.app[CONTAINERS].logs(
         c.id, stdout=stdout, stderr=stderr, follow=query_bool(request, "follow"),
         timestamps=query_bool(request, "timestamps"), tail=tail,
         since=to_nanos(since) if since and since != "0" else None,
@@ -418,8 +413,7 @@ async def container_logs(request: web.Request) -> web.StreamResponse:
 
 @routes.post("/containers/{id}/attach")
 async def attach_container(request: web.Request) -> web.StreamResponse:
-    engine = request.app[ENGINE]
-    c = engine.containers.get(request.match_info["id"])
+    c = request.app[CONTAINERS].get(request.match_info["id"])
     keys = request.query.get("detachKeys")
     try:
         detach_keys = parse_detach_keys(keys) if keys else None
@@ -430,7 +424,7 @@ async def attach_container(request: web.Request) -> web.StreamResponse:
     # The 101 goes out before the container's output is connected (see start_exec).
     hijacked = await hijack(request, tty=c.tty)
     try:
-        c, stream = await engine.containers.attach(c.id)
+        c, stream = await request.app[CONTAINERS].attach(c.id)
     except DaemonError as e:
         await hijacked.write_frame(2, f"{e}\n".encode())
         await hijacked.close_write()

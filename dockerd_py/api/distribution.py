@@ -15,7 +15,7 @@ from ..distribution.auth import decode_header
 from ..engine.reference import InvalidReference, parse_normalized, validate_digest, with_tag
 from ..errors import DaemonError, InvalidParameter
 from .httputil import JsonMessageStream, json_response, read_json
-from .keys import ENGINE
+from .keys import DISTRIBUTION
 
 routes = web.RouteTableDef()
 
@@ -49,13 +49,12 @@ async def _stream(request: web.Request, run: Any) -> web.StreamResponse:
 
 async def pull_image(request: web.Request) -> web.StreamResponse:
     """POST /images/create?fromImage=&tag=&platform= (called by the images route)."""
-    engine = request.app[ENGINE]
     ref, all_tags = _pull_ref(request.query.get("fromImage", ""), request.query.get("tag", ""))
     platform = request.query.get("platform") or None
     auth = _auth(request)
 
     async def run(emit: Any) -> None:
-        await engine.distribution.pull(ref, auth=auth, platform=platform, progress=emit,
+        await request.app[DISTRIBUTION].pull(ref, auth=auth, platform=platform, progress=emit,
                                        all_tags=all_tags)
 
     return await _stream(request, run)
@@ -63,30 +62,27 @@ async def pull_image(request: web.Request) -> web.StreamResponse:
 
 @routes.post("/images/{name:.+}/push")
 async def push_image(request: web.Request) -> web.StreamResponse:
-    engine = request.app[ENGINE]
     name = request.match_info["name"]
     tag = request.query.get("tag", "")
     parse_normalized(name)  # a bad name is a 400 before anything streams
     auth = _auth(request)
 
     async def run(emit: Any) -> None:
-        await engine.distribution.push(name, tag, auth=auth, progress=emit)
+        await request.app[DISTRIBUTION].push(name, tag, auth=auth, progress=emit)
 
     return await _stream(request, run)
 
 
 @routes.post("/auth")
 async def login(request: web.Request) -> web.Response:
-    engine = request.app[ENGINE]
     body = await read_json(request, required=True)
     if not isinstance(body, dict):
         raise InvalidParameter("invalid auth configuration: expected a JSON object")
-    token = await engine.distribution.login(body)
+    token = await request.app[DISTRIBUTION].login(body)
     return json_response({"IdentityToken": token, "Status": "Login Succeeded"})
 
 
 @routes.get("/distribution/{name:.+}/json")
 async def inspect_distribution(request: web.Request) -> web.Response:
-    engine = request.app[ENGINE]
-    return json_response(await engine.distribution.inspect(request.match_info["name"],
+    return json_response(await request.app[DISTRIBUTION].inspect(request.match_info["name"],
                                                            auth=_auth(request)))

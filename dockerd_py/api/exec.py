@@ -11,7 +11,7 @@ from aiohttp import web
 from ..errors import DaemonError, InvalidParameter
 from .hijack import hijack, pump
 from .httputil import json_response, query_int, read_json
-from .keys import ENGINE
+from .keys import EXECS
 from .streams import parse_detach_keys
 
 routes = web.RouteTableDef()
@@ -27,13 +27,13 @@ async def create_exec(request: web.Request) -> web.Response:
             parse_detach_keys(body["DetachKeys"])
         except ValueError:
             raise InvalidParameter(f"Invalid escape keys ({body['DetachKeys']}) provided") from None
-    session = request.app[ENGINE].execs.create(request.match_info["id"], body)
+    session = request.app[EXECS].create(request.match_info["id"], body)
     return json_response({"Id": session.id}, status=201)
 
 
 @routes.post("/exec/{id}/start")
 async def start_exec(request: web.Request) -> web.StreamResponse:
-    execs = request.app[ENGINE].execs
+    execs = request.app[EXECS]
     body = await read_json(request) or {}
     session = execs.check_startable(request.match_info["id"])
     detach = bool(body.get("Detach"))
@@ -81,11 +81,11 @@ async def start_exec(request: web.Request) -> web.StreamResponse:
 
 @routes.post("/exec/{id}/resize")
 async def resize_exec(request: web.Request) -> web.Response:
-    request.app[ENGINE].execs.resize(request.match_info["id"], query_int(request, "h", 0) or 0,
+    request.app[EXECS].resize(request.match_info["id"], query_int(request, "h", 0) or 0,
                                      query_int(request, "w", 0) or 0)
     return web.Response(status=200)
 
 
 @routes.get("/exec/{id}/json")
 async def inspect_exec(request: web.Request) -> web.Response:
-    return json_response(request.app[ENGINE].execs.get(request.match_info["id"]).to_api())
+    return json_response(request.app[EXECS].get(request.match_info["id"]).to_api())

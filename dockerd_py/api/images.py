@@ -17,7 +17,7 @@ from ..engine.types import ImageRecord
 from ..errors import DaemonError, InvalidParameter, NotImplementedByDaemon
 from . import distribution as distribution_api
 from .httputil import JsonMessageStream, body_chunks, json_response, query_bool, query_filters
-from .keys import ENGINE
+from .keys import IMAGES
 from .server import api_version
 
 routes = web.RouteTableDef()
@@ -118,9 +118,8 @@ def _graph_data(dirs: list[str]) -> dict[str, str] | None:
 
 @routes.get("/images/json")
 async def list_images(request: web.Request) -> web.Response:
-    engine = request.app[ENGINE]
     filters = query_filters(request)
-    images = await query.list_images(engine.images, filters, all=query_bool(request, "all"))
+    images = await query.list_images(request.app[IMAGES], filters, all=query_bool(request, "all"))
     shared = query_bool(request, "shared-size")
     counts = shared_layer_counts(images) if shared else {}
     version = api_version(request)
@@ -143,16 +142,14 @@ def shared_size(image: ImageRecord, counts: dict[str, int]) -> int:
 
 @routes.get("/images/{name:.+}/json")
 async def inspect_image(request: web.Request) -> web.Response:
-    engine = request.app[ENGINE]
-    image = await engine.images.resolve(request.match_info["name"])
-    dirs = await engine.layer_dirs(image)
+    image = await request.app[IMAGES].resolve(request.match_info["name"])
+    dirs = await request.app[IMAGES].layer_dirs(image)
     return json_response(inspect(image, api_version(request), dirs))
 
 
 @routes.get("/images/{name:.+}/history")
 async def image_history(request: web.Request) -> web.Response:
-    engine = request.app[ENGINE]
-    rows = await query.history(engine.images, request.match_info["name"])
+    rows = await query.history(request.app[IMAGES], request.match_info["name"])
     return json_response([
         {"Id": r.id, "Created": int(r.created), "CreatedBy": r.created_by,
          "Tags": list(r.tags) or None, "Size": r.size, "Comment": r.comment} for r in rows])
@@ -160,18 +157,16 @@ async def image_history(request: web.Request) -> web.Response:
 
 @routes.post("/images/{name:.+}/tag")
 async def tag_image(request: web.Request) -> web.Response:
-    engine = request.app[ENGINE]
     repo = request.query.get("repo", "")
     if not repo:
         raise InvalidParameter("repository name (repo) must be set")
-    await engine.images.tag(request.match_info["name"], repo, request.query.get("tag", ""))
+    await request.app[IMAGES].tag(request.match_info["name"], repo, request.query.get("tag", ""))
     return web.Response(status=201)
 
 
 @routes.delete("/images/{name:.+}")
 async def remove_image(request: web.Request) -> web.Response:
-    engine = request.app[ENGINE]
-    report = await image_delete.delete(engine.images, request.match_info["name"],
+    report = await image_delete.delete(request.app[IMAGES], request.match_info["name"],
                                        force=query_bool(request, "force"),
                                        prune=not query_bool(request, "noprune"))
     return json_response(report)
@@ -179,14 +174,12 @@ async def remove_image(request: web.Request) -> web.Response:
 
 @routes.post("/images/prune")
 async def prune_images(request: web.Request) -> web.Response:
-    engine = request.app[ENGINE]
-    result = await image_delete.prune(engine.images, query_filters(request))
+    result = await image_delete.prune(request.app[IMAGES], query_filters(request))
     return json_response(result)
 
 
 @routes.post("/images/create")
 async def create_image(request: web.Request) -> web.StreamResponse:
-    engine = request.app[ENGINE]
     source = request.query.get("fromSrc")
     if source is None:
         if request.query.get("fromImage"):
@@ -199,7 +192,7 @@ async def create_image(request: web.Request) -> web.StreamResponse:
     if repo and tag:
         repo = f"{repo}:{tag}"
     stream = JsonMessageStream(request)
-    image = await import_image(engine.images, body_chunks(request), repo=repo,
+    image = await import_image(request.app[IMAGES], body_chunks(request), repo=repo,
                                message=request.query.get("message", ""),
                                changes=request.query.getall("changes", []))
     await stream.send({"status": image.id})
@@ -208,10 +201,9 @@ async def create_image(request: web.Request) -> web.StreamResponse:
 
 @routes.post("/images/load")
 async def load_images(request: web.Request) -> web.StreamResponse:
-    engine = request.app[ENGINE]
     quiet = query_bool(request, "quiet")
     stream = JsonMessageStream(request)
-    messages = image_load.load(engine.images, body_chunks(request))
+    messages = image_load.load(request.app[IMAGES], body_chunks(request))
     try:
         first = await anext(messages)
     except StopAsyncIteration:
@@ -239,13 +231,12 @@ async def save_image(request: web.Request) -> web.StreamResponse:
 
 
 async def _save(request: web.Request, names: list[str]) -> web.StreamResponse:
-    engine = request.app[ENGINE]
     if not names:
         raise InvalidParameter("no images specified")
-    items = await image_save.plan(engine.images, names)
+    items = await image_save.plan(request.app[IMAGES], names)
     response = web.StreamResponse(headers={"Content-Type": "application/x-tar"})
     await response.prepare(request)
-    async for chunk in image_save.save(engine.images, items):
+    async for chunk in image_save.save(request.app[IMAGES], items):
         await response.write(chunk)
     await response.write_eof()
     return response

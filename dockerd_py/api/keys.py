@@ -1,7 +1,30 @@
-"""Application keys: how handlers reach the engine."""
+"""Application keys: the backends each group of routes calls, set by the composition
+root (daemon.py). A handler asks for the one backend it needs."""
 
 from aiohttp import web
 
-from ..engine.engine import Engine
+from builder.service import BuildService
 
-ENGINE = web.AppKey("engine", Engine)
+from ..config import ConfigSource
+from ..distribution.service import DistributionService
+from ..engine.containers.exec import ExecService
+from ..engine.containers.service import ContainerService
+from ..engine.events import EventBus
+from ..engine.images.service import ImageService
+from ..engine.networks.service import NetworkService
+from ..engine.runtime.runtimes import Runtimes
+from ..engine.snapshots.overlay import OverlaySnapshotter
+from ..engine.volumes import VolumeService
+
+CONFIG: web.AppKey[ConfigSource] = web.AppKey("config")  # the configuration in force
+DAEMON_ID = web.AppKey("daemon_id", str)
+IMAGES = web.AppKey("images", ImageService)
+CONTAINERS = web.AppKey("containers", ContainerService)
+EXECS = web.AppKey("execs", ExecService)
+VOLUMES = web.AppKey("volumes", VolumeService)
+NETWORKS = web.AppKey("networks", NetworkService)
+SNAPSHOTS = web.AppKey("snapshots", OverlaySnapshotter)
+RUNTIMES = web.AppKey("runtimes", Runtimes)
+EVENTS = web.AppKey("events", EventBus)
+DISTRIBUTION = web.AppKey("distribution", DistributionService)
+BUILDER = web.AppKey("builder", BuildService)

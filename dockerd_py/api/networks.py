@@ -14,7 +14,7 @@ from ..engine.networks.service import network_mode
 from ..engine.timestamps import parse_time, to_nanos
 from ..errors import InvalidParameter
 from .httputil import json_response, query_filters, read_json
-from .keys import ENGINE
+from .keys import CONTAINERS, NETWORKS
 
 routes = web.RouteTableDef()
 
@@ -39,11 +39,10 @@ def network_json(n: Network, containers: dict[str, Any] | None) -> dict[str, Any
 
 
 def _attached(request: web.Request, n: Network) -> dict[str, Any]:
-    engine = request.app[ENGINE]
     out = {}
-    for e in engine.networks.network_endpoints(n.id):
+    for e in request.app[NETWORKS].network_endpoints(n.id):
         try:
-            name = engine.containers.get(e.container_id).name
+            name = request.app[CONTAINERS].get(e.container_id).name
         except Exception:
             continue
         out[e.container_id] = {"Name": name, "EndpointID": e.endpoint_id, "MacAddress": e.mac,
@@ -52,7 +51,6 @@ def _attached(request: web.Request, n: Network) -> dict[str, Any]:
 
 
 def _matches(request: web.Request, n: Network, filters: Any) -> bool:
-    engine = request.app[ENGINE]
     if filters.contains("driver") and not filters.match("driver", n.driver):
         return False
     if filters.contains("name") and not filters.match("name", n.name):
@@ -72,7 +70,7 @@ def _matches(request: web.Request, n: Network, filters: Any) -> bool:
             return False
     dangling = filters.bool_value("dangling")
     if dangling is not None:
-        unused = not n.predefined and not engine.networks.containers_on(n)
+        unused = not n.predefined and not request.app[NETWORKS].containers_on(n)
         if unused != dangling:
             return False
     return True
@@ -80,64 +78,57 @@ def _matches(request: web.Request, n: Network, filters: Any) -> bool:
 
 @routes.get("/networks")
 async def list_networks(request: web.Request) -> web.Response:
-    engine = request.app[ENGINE]
     filters = query_filters(request, LIST_FILTERS)
-    return json_response([network_json(n, {}) for n in engine.networks.list()
+    return json_response([network_json(n, {}) for n in request.app[NETWORKS].list()
                           if _matches(request, n, filters)])
 
 
 @routes.get("/networks/{id}")
 async def inspect_network(request: web.Request) -> web.Response:
-    engine = request.app[ENGINE]
-    n = engine.networks.get(request.match_info["id"])
+    n = request.app[NETWORKS].get(request.match_info["id"])
     return json_response(network_json(n, _attached(request, n)))
 
 
 @routes.post("/networks/create")
 async def create_network(request: web.Request) -> web.Response:
-    engine = request.app[ENGINE]
     body = await read_json(request, required=True)
     if not isinstance(body, dict):
         raise InvalidParameter("json: cannot unmarshal into Go value of type "
                                "network.CreateRequest")
-    n = await engine.networks.create(body)
+    n = await request.app[NETWORKS].create(body)
     return json_response({"Id": n.id, "Warning": ""}, status=201)
 
 
 @routes.post("/networks/{id}/connect")
 async def connect_network(request: web.Request) -> web.Response:
-    engine = request.app[ENGINE]
     body = await read_json(request, required=True) or {}
     container = str(body.get("Container") or "")
     if not container:
         raise InvalidParameter("container ID or name is required")  # as dockerd, 400
-    await engine.networks.connect(request.match_info["id"], container,
+    await request.app[NETWORKS].connect(request.match_info["id"], container,
                                   dict(body.get("EndpointConfig") or {}))
     return web.Response(status=200)
 
 
 @routes.post("/networks/{id}/disconnect")
 async def disconnect_network(request: web.Request) -> web.Response:
-    engine = request.app[ENGINE]
     body = await read_json(request, required=True) or {}
     container = str(body.get("Container") or "")
     if not container:
         raise InvalidParameter("container ID or name is required")
-    await engine.networks.disconnect(request.match_info["id"], container,
+    await request.app[NETWORKS].disconnect(request.match_info["id"], container,
                                      bool(body.get("Force")))
     return web.Response(status=200)
 
 
 @routes.delete("/networks/{id}")
 async def remove_network(request: web.Request) -> web.Response:
-    engine = request.app[ENGINE]
-    await engine.networks.remove(request.match_info["id"])
+    await request.app[NETWORKS].remove(request.match_info["id"])
     return web.Response(status=204)
 
 
 @routes.post("/networks/prune")
 async def prune_networks(request: web.Request) -> web.Response:
-    engine = request.app[ENGINE]
     filters = query_filters(request, PRUNE_FILTERS)
     until = None
     if filters.contains("until"):
@@ -156,7 +147,7 @@ async def prune_networks(request: web.Request) -> web.Response:
                     return False
         return True
 
-    removed = await engine.networks.prune(keep)
+    removed = await request.app[NETWORKS].prune(keep)
     return json_response({"NetworksDeleted": removed or None})
 
 
@@ -195,11 +186,10 @@ def _live_endpoints(request: web.Request, c: Container) -> dict[str, Endpoint]:
     """A stopped container shows no address, even while its teardown finishes."""
     if c.state.status not in ("running", "paused"):
         return {}
-    return dict(request.app[ENGINE].networks.endpoints(c.id))
+    return dict(request.app[NETWORKS].endpoints(c.id))
 
 
 def container_networks(request: web.Request, c: Container) -> dict[str, Any]:
-    engine = request.app[ENGINE]
     eps = _live_endpoints(request, c)
     out = {}
     configured = (c.networking or {}).get("EndpointsConfig") or {}
@@ -209,7 +199,7 @@ def container_networks(request: web.Request, c: Container) -> dict[str, Any]:
         configured = {network_mode(c.host_config): {}}
     for name, settings in configured.items():
         try:
-            n = engine.networks.get(name)
+            n = request.app[NETWORKS].get(name)
         except Exception:
             n = None
         out[name] = _endpoint_json(n, dict(settings or {}), eps.get(n.id) if n else None)
@@ -218,13 +208,12 @@ def container_networks(request: web.Request, c: Container) -> dict[str, Any]:
 
 def network_settings(request: web.Request, c: Container) -> dict[str, Any]:
     """inspect's NetworkSettings: the deprecated top-level fields mirror the default bridge."""
-    engine = request.app[ENGINE]
     networks = container_networks(request, c)
     eps = _live_endpoints(request, c)
     running = c.state.status in ("running", "paused")
     bridge = networks.get("bridge") or {}
-    sandbox = engine.networks.netns_root + "/" + c.id if eps else ""
-    bindings = engine.networks.bindings(c.id)
+    sandbox = request.app[NETWORKS].netns_root + "/" + c.id if eps else ""
+    bindings = request.app[NETWORKS].bindings(c.id)
     return {
         "Bridge": "", "SandboxID": c.id if eps else "", "SandboxKey": sandbox,
         "Ports": ports.inspect_ports(c.config, bindings) if running else {},
@@ -239,18 +228,16 @@ def network_settings(request: web.Request, c: Container) -> dict[str, Any]:
 
 
 def summary_ports(request: web.Request, c: Container) -> list[dict[str, Any]]:
-    engine = request.app[ENGINE]
     if c.state.status not in ("running", "paused"):
         return []
-    return ports.summary_ports(c.config, engine.networks.bindings(c.id))
+    return ports.summary_ports(c.config, request.app[NETWORKS].bindings(c.id))
 
 
 def port_filter_matches(request: web.Request, c: Container, key: str, values: frozenset[str]
                         ) -> bool:
     """ps --filter publish=/expose=: "80", "80/tcp", "8000-8080/udp"."""
-    engine = request.app[ENGINE]
     if key == "publish":
-        have = {(b.host_port, b.proto) for b in engine.networks.bindings(c.id)}
+        have = {(b.host_port, b.proto) for b in request.app[NETWORKS].bindings(c.id)}
     else:
         have = {ports.split_port(k if "/" in k else f"{k}/tcp")
                 for k in c.config.get("ExposedPorts") or {}}

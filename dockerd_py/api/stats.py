@@ -6,11 +6,8 @@ import contextlib
 
 from aiohttp import web
 
-from ..engine.containers import stats as engine_stats
-from ..engine.containers import top as engine_top
-from ..engine.containers import update as engine_update
 from .httputil import json_bytes, json_response, query_bool, read_json
-from .keys import ENGINE
+from .keys import CONTAINERS
 from .server import api_version
 
 routes = web.RouteTableDef()
@@ -18,8 +15,8 @@ routes = web.RouteTableDef()
 
 @routes.get("/containers/{id}/top")
 async def container_top(request: web.Request) -> web.Response:
-    result = await engine_top.top(request.app[ENGINE].containers, request.match_info["id"],
-                                  request.query.get("ps_args") or None)
+    result = await request.app[CONTAINERS].top(request.match_info["id"],
+                                               request.query.get("ps_args") or None)
     return json_response(result)
 
 
@@ -27,8 +24,8 @@ async def container_top(request: web.Request) -> web.Response:
 async def container_stats(request: web.Request) -> web.StreamResponse:
     stream = query_bool(request, "stream", True)
     one_shot = api_version(request) >= (1, 41) and query_bool(request, "one-shot")
-    records = engine_stats.open_stats(request.app[ENGINE].containers, request.match_info["id"],
-                                      stream=stream, one_shot=one_shot)
+    records = request.app[CONTAINERS].stats(request.match_info["id"], stream=stream,
+                                            one_shot=one_shot)
     response = web.StreamResponse(headers={"Content-Type": "application/json"})
     await response.prepare(request)  # clients wait for the headers, a sample may take 1 s
     try:
@@ -46,6 +43,6 @@ async def container_stats(request: web.Request) -> web.StreamResponse:
 @routes.post("/containers/{id}/update")
 async def container_update(request: web.Request) -> web.Response:
     body = await read_json(request)
-    warnings = await engine_update.update(request.app[ENGINE].containers,
-                                          request.match_info["id"], body, api_version(request))
+    warnings = await request.app[CONTAINERS].update(request.match_info["id"], body,
+                                                    api_version(request))
     return json_response({"Warnings": warnings})

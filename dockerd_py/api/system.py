@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-import os
 import platform
 import threading
 import time
@@ -13,7 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from ..engine import events as engine_events
-from ..engine.host import binary_version, host
+from ..engine.host import backing_fs, binary_version, host, ip_forward, open_fds
 from ..engine.images.platform import ARCH
 from ..engine.timestamps import to_nanos
 from ..errors import InvalidParameter
@@ -21,7 +20,7 @@ from ..version import API_VERSION, GIT_COMMIT, MIN_API_VERSION, VERSION
 from . import build as build_api
 from .httputil import JSON, json_bytes, json_response, query_filters
 from .images import shared_layer_counts, shared_size, summary
-from .keys import ENGINE
+from .keys import CONFIG, CONTAINERS, DAEMON_ID, EVENTS, IMAGES, RUNTIMES, SNAPSHOTS, VOLUMES
 from .server import api_version
 from .volumes import volume_json
 
@@ -53,8 +52,8 @@ def _build_time() -> str:
 @routes.get("/version")
 async def version(request: web.Request) -> web.Response:
     h = host()
-    engine = request.app[ENGINE]
-    runtime = engine.config.default_runtime
+    runtimes = request.app[RUNTIMES]
+    runtime = runtimes.default
     components = [{
         "Name": "Engine", "Version": VERSION,
         "Details": {"ApiVersion": API_VERSION, "MinAPIVersion": MIN_API_VERSION,
@@ -62,7 +61,7 @@ async def version(request: web.Request) -> web.Response:
                     "Os": "linux", "Arch": _go_arch(), "KernelVersion": h.kernel,
                     "Experimental": "false", "BuildTime": _STARTED}}]
     # Runs `<runtime> --version` once (cached): not on the event loop.
-    runtime_path = (engine.containers.runtimes().get(runtime) or {}).get("path") or runtime
+    runtime_path = (runtimes.all().get(runtime) or {}).get("path") or runtime
     path, text = await asyncio.to_thread(binary_version, runtime_path)
     if path:
         components.append({"Name": runtime, "Version": _version_word(text),
@@ -96,26 +95,25 @@ def _version_word(text: str) -> str:
 
 @routes.get("/info")
 async def info(request: web.Request) -> web.Response:
-    engine = request.app[ENGINE]
-    cfg = engine.config
-    h, backing_fs, ip_forward, nfd = await asyncio.to_thread(
-        lambda: (host(), _backing_fs(cfg.data_root), _ip_forward(), _count_fds()))
-    images = await engine.images.list()
-    containers = engine.containers.list()
+    cfg = request.app[CONFIG]()
+    h, backing, forwarding, nfd = await asyncio.to_thread(
+        lambda: (host(), backing_fs(cfg.data_root), ip_forward(), open_fds()))
+    images = await request.app[IMAGES].list()
+    containers = request.app[CONTAINERS].list()
     # The paths the containers really run (daemon.json's, or the binary found), as dockerd.
     runtimes = {name: {"path": entry["path"]}
-                for name, entry in engine.containers.runtimes().items()}
-    snapshots = await engine.snapshots.list()
+                for name, entry in request.app[RUNTIMES].all().items()}
+    snapshots = await request.app[SNAPSHOTS].list()
     warnings: list[str] = []
     return json_response({
-        "ID": engine.id,
+        "ID": request.app[DAEMON_ID],
         "Containers": len(containers),
         "ContainersRunning": sum(c.state.status == "running" for c in containers),
         "ContainersPaused": sum(c.state.status == "paused" for c in containers),
         "ContainersStopped": sum(not c.state.running for c in containers),
         "Images": len(images),
         "Driver": "overlay2",
-        "DriverStatus": [["Backing Filesystem", backing_fs],
+        "DriverStatus": [["Backing Filesystem", backing],
                          ["Supports d_type", "true"], ["Using metacopy", "false"],
                          ["Native Overlay Diff", "true"], ["userxattr", "false"],
                          ["Snapshots", str(len(snapshots))]],
@@ -123,12 +121,12 @@ async def info(request: web.Request) -> web.Response:
                     "Authorization": None, "Log": ["json-file", "local"]},
         "MemoryLimit": True, "SwapLimit": True, "KernelMemoryTCP": False,
         "CpuCfsPeriod": True, "CpuCfsQuota": True, "CPUShares": True, "CPUSet": True,
-        "PidsLimit": True, "IPv4Forwarding": ip_forward, "Debug": cfg.debug,
+        "PidsLimit": True, "IPv4Forwarding": forwarding, "Debug": cfg.debug,
         "NFd": nfd, "OomKillDisable": h.cgroup_version == "1",
         "NGoroutines": threading.active_count() + len(asyncio.all_tasks()),
         "SystemTime": datetime.datetime.now().astimezone().isoformat(),
         "LoggingDriver": cfg.log_driver, "CgroupDriver": "cgroupfs",
-        "CgroupVersion": h.cgroup_version, "NEventsListener": len(engine.events._subscribers),
+        "CgroupVersion": h.cgroup_version, "NEventsListener": request.app[EVENTS].listeners(),
         "KernelVersion": h.kernel, "OperatingSystem": h.operating_system,
         "OSVersion": h.os_version, "OSType": "linux", "Architecture": h.architecture,
         "IndexServerAddress": "https://index.docker.io/v1/",
@@ -154,37 +152,8 @@ async def info(request: web.Request) -> web.Response:
     })
 
 
-def _backing_fs(path: str) -> str:
-    best, fstype = "", "unknown"
-    try:
-        with open("/proc/self/mounts") as f:
-            for line in f:
-                parts = line.split()
-                if len(parts) > 2 and path.startswith(parts[1]) and len(parts[1]) > len(best):
-                    best, fstype = parts[1], parts[2]
-    except OSError:
-        pass
-    return {"ext4": "extfs", "ext3": "extfs", "ext2": "extfs"}.get(fstype, fstype)
-
-
-def _ip_forward() -> bool:
-    try:
-        with open("/proc/sys/net/ipv4/ip_forward") as f:
-            return f.read().strip() == "1"
-    except OSError:
-        return False
-
-
-def _count_fds() -> int:
-    try:
-        return len(os.listdir("/proc/self/fd"))
-    except OSError:
-        return 0
-
-
 @routes.get("/system/df")
 async def disk_usage(request: web.Request) -> web.Response:
-    engine = request.app[ENGINE]
     types = set(request.query.getall("type", [])) or {"image", "container", "volume", "build-cache"}
     valid = {"image", "container", "volume", "build-cache"}
     if types - valid:
@@ -192,9 +161,9 @@ async def disk_usage(request: web.Request) -> web.Response:
     version = api_version(request)
     out: dict[str, Any] = {}
     if "image" in types:
-        images = await engine.images.list()
+        images = await request.app[IMAGES].list()
         counts = shared_layer_counts(images)
-        snapshots = await engine.snapshots.list()
+        snapshots = await request.app[SNAPSHOTS].list()
         out["LayersSize"] = sum(s.size for s in snapshots if s.kind == "committed")
         out["Images"] = [summary(i, version, shared_size=shared_size(i, counts), containers=0)
                          for i in images]
@@ -202,7 +171,7 @@ async def disk_usage(request: web.Request) -> web.Response:
         out["Containers"] = []
     if "volume" in types:
         out["Volumes"] = [volume_json(v, (size, refs))
-                          for v, size, refs in await engine.volumes.disk_usage()]
+                          for v, size, refs in await request.app[VOLUMES].disk_usage()]
     if "build-cache" in types:
         out["BuildCache"], out["BuilderSize"] = await build_api.cache_usage(request)
     return json_response(out)
@@ -210,14 +179,13 @@ async def disk_usage(request: web.Request) -> web.Response:
 
 @routes.get("/events")
 async def events(request: web.Request) -> web.StreamResponse:
-    engine = request.app[ENGINE]
     filters = query_filters(request, engine_events.EVENT_FILTERS)
     since = request.query.get("since")
     until = request.query.get("until")
     since_ns = to_nanos(since) if since else None
     until_ns = to_nanos(until) if until else None
     version = api_version(request)
-    queue = engine.events.subscribe()
+    queue = request.app[EVENTS].subscribe()
     try:
         response = web.StreamResponse(headers={"Content-Type": JSON})
         await response.prepare(request)  # clients block until the headers arrive
@@ -228,7 +196,7 @@ async def events(request: web.Request) -> web.StreamResponse:
 
         replayed: set[int] = set()
         if since_ns is not None:
-            for ev in engine.events.since(since_ns, until_ns):
+            for ev in request.app[EVENTS].since(since_ns, until_ns):
                 replayed.add(id(ev))
                 await send(ev)
         while True:
@@ -250,7 +218,7 @@ async def events(request: web.Request) -> web.StreamResponse:
     except ConnectionError:  # the client went away: that is how event streams end
         return response
     finally:
-        engine.events.unsubscribe(queue)
+        request.app[EVENTS].unsubscribe(queue)
 
 
 # Plugin-less, swarm-less daemon answers (see API-NOTES §1).

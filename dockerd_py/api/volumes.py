@@ -9,7 +9,7 @@ from aiohttp import web
 from ..engine.volumes import Volume
 from ..errors import InvalidParameter, Unavailable
 from .httputil import json_response, query_bool, query_filters, read_json
-from .keys import ENGINE
+from .keys import VOLUMES
 from .server import api_version
 
 routes = web.RouteTableDef()
@@ -83,8 +83,7 @@ def _json_kind(value: Any) -> str:
 
 @routes.get("/volumes")
 async def list_volumes(request: web.Request) -> web.Response:
-    engine = request.app[ENGINE]
-    volumes, warnings = await engine.volumes.list(query_filters(request))
+    volumes, warnings = await request.app[VOLUMES].list(query_filters(request))
     # dockerd sends a nil slice (null) when there is nothing to warn about
     return json_response({"Volumes": [volume_json(v) for v in volumes],
                           "Warnings": warnings or None})
@@ -92,7 +91,6 @@ async def list_volumes(request: web.Request) -> web.Response:
 
 @routes.post("/volumes/create")
 async def create_volume(request: web.Request) -> web.Response:
-    engine = request.app[ENGINE]
     body = await read_json(request)
     if body is None:
         body = {}
@@ -101,7 +99,7 @@ async def create_volume(request: web.Request) -> web.Response:
                                "type volume.CreateOptions")
     if _field(body, "ClusterVolumeSpec") is not None and api_version(request) >= (1, 42):
         raise Unavailable(_NO_SWARM)
-    vol = await engine.volumes.create(
+    vol = await request.app[VOLUMES].create(
         _string(body, "Name") or None, _string(body, "Driver") or None,
         _string_map(body, "DriverOpts"), _string_map(body, "Labels"))
     return json_response(volume_json(vol), status=201)
@@ -109,23 +107,21 @@ async def create_volume(request: web.Request) -> web.Response:
 
 @routes.post("/volumes/prune")
 async def prune_volumes(request: web.Request) -> web.Response:
-    engine = request.app[ENGINE]
     # Before API 1.42 prune considered every unused volume, not only anonymous ones.
-    report = await engine.volumes.prune(query_filters(request),
+    report = await request.app[VOLUMES].prune(query_filters(request),
                                         all_volumes=api_version(request) < (1, 42))
     return json_response(report)
 
 
 @routes.get("/volumes/{name:.+}")
 async def inspect_volume(request: web.Request) -> web.Response:
-    engine = request.app[ENGINE]
-    return json_response(volume_json(await engine.volumes.get(request.match_info["name"])))
+    return json_response(volume_json(await request.app[VOLUMES].get(request.match_info["name"])))
 
 
 @routes.delete("/volumes/{name:.+}")
 async def remove_volume(request: web.Request) -> web.Response:
-    engine = request.app[ENGINE]
-    await engine.volumes.remove(request.match_info["name"], force=query_bool(request, "force"))
+    await request.app[VOLUMES].remove(request.match_info["name"],
+                                      force=query_bool(request, "force"))
     return web.Response(status=204)
 
 

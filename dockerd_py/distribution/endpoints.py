@@ -48,6 +48,8 @@ class RegistrySettings:
     mirrors: tuple[str, ...] = ()
     insecure: tuple[str, ...] = ()
     certs_dir: str = CERTS_DIR
+    max_concurrent_downloads: int = 3
+    max_concurrent_uploads: int = 5
 
 
 def _strip_scheme(entry: str) -> str:

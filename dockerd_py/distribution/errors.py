@@ -14,7 +14,8 @@ import ssl
 
 import aiohttp
 
-from ..errors import DaemonError
+from ..engine.reference import Reference
+from ..errors import DaemonError, NotFound
 
 
 class RegistryError(DaemonError):
@@ -110,3 +111,16 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
         return "i/o timeout"
     return str(exc) or type(exc).__name__
+
+
+def not_found(err: RegistryError, ref: Reference) -> DaemonError:
+    """moby's translatePullError for the codes that mean 'no such image'."""
+    code = err.codes[0] if err.codes else ""
+    if code == "DENIED":
+        return NotFound(f"pull access denied for {ref.familiar_name}, repository does not "
+                        f"exist or may require 'docker login': {err}")
+    if code == "MANIFEST_UNKNOWN":
+        return NotFound(f"manifest for {ref.familiar()} not found: {err}")
+    if code == "NAME_UNKNOWN":
+        return NotFound(f"repository {ref.familiar_name} not found: {err}")
+    return err

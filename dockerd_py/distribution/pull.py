@@ -14,12 +14,11 @@ import asyncio
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import aiohttp
 
 from ..engine.content import sha256_bytes
-from ..engine.images import store
 from ..engine.images.load import checked_diff_ids
 from ..engine.images.mediatypes import OCI_CONFIG
 from ..engine.images.service import ImageService
@@ -27,14 +26,11 @@ from ..engine.images.unpack import chain_ids
 from ..engine.leases import protect_digest, protect_snapshot
 from ..engine.reference import Reference
 from ..engine.types import ImageRecord, Layer
-from ..errors import DaemonError, NotFound
+from ..errors import NotFound
 from . import blobs, manifests, progress
-from .errors import RegistryError
 from .manifests import DOCKER_CONFIG, Index, Manifest, Platform
+from .registries import Registries
 from .registry import Registry
-
-if TYPE_CHECKING:
-    from .service import DistributionService
 
 
 @dataclass(frozen=True)
@@ -44,19 +40,6 @@ class Resolved:
     manifest_digest: str     # the platform's manifest
     manifest_body: bytes
     manifest: Manifest
-
-
-def not_found(err: RegistryError, ref: Reference) -> DaemonError:
-    """moby's translatePullError for the codes that mean 'no such image'."""
-    code = err.codes[0] if err.codes else ""
-    if code == "DENIED":
-        return NotFound(f"pull access denied for {ref.familiar_name}, repository does not "
-                        f"exist or may require 'docker login': {err}")
-    if code == "MANIFEST_UNKNOWN":
-        return NotFound(f"manifest for {ref.familiar()} not found: {err}")
-    if code == "NAME_UNKNOWN":
-        return NotFound(f"repository {ref.familiar_name} not found: {err}")
-    return err
 
 
 async def get_manifest(registry: Registry, ref: Reference, reference: str
@@ -101,10 +84,9 @@ def _check_config(config: bytes, manifest: Manifest, ref: Reference,
     return diff_ids
 
 
-async def _fetch_layers(svc: DistributionService, resolved: Resolved,
+async def _fetch_layers(engine: ImageService, slots: int, resolved: Resolved,
                         diff_ids: Sequence[str], ref: Reference, emit: progress.Emit
                         ) -> list[Layer]:
-    engine = svc.images
     layers = resolved.manifest.layers
     chains = chain_ids(diff_ids)
     digests = [d.digest for d in layers]
@@ -130,7 +112,7 @@ async def _fetch_layers(svc: DistributionService, resolved: Resolved,
             await emit(progress.layer("Already exists", ident))
         else:
             await emit(progress.layer("Pulling fs layer", ident))
-    slots = max(1, svc.config().max_concurrent_downloads)
+    slots = max(1, slots)
     limit = asyncio.Semaphore(slots)
     sizes = [0] * len(layers)
     waiting = [i for i in range(len(layers)) if not (have_blob[i] and have_snap[i])]
@@ -182,22 +164,19 @@ async def _fetch_layers(svc: DistributionService, resolved: Resolved,
 
 async def _local_blob(engine: ImageService, diff_id: str) -> Layer | None:
     """A stored blob of some local image's layer with this diff ID (protected by the lease)."""
-    rows = await engine.db.run(lambda c: c.execute(
-        "SELECT blob_digest, media_type, blob_size FROM image_layers WHERE diff_id = ?",
-        (diff_id,)).fetchall())
-    for row in rows:
+    for row in await engine.layer_blobs(diff_id):
         protect_digest(row[0])  # before the check: the collector re-checks leases
         if await asyncio.to_thread(engine.content.exists, row[0]):
             return Layer(diff_id, "", row[0], row[1], row[2], 0)
     return None
 
 
-async def pull_tag(svc: DistributionService, session: aiohttp.ClientSession, ref: Reference,
-                   creds: Any, platform: Platform | None, emit: progress.Emit
+async def pull_tag(registries: Registries, engine: ImageService,
+                   session: aiohttp.ClientSession, ref: Reference, creds: Any,
+                   platform: Platform | None, emit: progress.Emit
                    ) -> tuple[ImageRecord, bool]:
     """Pull one tag or digest; (image, whether the reference moved to a new image)."""
-    engine = svc.images
-    resolved = await svc.first_answer(
+    resolved = await registries.first_answer(
         session, ref, creds, lambda registry: resolve(registry, ref, platform))
     await emit(progress.status(f"Pulling from {ref.path}", ref.tag or ref.digest or ""))
     registry, manifest = resolved.registry, resolved.manifest
@@ -212,10 +191,11 @@ async def pull_tag(svc: DistributionService, session: aiohttp.ClientSession, ref
         if existing is not None and len(existing.layers) == len(diff_ids):
             layers = list(existing.layers)
         else:
-            layers = await _fetch_layers(svc, resolved, diff_ids, ref, emit)
+            layers = await _fetch_layers(engine, registries.settings.max_concurrent_downloads,
+                                         resolved, diff_ids, ref, emit)
         refs = [ref.string()] if ref.tag else []
         refs.append(f"{ref.name}@{resolved.top_digest}")
-        before = await engine.db.run(lambda c: store.by_ref(c, ref.string()))
+        before = await engine.by_ref(ref.string())
         image, _ = await engine.record(config, layers, tags=refs,
                                        manifest_digest=resolved.manifest_digest)
     await emit(progress.status(f"Digest: {resolved.top_digest}"))

@@ -15,28 +15,35 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 
 from ..engine.content import sha256_bytes
-from ..engine.images import store
 from ..engine.images.mediatypes import MANIFESTS, OCI_MANIFEST
+from ..engine.images.service import ImageService
 from ..engine.reference import InvalidReference, Reference, parse_normalized, with_tag
 from ..engine.types import ImageRecord, Layer
 from ..errors import DaemonError, NotFound
 from . import blobs, manifests, progress
-from .compress import Pushable
+from .compress import Pushable, PushedBlobs
 from .errors import TransportError
+from .registries import Registries
 from .registry import Registry
-
-if TYPE_CHECKING:
-    from .service import DistributionService
 
 _MOUNT_CANDIDATES = 3
 
 
-async def images_to_push(svc: DistributionService, ref: Reference
+@dataclass(frozen=True)
+class Pusher:
+    """What a push uses: the images, the registries, and which blobs went where."""
+    images: ImageService
+    registries: Registries
+    pushed: PushedBlobs
+
+
+async def images_to_push(svc: Pusher, ref: Reference
                          ) -> list[tuple[str, ImageRecord]]:
     """(tag, image) pairs: the one tag asked for, or every tag of the repository."""
     listing = await svc.images.list()
@@ -51,7 +58,7 @@ async def images_to_push(svc: DistributionService, ref: Reference
     return sorted(found, key=lambda item: item[0])
 
 
-def _mount_sources(svc: DistributionService, listing: Sequence[ImageRecord], ref: Reference,
+def _mount_sources(svc: Pusher, listing: Sequence[ImageRecord], ref: Reference,
                    digest: str) -> list[str]:
     """Repositories on ref's registry that hold blob `digest`, as far as we know: those
     it was pushed to, and those of images that have it."""
@@ -73,7 +80,7 @@ def _mount_sources(svc: DistributionService, listing: Sequence[ImageRecord], ref
     return out[:_MOUNT_CANDIDATES]
 
 
-async def _push_blob(svc: DistributionService, registry: Registry, ref: Reference,
+async def _push_blob(svc: Pusher, registry: Registry, ref: Reference,
                      digest: str, size: int, counter: blobs.Counter | None,
                      sources: Sequence[str]) -> str:
     """Make sure the registry has a blob; returns the status moby shows for it."""
@@ -114,13 +121,13 @@ def _stored_manifest(content_bytes: bytes | None, image: ImageRecord) -> tuple[b
     return content_bytes, media_type
 
 
-def _read_manifest(svc: DistributionService, image: ImageRecord) -> bytes | None:
+def _read_manifest(svc: Pusher, image: ImageRecord) -> bytes | None:
     if not image.manifest_digest or not svc.images.content.exists(image.manifest_digest):
         return None
     return svc.images.content.read_bytes(image.manifest_digest)
 
 
-async def push_tag(svc: DistributionService, registry: Registry, ref: Reference, tag: str,
+async def push_tag(svc: Pusher, registry: Registry, ref: Reference, tag: str,
                    image: ImageRecord, emit: progress.Emit) -> None:
     content = svc.images.content
     unique: dict[str, Layer] = {}
@@ -128,7 +135,7 @@ async def push_tag(svc: DistributionService, registry: Registry, ref: Reference,
         unique.setdefault(layer.blob_digest, layer)
     for layer in unique.values():
         await emit(progress.layer("Preparing", progress.short(layer.diff_id)))
-    slots = max(1, svc.config().max_concurrent_uploads)
+    slots = max(1, svc.registries.settings.max_concurrent_uploads)
     for layer in list(unique.values())[slots:]:
         await emit(progress.layer("Waiting", progress.short(layer.diff_id)))
     limit = asyncio.Semaphore(slots)
@@ -167,21 +174,21 @@ async def push_tag(svc: DistributionService, registry: Registry, ref: Reference,
     digest = sha256_bytes(body)
     await emit(progress.status(f"{tag}: digest: {digest} size: {len(body)}"))
     await emit({"progressDetail": {}, "aux": {"Tag": tag, "Digest": digest, "Size": len(body)}})
-    await svc.images.write(lambda c: store.add_digest_ref(c, f"{ref.name}@{digest}", image.id))
+    await svc.images.add_digest(image, f"{ref.name}@{digest}")
     svc.images.image_event(image, "push", f"{ref.familiar_name}:{tag}")
 
 
-async def push(svc: DistributionService, session: aiohttp.ClientSession, name: str, tag: str,
+async def push(svc: Pusher, session: aiohttp.ClientSession, name: str, tag: str,
                creds: Any, emit: progress.Emit) -> None:
     ref = parse_normalized(name)
     if tag:
         ref = with_tag(ref, tag)
     await emit(progress.status(f"The push refers to repository [{ref.name}]"))
     targets = await images_to_push(svc, ref)
-    endpoints = [e for e in await svc.endpoints(ref.domain) if not e.mirror]
+    endpoints = [e for e in await svc.registries.endpoints(ref.domain) if not e.mirror]
     last: TransportError | None = None
     for endpoint in endpoints:
-        registry = Registry(session, endpoint, svc.authorizer(endpoint, creds))
+        registry = Registry(session, endpoint, svc.registries.authorizer(endpoint, creds))
         try:
             await registry.ping()
         except TransportError as e:

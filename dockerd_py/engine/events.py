@@ -105,6 +105,10 @@ class EventBus:
                 if (since_ns is None or e.time_nano >= since_ns)
                 and (until_ns is None or e.time_nano <= until_ns)]
 
+    def listeners(self) -> int:
+        """How many streams are subscribed (`docker info` NEventsListener)."""
+        return len(self._subscribers)
+
     def subscribe(self) -> asyncio.Queue[Event | None]:
         q: asyncio.Queue[Event | None] = asyncio.Queue(_QUEUE)
         self._subscribers.add(q)

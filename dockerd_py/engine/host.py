@@ -80,3 +80,33 @@ def binary_version(name: str) -> tuple[str, str]:
         return path, (out.stdout.splitlines() or [""])[0]
     except (OSError, subprocess.TimeoutExpired):
         return path, ""
+
+
+def backing_fs(path: str) -> str:
+    """The file system type under a path, as `docker info` names it."""
+    best, fstype = "", "unknown"
+    try:
+        with open("/proc/self/mounts") as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) > 2 and path.startswith(parts[1]) and len(parts[1]) > len(best):
+                    best, fstype = parts[1], parts[2]
+    except OSError:
+        pass
+    return {"ext4": "extfs", "ext3": "extfs", "ext2": "extfs"}.get(fstype, fstype)
+
+
+def ip_forward() -> bool:
+    try:
+        with open("/proc/sys/net/ipv4/ip_forward") as f:
+            return f.read().strip() == "1"
+    except OSError:
+        return False
+
+
+def open_fds() -> int:
+    """How many files this process has open."""
+    try:
+        return len(os.listdir("/proc/self/fd"))
+    except OSError:
+        return 0

@@ -17,10 +17,10 @@ from typing import Any
 
 from ...errors import Conflict, InvalidParameter, NotFound
 from ..runtime.hostlimits import host_limits
-from ..runtime.monitor import AttachStream, Process
+from ..runtime.monitor import AttachStream, Monitor, Process
 from ..runtime.users import resolve_user
 from .bundle import read_in_root
-from .service import ContainerService
+from .store import ContainerStore
 
 
 @dataclass
@@ -55,8 +55,9 @@ class ExecSession:
 
 
 class ExecService:
-    def __init__(self, containers: ContainerService) -> None:
+    def __init__(self, containers: ContainerStore, monitor: Monitor) -> None:
         self.containers = containers
+        self.monitor = monitor
         self._sessions: dict[str, ExecSession] = {}
 
     def get(self, exec_id: str) -> ExecSession:
@@ -76,8 +77,12 @@ class ExecService:
         session = ExecSession(secrets.token_hex(32), c.id, dict(config))
         self._forget_removed_containers()
         self._sessions[session.id] = session
-        self.containers._event(c, "exec_create: " + " ".join(config["Cmd"]), execID=session.id)
+        self.containers.event(c, "exec_create: " + " ".join(config["Cmd"]), execID=session.id)
         return session
+
+    def forget(self, exec_id: str) -> None:
+        """Drop a finished session (the health checker's probes)."""
+        self._sessions.pop(exec_id, None)
 
     def _forget_removed_containers(self) -> None:
         """Sessions live as long as their container, as in dockerd."""
@@ -88,7 +93,7 @@ class ExecService:
     def _process(self, session: ExecSession, console_size: list[int] | None) -> dict[str, Any]:
         cid = session.container_id
         try:
-            with open(os.path.join(self.containers.monitor.container_dir(cid),
+            with open(os.path.join(self.monitor.container_dir(cid),
                                    "config.json")) as f:
                 spec = json.load(f)
         except OSError:  # the container exited (or was removed) meanwhile
@@ -138,7 +143,7 @@ class ExecService:
         session = self.check_startable(exec_id)
         c = self.containers.get(session.container_id)
         session.running = True
-        monitor = self.containers.monitor
+        monitor = self.monitor
         try:
             runtime = monitor.load(c.id).oci_runtime()
             process = await asyncio.to_thread(self._process, session, console_size)
@@ -154,12 +159,12 @@ class ExecService:
         session.process = proc
         session.pid = proc.pid
         cmd = " ".join(session.config["Cmd"])
-        self.containers._event(c, "exec_start: " + cmd, execID=exec_id)
+        self.containers.event(c, "exec_start: " + cmd, execID=exec_id)
         asyncio.get_running_loop().create_task(self._wait(session, proc))
         return stream
 
     async def _wait(self, session: ExecSession, proc: Process) -> None:
-        monitor = self.containers.monitor
+        monitor = self.monitor
         status = await monitor.wait(proc)
         session.exit_code = status.code
         session.running = False
@@ -168,11 +173,11 @@ class ExecService:
             await monitor.remove_exec(session.id)
         with contextlib.suppress(NotFound):
             c = self.containers.get(session.container_id)
-            self.containers._event(c, "exec_die", execID=session.id,
+            self.containers.event(c, "exec_die", execID=session.id,
                                    exitCode=str(status.code))
 
     def resize(self, exec_id: str, height: int, width: int) -> None:
         session = self.get(exec_id)
         if session.process is None or not session.running:
             raise Conflict(f"Exec {exec_id} is not running")
-        self.containers.monitor.resize(session.process, height, width)
+        self.monitor.resize(session.process, height, width)

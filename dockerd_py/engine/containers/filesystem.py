@@ -275,7 +275,7 @@ def _binds(service: Any, c: Container) -> list[_Bind]:
         taken.add(absolute(p["Destination"]))
     rw = not c.host_config.get("ReadonlyRootfs")
     for dest, name in _ETC_FILES:
-        source = os.path.join(service.state_dir(c.id), name)
+        source = os.path.join(service.store.state_dir(c.id), name)
         if dest not in taken and os.path.exists(source):
             out.append(_Bind(source, dest, rw))
     return sorted(out, key=lambda b: b.destination.count("/") if b.destination != "/" else 0)
@@ -304,16 +304,16 @@ async def rootfs(service: Any, container: Container) -> AsyncIterator[str]:
     for the duration if the container does not run."""
     users = _USERS.setdefault(service, {})
     cid = container.id
-    async with service._lock(cid):
+    async with service.store.lock(cid):
         c = service.get(cid)
         mounts = await service.snapshots.mounts(cid)
-        path = await asyncio.to_thread(bundle.mount_rootfs, service.state_dir(cid), mounts,
+        path = await asyncio.to_thread(bundle.mount_rootfs, service.store.state_dir(cid), mounts,
                                        service.snapshots.root)
         users[cid] = users.get(cid, 0) + 1
     try:
         yield path
     finally:
-        async with service._lock(cid):
+        async with service.store.lock(cid):
             users[cid] -= 1
             if not users[cid]:
                 del users[cid]
@@ -323,7 +323,7 @@ async def rootfs(service: Any, container: Container) -> AsyncIterator[str]:
                     pass  # removed meanwhile: remove() unmounted it
                 else:
                     if not _in_runtime(service, c):
-                        await asyncio.to_thread(bundle.teardown, service.state_dir(cid))
+                        await asyncio.to_thread(bundle.teardown, service.store.state_dir(cid))
 
 
 @contextlib.asynccontextmanager
@@ -388,9 +388,7 @@ async def _stream(view: _View, writer_fn: Callable[[ThreadWriter], None]
 
 
 def _event(service: Any, c: Container, action: str, **extra: str) -> None:
-    attrs = dict(c.config.get("Labels") or {})
-    attrs.update({"image": c.image, "name": c.name}, **extra)
-    service.events.publish("container", action, c.id, attrs)
+    service.store.event(c, action, **extra)
 
 
 # -- writing tars --------------------------------------------------------------------------------

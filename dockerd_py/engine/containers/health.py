@@ -31,17 +31,15 @@ import logging
 import os
 import signal
 import time
-import weakref
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ...errors import DaemonError
 from ..images.mediatypes import now_rfc3339
+from ..runtime.monitor import Process
 from ..timestamps import parse_time
+from .exec import ExecService
 from .records import Container
-
-if TYPE_CHECKING:
-    from .exec import ExecService
-    from .service import ContainerService
+from .store import ContainerStore
 
 log = logging.getLogger(__name__)
 
@@ -131,64 +129,51 @@ class _Output:
 
 
 class HealthChecks:
-    """The monitors of one ContainerService: one task per container with a healthcheck."""
+    """One monitor task per running container with a healthcheck. Probes are exec
+    sessions of their own (dockerd registers them too, and emits exec_create,
+    exec_start and exec_die for them); finished ones are dropped."""
 
-    def __init__(self, service: ContainerService) -> None:
-        self.service = service
+    def __init__(self, store: ContainerStore, execs: ExecService) -> None:
+        self.store = store
+        self.execs = execs
         self._tasks: dict[str, asyncio.Task[None]] = {}
-        self._execs: ExecService | None = None
 
-    @property
-    def execs(self) -> ExecService:
-        # Probes are exec sessions of their own (dockerd registers them too, and emits
-        # exec_create/exec_start/exec_die for them); finished ones are dropped.
-        if self._execs is None:
-            from .exec import ExecService
-            self._execs = ExecService(self.service)
-        return self._execs
+    # -- lifecycle hooks (called by the container service) ---------------------------
 
-    # -- lifecycle (called by the container service, under the container's lock) --
-
-    async def start(self, c: Container) -> None:
+    async def started(self, c: Container, proc: Process) -> None:
         """After a start: health "starting" (the Log of earlier runs is kept), monitor on."""
-        self.discard(c.id)
+        self.removed(c.id)
         if probe_command(c) is None:
             return
-        current = self.service._containers.get(c.id, c)
+        current = self.store.find(c.id) or c
         health = dict(current.state.health or {})
         health.update(Status=STARTING, FailingStreak=0)
         health.setdefault("Log", [])
         health = {"Status": health["Status"], "FailingStreak": health["FailingStreak"],
                   "Log": health["Log"]}
-        await self.service._save(current.with_state(health=health))
+        await self.store.save(current.with_state(health=health))
         self._spawn(c.id)
 
-    def resume(self, c: Container) -> None:
+    def restored(self, c: Container, proc: Process) -> None:
         """A container found running after a daemon restart: its monitor on again."""
         if probe_command(c) is not None and c.id not in self._tasks:
             self._spawn(c.id)
 
-    async def stop(self, cid: str) -> None:
+    async def exited(self, cid: str) -> None:
         """After an exit: monitor off; a monitored container turns "unhealthy"."""
-        self.discard(cid)
-        c = self.service._containers.get(cid)
+        self.removed(cid)
+        c = self.store.find(cid)
         if c is None or c.state.health is None or probe_command(c) is None:
             return
         if c.state.health.get("Status") != UNHEALTHY:
             health = dict(c.state.health, Status=UNHEALTHY)
-            await self.service._save(c.with_state(health=health))
+            await self.store.save(c.with_state(health=health))
 
-    def discard(self, cid: str) -> bool:
-        """Monitor off (container removed); True if there was one."""
+    def removed(self, cid: str) -> None:
+        """Monitor off (the container exited or is removed)."""
         task = self._tasks.pop(cid, None)
-        if task is None:
-            return False
-        task.cancel()
-        return True
-
-    def close(self) -> None:
-        for cid in list(self._tasks):
-            self.discard(cid)
+        if task is not None:
+            task.cancel()
 
     def _spawn(self, cid: str) -> None:
         task = asyncio.get_running_loop().create_task(self._monitor(cid))
@@ -216,11 +201,11 @@ class HealthChecks:
         me = asyncio.current_task()
         try:
             while True:
-                c = self.service._containers.get(cid)
+                c = self.store.find(cid)
                 if c is None or not c.state.running:
                     return
                 await asyncio.sleep(self._interval(c))
-                c = self.service._containers.get(cid)
+                c = self.store.find(cid)
                 if c is None or not c.state.running:
                     return
                 if c.state.status == "paused":
@@ -238,13 +223,12 @@ class HealthChecks:
     async def _record(self, cid: str, me: asyncio.Task[Any] | None,
                       result: dict[str, Any]) -> None:
         """handleProbeResult: the new State.Health, saved; an event if the status changed."""
-        service = self.service
         if self._tasks.get(cid) is not me:
             return  # stopped (or removed) while probing: no lock for a removed container
-        async with service._lock(cid):
+        async with self.store.lock(cid):
             if self._tasks.get(cid) is not me:
                 return  # stopped while probing: the result is void
-            c = service._containers.get(cid)
+            c = self.store.find(cid)
             if c is None or not c.state.running:
                 return
             check = c.config.get("Healthcheck") or {}
@@ -270,9 +254,9 @@ class HealthChecks:
                     if streak >= retries:
                         status = UNHEALTHY
             health = {"Status": status, "FailingStreak": streak, "Log": health["Log"]}
-            c = await service._save(c.with_state(health=health))
+            c = await self.store.save(c.with_state(health=health))
         if status != old:
-            service._event(c, f"health_status: {status}")
+            self.store.event(c, f"health_status: {status}")
 
     async def _probe(self, c: Container) -> tuple[int, str]:
         """One run of the check: (exit code, output); -1 for a timeout or an exec error."""
@@ -322,43 +306,10 @@ class HealthChecks:
             return -1, str(e)
         finally:
             if session is not None:
-                execs._sessions.pop(session.id, None)
+                execs.forget(session.id)
 
     @staticmethod
     def _kill(pid: int) -> None:
         if pid > 0:
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
-
-
-# --- per-service registry and the hooks the container service calls -------------------
-
-_registry: weakref.WeakKeyDictionary[ContainerService, HealthChecks] = (
-    weakref.WeakKeyDictionary())
-
-
-def checks(service: ContainerService) -> HealthChecks:
-    found = _registry.get(service)
-    if found is None:
-        found = _registry[service] = HealthChecks(service)
-    return found
-
-
-async def start(service: ContainerService, c: Container) -> None:
-    """Hook: a container started (its lock held)."""
-    await checks(service).start(c)
-
-
-async def stop(service: ContainerService, cid: str) -> None:
-    """Hook: a container exited (its lock held)."""
-    await checks(service).stop(cid)
-
-
-def discard(service: ContainerService, cid: str) -> None:
-    """Hook: a container is being removed."""
-    checks(service).discard(cid)
-
-
-def resume(service: ContainerService, c: Container) -> None:
-    """Hook for live restore: a container found running when the daemon starts."""
-    checks(service).resume(c)

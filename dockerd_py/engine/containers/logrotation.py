@@ -11,23 +11,16 @@ the `local` driver rotates by default (20 MiB, 5 files), like dockerd's.
 from __future__ import annotations
 
 import logging
-import weakref
-from typing import TYPE_CHECKING
 
 from ...errors import DaemonError
 from ..runtime import logs as runtime_logs
-from ..runtime.monitor import Process
+from ..runtime.monitor import Monitor, Process
 from .records import Container
-
-if TYPE_CHECKING:
-    from .service import ContainerService
+from .store import ContainerStore
 
 log = logging.getLogger(__name__)
 
 LOCAL_DEFAULT = runtime_logs.RotationPolicy(max_size=20 * 1024 * 1024, max_file=5)
-
-_rotators: weakref.WeakKeyDictionary[ContainerService, runtime_logs.LogRotator] = (
-    weakref.WeakKeyDictionary())
 
 
 def policy(c: Container) -> runtime_logs.RotationPolicy:
@@ -39,32 +32,34 @@ def policy(c: Container) -> runtime_logs.RotationPolicy:
     return found
 
 
-def rotator(service: ContainerService) -> runtime_logs.LogRotator:
-    found = _rotators.get(service)
-    if found is None:
-        found = _rotators[service] = runtime_logs.LogRotator()
-    return found
+class LogRotation:
+    """The lifecycle hooks that keep running containers' logs rotated."""
 
+    def __init__(self, store: ContainerStore, monitor: Monitor) -> None:
+        self.store = store
+        self.monitor = monitor
+        self._rotator = runtime_logs.LogRotator()
 
-def register(service: ContainerService, c: Container, proc: Process) -> None:
-    """Hook: the container runs (started, or found running after a restart)."""
-    try:
-        rotation = policy(c)
-    except DaemonError as e:  # validated at create; a record from elsewhere may not be
-        log.warning("container %s: log options ignored: %s", c.id, e)
-        return
-    if rotation.max_size is None:
-        return
-    monitor = service.monitor
-    try:
-        rotator(service).add(c.id, service.log_dir(c.id), rotation,
-                             lambda: monitor.reopen_log(proc))
-    except OSError as e:
-        log.warning("container %s: cannot watch its log for rotation: %s", c.id, e)
+    async def started(self, c: Container, proc: Process) -> None:
+        self.restored(c, proc)
 
+    def restored(self, c: Container, proc: Process) -> None:
+        try:
+            rotation = policy(c)
+        except DaemonError as e:  # validated at create; a record from elsewhere may not be
+            log.warning("container %s: log options ignored: %s", c.id, e)
+            return
+        if rotation.max_size is None:
+            return
+        monitor = self.monitor
+        try:
+            self._rotator.add(c.id, self.store.log_dir(c.id), rotation,
+                              lambda: monitor.reopen_log(proc))
+        except OSError as e:
+            log.warning("container %s: cannot watch its log for rotation: %s", c.id, e)
 
-def discard(service: ContainerService, cid: str) -> None:
-    """Hook: the container exited or is being removed."""
-    found = _rotators.get(service)
-    if found is not None:
-        found.discard(cid)
+    async def exited(self, cid: str) -> None:
+        self.removed(cid)
+
+    def removed(self, cid: str) -> None:
+        self._rotator.discard(cid)

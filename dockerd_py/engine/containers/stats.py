@@ -26,15 +26,13 @@ import contextlib
 import functools
 import os
 from collections.abc import AsyncGenerator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ...errors import InvalidParameter, NotFound
 from ..host import host as host_facts
 from ..images.mediatypes import now_rfc3339
 from .records import ZERO_TIME, Container
-
-if TYPE_CHECKING:
-    from .service import ContainerService
+from .store import ContainerStore
 
 INTERVAL = 1.0                 # seconds between samples (dockerd's collector interval)
 CLOCK_TICKS = 100              # USER_HZ: /proc/stat and cpuacct.stat count in these
@@ -387,26 +385,26 @@ def sample(c: Container) -> dict[str, Any]:
 
 # --- the endpoint's streams ------------------------------------------------------------
 
-def open_stats(service: ContainerService, ref: str, *, stream: bool,
+def open_stats(store: ContainerStore, ref: str, *, stream: bool,
                one_shot: bool) -> AsyncGenerator[dict[str, Any], None]:
     """Validates now (404, 400 before any header is sent); the iterator yields the
     records to send, one JSON document each."""
-    c = service.get(ref)
+    c = store.get(ref)
     if stream and one_shot:
         raise InvalidParameter("cannot have stream=true and one-shot=true")
-    return _records(service, c.id, stream=stream, one_shot=one_shot)
+    return _records(store, c.id, stream=stream, one_shot=one_shot)
 
 
-def _current(service: ContainerService, cid: str) -> Container | None:
+def _current(store: ContainerStore, cid: str) -> Container | None:
     try:
-        return service.get(cid)
+        return store.get(cid)
     except NotFound:
         return None
 
 
-async def _records(service: ContainerService, cid: str, *, stream: bool,
+async def _records(store: ContainerStore, cid: str, *, stream: bool,
                    one_shot: bool) -> AsyncGenerator[dict[str, Any], None]:
-    c = _current(service, cid)
+    c = _current(store, cid)
     if c is None:
         return
     if not stream and c.state.status not in ("running", "paused"):
@@ -418,7 +416,7 @@ async def _records(service: ContainerService, cid: str, *, stream: bool,
     previous: dict[str, Any] | None = None
     need_previous = not stream
     while True:
-        c = _current(service, cid)
+        c = _current(store, cid)
         if c is None:
             return  # removed: dockerd ends the stream
         record = sample(c)

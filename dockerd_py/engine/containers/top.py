@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ...errors import Conflict, InternalError
-
-if TYPE_CHECKING:
-    from .service import ContainerService
+from ..runtime.monitor import Monitor
+from .store import ContainerStore
 
 _ASCII_SPACE = re.compile(r"[\t\n\f\r ]+")
 
@@ -126,16 +125,17 @@ async def _ps(args: list[str]) -> tuple[int, bytes, bytes]:
     return proc.returncode or 0, out, err
 
 
-async def top(service: ContainerService, ref: str, ps_args: str | None) -> dict[str, Any]:
+async def top(store: ContainerStore, monitor: Monitor, ref: str, ps_args: str | None
+              ) -> dict[str, Any]:
     """GET /containers/{id}/top?ps_args=..."""
     custom = bool(ps_args)
     text = ps_args or "-ef"
-    c = service.get(ref)
+    c = store.get(ref)
     if c.state.status == "restarting":
         raise Conflict(f"Container {c.id} is restarting, wait until the container is running")
     if c.state.status not in ("running", "paused"):
         raise Conflict(f"Container {c.id} is not running")
-    runtime = service.monitor.load(c.id).oci_runtime()
+    runtime = monitor.load(c.id).oci_runtime()
     pids = await runtime.ps(c.id)
     args = text.split(" ")
     pid_first = custom and custom_fields(args)
@@ -149,5 +149,5 @@ async def top(service: ContainerService, ref: str, ps_args: str | None) -> dict[
             first_line = err.decode(errors="replace").split("\n", 1)[0]
             raise InternalError(f"ps: {first_line or f'exit status {code}'}")
     result = parse_ps_output(out.decode(errors="replace"), set(pids), pid_first)
-    service._event(c, "top")
+    store.event(c, "top")
     return result

@@ -13,15 +13,14 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ...errors import Conflict, DaemonError, InternalError, InvalidParameter, NotFound
 from ..runtime import defaults
 from ..runtime.hostlimits import host_limits
+from ..runtime.monitor import Monitor
 from .config import check_restart_policy
-
-if TYPE_CHECKING:
-    from .service import ContainerService
+from .store import ContainerStore
 
 # Resource fields a HostConfig carries and `update` may change (moby's Resources).
 _NUMBERS = ("CpuShares", "Memory", "NanoCpus", "CpuPeriod", "CpuQuota", "CpuRealtimePeriod",
@@ -163,14 +162,14 @@ def validate(req: Mapping[str, Any]) -> None:
         check_restart_policy({"RestartPolicy": req["RestartPolicy"]})
 
 
-async def update(service: ContainerService, ref: str, body: Any,
+async def update(store: ContainerStore, monitor: Monitor, ref: str, body: Any,
                  api_version: tuple[int, int] = (1, 50)) -> list[str] | None:
     """POST /containers/{id}/update; returns the warnings (None: dockerd's null)."""
     req = parse_request(body, api_version)
-    c = service.get(ref)
+    c = store.get(ref)
     validate(req)
-    async with service._lock(c.id):
-        c = service.get(c.id)
+    async with store.lock(c.id):
+        c = store.get(c.id)
         if c.state.status in ("removing", "dead"):
             raise Conflict(f'Cannot update container {c.id}: container is marked for removal '
                            'and cannot be "update"')
@@ -182,15 +181,15 @@ async def update(service: ContainerService, ref: str, body: Any,
             resources = linux_resources(req)
             if resources:
                 try:
-                    runtime = service.monitor.load(c.id).oci_runtime()
+                    runtime = monitor.load(c.id).oci_runtime()
                     await runtime.update(c.id, resources)
                 except (NotFound, Conflict):
                     pass  # it stopped meanwhile: the next start uses the new config
                 except DaemonError as e:
                     raise InternalError(f"Cannot update container {c.id}: "
                                         f"{_runtime_message(e)}") from None
-        c = await service._save(dataclasses.replace(c, host_config=new_hc))
-    service._event(c, "update")
+        c = await store.save(dataclasses.replace(c, host_config=new_hc))
+    store.event(c, "update")
     return None
 
 

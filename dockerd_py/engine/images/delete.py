@@ -32,7 +32,7 @@ async def delete(svc: ImageService, name: str, *, force: bool = False,
                  prune: bool = True) -> Report:
     image, by_id = await svc.lookup(name)
     refs = list(image.tags) + list(image.digests)
-    running, stopped = await svc.usage(image.id) if svc.usage else ([], [])
+    running, stopped = svc.containers_using(image.id)
     untagged: list[str] = []
     if not by_id:
         ref = with_default_tag(parse_ref(name)).string()
@@ -133,7 +133,7 @@ async def prune(svc: ImageService, filters: Filters) -> dict[str, Any]:
             continue
         if until is not None and parse_time(image.created) >= until:
             continue
-        if svc.usage is not None and any(await svc.usage(image.id)):
+        if any(svc.containers_using(image.id)):
             continue
         current = await svc.get(image.id)
         if current is None:

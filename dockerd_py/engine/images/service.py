@@ -12,8 +12,8 @@ import json
 import logging
 import re
 import sqlite3
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, TypeVar
 
 from ...errors import InvalidParameter, no_such_image
 from .. import gc
@@ -33,8 +33,12 @@ T = TypeVar("T")
 _HEX = re.compile(r"^[a-f0-9]{1,64}$")
 _IMAGE_ID = re.compile(r"^sha256:[a-f0-9]{64}$")
 
-# (running container ids, stopped container ids) using an image; set by the container service.
-UsageCheck = Callable[[str], Awaitable[tuple[list[str], list[str]]]]
+
+class ImageUsers(Protocol):
+    """Who uses an image: the containers made from it (the container store)."""
+
+    def image_users(self, image_id: str) -> tuple[list[str], list[str]]:
+        """(running, stopped) IDs of the containers made from the image."""
 
 
 def parse_ref(ref: str) -> Reference:
@@ -46,13 +50,13 @@ def parse_ref(ref: str) -> Reference:
 
 class ImageService:
     def __init__(self, db: Database, content: ContentStore, snapshots: OverlaySnapshotter,
-                 leases: LeaseManager, events: EventBus) -> None:
+                 leases: LeaseManager, events: EventBus, users: ImageUsers) -> None:
         self.db = db
         self.content = content
         self.snapshots = snapshots
         self.leases = leases
         self.events = events
-        self.usage: UsageCheck | None = None
+        self.users = users
         self._listing: list[ImageRecord] | None = None
         self._generation = 0
         self._gc_task: asyncio.Task[Any] | None = None
@@ -76,6 +80,16 @@ class ImageService:
 
     async def get(self, image_id: str) -> ImageRecord | None:
         return await self.db.run(lambda c: store.get(c, image_id))
+
+    def containers_using(self, image_id: str) -> tuple[builtins.list[str], builtins.list[str]]:
+        """(running, stopped) IDs of the containers made from the image."""
+        return self.users.image_users(image_id)
+
+    async def layer_dirs(self, image: ImageRecord) -> builtins.list[str]:
+        """The unpacked layer directories of an image, top first."""
+        if not image.top_chain:
+            return []
+        return [self.snapshots.fs_dir(i) for i in await self.snapshots.chain(image.top_chain)]
 
     async def list(self) -> list[ImageRecord]:
         """All images; served from memory until the next write (listing is hot)."""
@@ -123,6 +137,28 @@ class ImageService:
 
         return await self.write(txn)
 
+    async def by_ref(self, ref: str) -> str | None:
+        """The image ID a full reference (name:tag or name@digest) points at."""
+        return await self.db.run(lambda c: store.by_ref(c, ref))
+
+    async def layer_blobs(self, diff_id: str) -> builtins.list[tuple[str, str, int]]:
+        """(blob digest, media type, size) of the recorded layers with this diff ID."""
+        return await self.db.run(lambda c: store.layer_blobs(c, diff_id))
+
+    async def set_tag(self, image: ImageRecord, ref: str) -> None:
+        """Point a full reference (name:tag) at the image; emits its "tag" event."""
+        now = now_rfc3339()
+        await self.write(lambda c: store.set_tag(c, ref, image.id, now))
+        self.image_event(image, "tag", parse_normalized(ref).familiar())
+
+    async def add_digest(self, image: ImageRecord, ref: str) -> None:
+        """Record a RepoDigest ("repo@sha256:...") without moving the tag time (a push)."""
+        await self.write(lambda c: store.add_digest_ref(c, ref, image.id))
+
+    async def forget(self, image_id: str) -> None:
+        """Drop an image record; what only it used goes at the next collection."""
+        await self.write(lambda c: store.remove(c, image_id))
+
     async def tag(self, source: str, repo: str, tag: str) -> ImageRecord:
         image = await self.resolve(source)
         ref = parse_ref(repo)
@@ -135,10 +171,7 @@ class ImageService:
             ref = with_default_tag(ref)
         if ref.digest:
             raise InvalidParameter("refusing to create a tag with a digest reference")
-        full = ref.string()
-        now = now_rfc3339()
-        await self.write(lambda c: store.set_tag(c, full, image.id, now))
-        self.image_event(image, "tag", ref.familiar())
+        await self.set_tag(image, ref.string())
         return image
 
     # -- events and garbage collection -------------------------------------

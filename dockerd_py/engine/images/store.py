@@ -56,6 +56,13 @@ def by_ref(conn: sqlite3.Connection, ref: str) -> str | None:
     return row[0] if row else None
 
 
+def layer_blobs(conn: sqlite3.Connection, diff_id: str) -> list[tuple[str, str, int]]:
+    """(blob digest, media type, size) of every recorded layer with this diff ID."""
+    return [(r[0], r[1], r[2]) for r in conn.execute(
+        "SELECT blob_digest, media_type, blob_size FROM image_layers WHERE diff_id = ?",
+        (diff_id,))]
+
+
 def by_prefix(conn: sqlite3.Connection, hex_prefix: str) -> list[str]:
     like = "sha256:" + hex_prefix.replace("%", "").replace("_", "") + "%"
     return [r[0] for r in conn.execute("SELECT id FROM images WHERE id LIKE ? LIMIT 2", (like,))]

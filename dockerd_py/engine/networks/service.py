@@ -40,8 +40,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ...config import Config
 from ...errors import Conflict, DaemonError, Forbidden, InternalError, InvalidParameter, NotFound
+from ..containers.store import ContainerStore
 from ..events import EventBus
 from ..images.mediatypes import now_rfc3339
 from ..metadata.db import Database
@@ -55,6 +55,17 @@ log = logging.getLogger(__name__)
 _NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 _HEX = re.compile(r"^[0-9a-f]+$")
 BRIDGE_NAME_OPTION = "com.docker.network.bridge.name"
+
+
+@dataclass(frozen=True)
+class NetworkSettings:
+    """The daemon's networking flags (dockerd's -b, --bip, --fixed-cidr, ...)."""
+    exec_root: str                    # netns pins, netavark's config and state live below
+    bridge: str = ""                  # default bridge interface ("none": no default bridge)
+    bip: str = ""                     # its gateway address and subnet, e.g. 172.17.0.1/16
+    fixed_cidr: str = ""              # where its container addresses come from
+    default_address_pools: tuple[dict[str, Any], ...] = ()  # {"base": CIDR, "size": N}
+    iptables: bool = True
 
 
 @dataclass(frozen=True)
@@ -87,15 +98,16 @@ def network_mode(hc: dict[str, Any]) -> str:
 
 
 class NetworkService:
-    def __init__(self, config: Config, db: Database, events: EventBus) -> None:
-        self.config = config
+    def __init__(self, settings: NetworkSettings, db: Database, events: EventBus,
+                 containers: ContainerStore) -> None:
+        self.settings = settings
         self.db = db
         self.events = events
-        self.netns_root = os.path.join(config.exec_root, "netns")
-        self.driver = Netavark(os.path.join(config.exec_root, "netavark"))
+        self.containers = containers
+        self.netns_root = os.path.join(settings.exec_root, "netns")
+        self.driver = Netavark(os.path.join(settings.exec_root, "netavark"))
         self.ports = ports.PortAllocator()
-        self.isolation = Isolation(config.exec_root, enabled=config.iptables)
-        self.containers: Any = None  # the container service, set by the engine
+        self.isolation = Isolation(settings.exec_root, enabled=settings.iptables)
         self._networks: dict[str, Network] = {}
         self._endpoints: dict[tuple[str, str], Endpoint] = {}  # (container, network)
         self._locks: dict[str, asyncio.Lock] = {}
@@ -226,20 +238,20 @@ class NetworkService:
     def _default_bridge_settings(self) -> tuple[str, ipam.Pool | None] | None:
         """The default bridge's interface and pool; pool None: the first free one of
         the default pools (kept once chosen)."""
-        bridge = self.config.bridge or "docker0"
+        bridge = self.settings.bridge or "docker0"
         if bridge == "none":
             return None
-        if not self.config.bip:
+        if not self.settings.bip:
             return bridge, None
-        iface = ipaddress.ip_interface(self.config.bip)
+        iface = ipaddress.ip_interface(self.settings.bip)
         subnet = ipaddress.ip_network(str(iface.network))
         pool = ipam.Pool(subnet, iface.ip)  # type: ignore[arg-type]
-        if self.config.fixed_cidr:
-            pool = dataclasses.replace(pool, ip_range=ipam.parse_cidr(self.config.fixed_cidr))
+        if self.settings.fixed_cidr:
+            pool = dataclasses.replace(pool, ip_range=ipam.parse_cidr(self.settings.fixed_cidr))
         return bridge, pool
 
     def _pools(self) -> PoolList:
-        configured = [(str(p["base"]), int(p["size"])) for p in self.config.default_address_pools]
+        configured = [(str(p["base"]), int(p["size"])) for p in self.settings.default_address_pools]
         return configured or [*ipam.DEFAULT_POOLS]
 
     async def _store(self, n: Network) -> None:
@@ -354,8 +366,6 @@ class NetworkService:
         ports.validate(config, hc)
         kind, _, ref = mode.partition(":")
         if kind == "container":
-            if self.containers is None:
-                raise InvalidParameter("container network mode is not available")
             self.containers.get(ref)
             return {"EndpointsConfig": {}}
         if mode in ("host", "none"):
@@ -542,7 +552,7 @@ class NetworkService:
 
     def _link_hosts(self, c: Any, nets: NetworkList) -> tuple[str, ...]:
         """--link on the default bridge: the linked container's address under its alias."""
-        if self.containers is None or not any(n.name == "bridge" for n in nets):
+        if not any(n.name == "bridge" for n in nets):
             return ()
         out = []
         for link in c.host_config.get("Links") or []:
@@ -643,7 +653,8 @@ class NetworkService:
                 iface = next(f"eth{i}" for i in range(64) if f"eth{i}" not in used)
                 c2 = dataclasses.replace(c, networking={"EndpointsConfig": updated})
                 await self._attach_one(c2, n, path, iface, publish=False)
-            await self.containers.set_networking(c.id, {"EndpointsConfig": updated})
+            await self.containers.save(dataclasses.replace(
+                self.containers.get(c.id), networking={"EndpointsConfig": updated}))
         self._event(n, "connect", container=c.id)
 
     async def disconnect(self, ref: str, container_ref: str, force: bool) -> None:
@@ -671,7 +682,8 @@ class NetworkService:
                 if ep.ports:
                     self.ports.release(c.id)
             del configured[n.name]
-            await self.containers.set_networking(c.id, {"EndpointsConfig": configured})
+            await self.containers.save(dataclasses.replace(
+                self.containers.get(c.id), networking={"EndpointsConfig": configured}))
         self._event(n, "disconnect", container=c.id)
 
     # -- restore ---------------------------------------------------------------------

@@ -1,0 +1,100 @@
+"""A container in the runtime: made before its start, taken apart after its exit.
+
+Making it mounts the root filesystem, fills new volumes from the image, joins
+the container's networks, writes the OCI bundle and starts its monitor with
+`runtime create`, so that attach works before start and no output is lost.
+Taking it apart reverses each step; both are safe to repeat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+
+from ...errors import DaemonError
+from ..networks.service import NetworkService
+from ..runtime import logs as runtime_logs
+from ..runtime.monitor import Monitor, Process
+from ..runtime.runtimes import Runtimes
+from ..snapshots.overlay import OverlaySnapshotter
+from ..volumes import VolumeService
+from . import bundle
+from .records import Container
+from .store import ContainerStore
+
+CGROUP_PARENT = "dockerd-py"
+
+
+class Launcher:
+    def __init__(self, store: ContainerStore, snapshots: OverlaySnapshotter,
+                 volumes: VolumeService, networks: NetworkService, runtimes: Runtimes,
+                 monitor: Monitor) -> None:
+        self.store = store
+        self.snapshots = snapshots
+        self.volumes = volumes
+        self.networks = networks
+        self.runtimes = runtimes
+        self.monitor = monitor
+
+    async def ensure_created(self, c: Container) -> Process:
+        """The container exists in the runtime (monitor + `runtime create`)."""
+        with contextlib.suppress(DaemonError):
+            proc = self.monitor.load(c.id)
+            if self.monitor.alive(proc) and self.monitor.exit_status(proc) is None:
+                return proc
+            await self.monitor.remove(c.id)
+        runtime = self.runtimes.get(c.host_config.get("Runtime") or self.runtimes.default)
+        mounts = await self.snapshots.mounts(c.id)
+        state_dir = self.store.state_dir(c.id)
+        rootfs = await asyncio.to_thread(bundle.mount_rootfs, state_dir, mounts,
+                                         self.snapshots.root)
+        await self._populate_volumes(c, rootfs)
+        await self.volumes.before_start(c)
+        bundle_dir = await asyncio.to_thread(self.monitor.bundle_dir, c.id)
+        net = await self.networks.attach(c)
+        try:
+            await asyncio.to_thread(bundle.prepare, c, state_dir=state_dir,
+                                    bundle_dir=bundle_dir, mounts=mounts,
+                                    snapshots_root=self.snapshots.root,
+                                    cgroup_parent=CGROUP_PARENT, net=net)
+        except BaseException:
+            await asyncio.shield(self.networks.detach(c.id, c.name))
+            raise
+        cfg = c.config
+        try:
+            proc = await self.monitor.create(
+                c.id, runtime, terminal=c.tty, stdin=bool(cfg.get("OpenStdin")),
+                # conmon closes stdin when an attach client goes away. dockerd closes it
+                # on the client's EOF only without a TTY: a detach (ctrl-p ctrl-q) from
+                # a TTY must leave it open for the next `docker attach`.
+                stdin_once=bool(cfg.get("StdinOnce")) and not c.tty,
+                log_path=runtime_logs.log_path(self.store.log_dir(c.id)), name=c.name)
+        except BaseException:
+            await asyncio.to_thread(bundle.teardown, state_dir)
+            raise
+        size = c.host_config.get("ConsoleSize") or [0, 0]
+        if c.tty and size and size[0] and size[1]:
+            self.monitor.resize(proc, int(size[0]), int(size[1]))
+        return proc
+
+    async def _populate_volumes(self, c: Container, rootfs: str) -> None:
+        """A new, empty volume takes the image's content at its mount point (as dockerd)."""
+        for p in c.mounts:
+            if p["Type"] == "volume" and p.get("CopyData", True):
+                source = bundle.path_in_root(rootfs, p["Destination"])
+                if source is not None and os.path.isdir(source):
+                    await self.volumes.populate(p["Name"], source)
+
+    async def release_volumes(self, c: Container) -> None:
+        for p in c.mounts:
+            if p["Type"] == "volume":
+                with contextlib.suppress(DaemonError):
+                    await self.volumes.unmount(p["Name"], c.id)
+
+    async def cleanup(self, cid: str) -> None:
+        """The monitor, the mounts and the network endpoints go; the record stays."""
+        with contextlib.suppress(DaemonError):
+            await self.monitor.remove(cid)
+        await asyncio.to_thread(bundle.teardown, self.store.state_dir(cid))
+        await self.networks.detach(cid)
