@@ -13,7 +13,7 @@ from dockerd_py.engine.images.service import ImageService
 from dockerd_py.engine.leases import LeaseManager
 from dockerd_py.engine.networks.service import NetworkService
 from dockerd_py.engine.runtime.runtimes import Runtimes
-from dockerd_py.engine.snapshots.overlay import OverlaySnapshotter
+from dockerd_py.engine.snapshots.contract import Snapshotter
 from dockerd_py.engine.types import ImageRecord
 
 
@@ -30,7 +30,7 @@ class Puller(Protocol):
 @dataclass(frozen=True)
 class Backend:
     images: ImageService
-    snapshots: OverlaySnapshotter
+    snapshots: Snapshotter
     content: ContentStore
     leases: LeaseManager
     networks: NetworkService

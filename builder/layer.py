@@ -37,7 +37,7 @@ from dockerd_py.engine.content import ContentStore
 from dockerd_py.engine.images.mediatypes import OCI_LAYER, OCI_LAYER_GZIP
 from dockerd_py.engine.images.unpack import LayerBlob, chain_ids
 from dockerd_py.engine.mount import mount_all, unmount
-from dockerd_py.engine.snapshots.overlay import OverlaySnapshotter
+from dockerd_py.engine.snapshots.contract import Snapshotter
 from dockerd_py.engine.types import ImageRecord, Layer
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
@@ -55,7 +55,7 @@ class StepFS:
 
 
 @contextlib.asynccontextmanager
-async def step_fs(snapshots: OverlaySnapshotter, parent: ImageRecord | None,
+async def step_fs(snapshots: Snapshotter, parent: ImageRecord | None,
                   state_root: str) -> AsyncIterator[StepFS]:
     key = uuid.uuid4().hex + uuid.uuid4().hex
     state_dir = os.path.join(state_root, key[:12])
@@ -111,7 +111,7 @@ def normalize_times(upper: str, keep: set[str], when: float) -> None:
     os.utime(upper, stamp)
 
 
-async def commit_layer(snapshots: OverlaySnapshotter, content: ContentStore,
+async def commit_layer(snapshots: Snapshotter, content: ContentStore,
                        parent: ImageRecord | None, fs: StepFS) -> Layer | None:
     """The step's changes as a new layer on the parent's, or None when nothing changed.
     Call after `unmount_step`, inside `step_fs`, under a lease.

@@ -47,6 +47,7 @@ from .engine.metadata.db import Database
 from .engine.networks.service import NetworkService, NetworkSettings
 from .engine.runtime.monitor import Monitor
 from .engine.runtime.runtimes import Runtimes, RuntimeSettings
+from .engine.snapshots.contract import Snapshotter
 from .engine.snapshots.overlay import OverlaySnapshotter
 from .engine.volumes import VolumeService
 from .errors import InvalidParameter
@@ -87,7 +88,7 @@ def registry_settings(cfg: Config) -> RegistrySettings:
 class Services:
     db: Database
     events: EventBus
-    snapshots: OverlaySnapshotter
+    snapshots: Snapshotter
     images: ImageService
     runtimes: Runtimes
     volumes: VolumeService

@@ -13,7 +13,7 @@ from ..engine.events import EventBus
 from ..engine.images.service import ImageService
 from ..engine.networks.service import NetworkService
 from ..engine.runtime.runtimes import Runtimes
-from ..engine.snapshots.overlay import OverlaySnapshotter
+from ..engine.snapshots.contract import Snapshotter
 from ..engine.volumes import VolumeService
 
 CONFIG: web.AppKey[ConfigSource] = web.AppKey("config")  # the configuration in force
@@ -23,7 +23,7 @@ CONTAINERS = web.AppKey("containers", ContainerService)
 EXECS = web.AppKey("execs", ExecService)
 VOLUMES = web.AppKey("volumes", VolumeService)
 NETWORKS = web.AppKey("networks", NetworkService)
-SNAPSHOTS = web.AppKey("snapshots", OverlaySnapshotter)
+SNAPSHOTS: web.AppKey[Snapshotter] = web.AppKey("snapshots")
 RUNTIMES = web.AppKey("runtimes", Runtimes)
 EVENTS = web.AppKey("events", EventBus)
 DISTRIBUTION = web.AppKey("distribution", DistributionService)

@@ -22,7 +22,7 @@ import aiohttp
 
 from ..engine import archive
 from ..engine.content import ContentStore, Writer
-from ..engine.snapshots.overlay import OverlaySnapshotter
+from ..engine.snapshots.contract import Snapshotter
 from ..errors import DaemonError
 from . import progress
 from .errors import RegistryError, transport_error
@@ -214,7 +214,7 @@ class Unpacked:
 
 async def fetch_and_unpack(registry: Registry, repo: str, digest: str, size: int,
                            diff_id: str, chain: str, parent: str, content: ContentStore,
-                           snapshots: OverlaySnapshotter, counter: Counter) -> Unpacked:
+                           snapshots: Snapshotter, counter: Counter) -> Unpacked:
     """Download a layer blob and unpack it as it arrives into snapshot `chain`."""
     resp = await registry.get_blob(repo, digest)
     key = f"extract-{uuid.uuid4().hex}"
@@ -269,7 +269,7 @@ def _apply_stored(content: ContentStore, digest: str, root: str) -> archive.Laye
         return archive.apply_layer(f, root)
 
 
-async def unpack_stored(content: ContentStore, snapshots: OverlaySnapshotter, digest: str,
+async def unpack_stored(content: ContentStore, snapshots: Snapshotter, digest: str,
                         diff_id: str, chain: str, parent: str) -> Unpacked:
     """Unpack a blob already in the store (its snapshot went, the blob stayed)."""
     key = f"extract-{uuid.uuid4().hex}"

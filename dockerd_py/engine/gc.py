@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from .content import ContentStore
 from .leases import LeaseManager
 from .metadata.db import Database
-from .snapshots.overlay import OverlaySnapshotter
+from .snapshots.contract import Snapshotter
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ class Stats:
     bytes: int = 0
 
 
-async def collect(db: Database, content: ContentStore, snapshots: OverlaySnapshotter,
+async def collect(db: Database, content: ContentStore, snapshots: Snapshotter,
                   leases: LeaseManager, *, startup: bool = False) -> Stats:
     stats = Stats()
     async with leases.gc_lock:

@@ -9,7 +9,7 @@ import subprocess
 from collections.abc import Sequence
 
 from ..errors import InternalError
-from .snapshots.base import Mount
+from .snapshots.contract import Mount
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
 MS_RDONLY = 0x1

@@ -17,7 +17,7 @@ from ..mount import mount_all, unmount
 from ..runtime.hostlimits import host_limits
 from ..runtime.spec import MountSpec, SpecInput, build_spec
 from ..runtime.users import resolve_user
-from ..snapshots.base import Mount
+from ..snapshots.contract import Mount
 from . import etcfiles
 from .records import Container
 

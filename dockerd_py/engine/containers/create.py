@@ -26,7 +26,7 @@ from ..runtime import logs as runtime_logs
 from ..runtime.hostlimits import host_limits
 from ..runtime.runtimes import Runtimes
 from ..runtime.spec import validate as validate_spec
-from ..snapshots.overlay import OverlaySnapshotter
+from ..snapshots.contract import Snapshotter
 from ..volumes import VolumeService
 from . import names
 from .config import check_restart_policy, merge_image_config, mount_points
@@ -44,7 +44,7 @@ class ContainerSettings:
 
 class Creator:
     def __init__(self, store: ContainerStore, images: ImageService,
-                 snapshots: OverlaySnapshotter, leases: LeaseManager, volumes: VolumeService,
+                 snapshots: Snapshotter, leases: LeaseManager, volumes: VolumeService,
                  networks: NetworkService, runtimes: Runtimes,
                  settings: ContainerSettings) -> None:
         self.store = store

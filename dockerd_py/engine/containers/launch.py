@@ -17,7 +17,7 @@ from ..networks.service import NetworkService
 from ..runtime import logs as runtime_logs
 from ..runtime.monitor import Monitor, Process
 from ..runtime.runtimes import Runtimes
-from ..snapshots.overlay import OverlaySnapshotter
+from ..snapshots.contract import Snapshotter
 from ..volumes import VolumeService
 from . import bundle
 from .records import Container
@@ -27,7 +27,7 @@ CGROUP_PARENT = "dockerd-py"
 
 
 class Launcher:
-    def __init__(self, store: ContainerStore, snapshots: OverlaySnapshotter,
+    def __init__(self, store: ContainerStore, snapshots: Snapshotter,
                  volumes: VolumeService, networks: NetworkService, runtimes: Runtimes,
                  monitor: Monitor) -> None:
         self.store = store

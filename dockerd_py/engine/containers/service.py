@@ -30,7 +30,7 @@ from ..runtime import logs as runtime_logs
 from ..runtime.monitor import AttachStream, ExitStatus, Monitor, Process
 from ..runtime.oci import start_failure_exit_code
 from ..runtime.runtimes import Runtimes
-from ..snapshots.overlay import OverlaySnapshotter
+from ..snapshots.contract import Snapshotter
 from ..timestamps import parse_time
 from ..volumes import VolumeService
 from . import bundle, names
@@ -64,7 +64,7 @@ class LifecycleHooks(Protocol):
 
 class ContainerService:
     def __init__(self, store: ContainerStore, images: ImageService,
-                 snapshots: OverlaySnapshotter, leases: LeaseManager, volumes: VolumeService,
+                 snapshots: Snapshotter, leases: LeaseManager, volumes: VolumeService,
                  networks: NetworkService, runtimes: Runtimes, monitor: Monitor,
                  settings: ContainerSettings, hooks: Sequence[LifecycleHooks] = ()) -> None:
         self.store = store

@@ -22,7 +22,7 @@ from ..events import EventBus
 from ..leases import LeaseManager
 from ..metadata.db import Database
 from ..reference import InvalidReference, Reference, parse_normalized, with_default_tag
-from ..snapshots.overlay import OverlaySnapshotter
+from ..snapshots.contract import Snapshotter
 from ..types import ImageRecord, Layer
 from . import store
 from .mediatypes import now_rfc3339
@@ -49,7 +49,7 @@ def parse_ref(ref: str) -> Reference:
 
 
 class ImageService:
-    def __init__(self, db: Database, content: ContentStore, snapshots: OverlaySnapshotter,
+    def __init__(self, db: Database, content: ContentStore, snapshots: Snapshotter,
                  leases: LeaseManager, events: EventBus, users: ImageUsers) -> None:
         self.db = db
         self.content = content

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from ...errors import InvalidParameter
 from .. import archive
 from ..content import ContentStore
-from ..snapshots.overlay import OverlaySnapshotter
+from ..snapshots.contract import Snapshotter
 from ..types import Layer
 
 # Extraction is mostly I/O and syscalls; two workers keep a 2-core machine busy.
@@ -41,7 +41,7 @@ class LayerBlob:
     size: int
 
 
-async def unpack(snapshots: OverlaySnapshotter, content: ContentStore,
+async def unpack(snapshots: Snapshotter, content: ContentStore,
                  blobs: Sequence[LayerBlob], diff_ids: Sequence[str]) -> list[Layer]:
     """Make sure a committed snapshot exists for every layer; returns the layers.
     Each blob's uncompressed digest must equal its diff ID."""
@@ -86,7 +86,7 @@ def _apply(content: ContentStore, digest: str, root: str) -> archive.LayerStats:
         return archive.apply_layer(f, root)
 
 
-async def unpack_base(snapshots: OverlaySnapshotter, content: ContentStore,
+async def unpack_base(snapshots: Snapshotter, content: ContentStore,
                       blob: LayerBlob) -> Layer:
     """Unpack a base layer whose diff ID is not known yet (`docker import`):
     its chain ID is its diff ID, learnt by extracting it."""

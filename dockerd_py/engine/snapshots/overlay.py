@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from ...errors import Conflict, NotFound
 from ..leases import protect_snapshot
 from ..metadata.db import Database
-from .base import Info, Mount
+from .contract import Info, Mount
 
 # Past this many lower dirs, absolute paths risk the one-page limit on mount
 # options; mounts then use paths relative to the snapshots root.
