@@ -7,9 +7,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from dockerd_py.engine.content import ContentStore
+from dockerd_py.engine.content.contract import Store
 from dockerd_py.engine.images.buildcache import BuildCacheRecords
-from dockerd_py.engine.images.service import ImageService
+from dockerd_py.engine.images.contract import Images
 from dockerd_py.engine.leases import LeaseManager
 from dockerd_py.engine.networks.service import NetworkService
 from dockerd_py.engine.runtime.runtimes import Runtimes
@@ -29,9 +29,9 @@ class Puller(Protocol):
 
 @dataclass(frozen=True)
 class Backend:
-    images: ImageService
+    images: Images
     snapshots: Snapshotter
-    content: ContentStore
+    content: Store
     leases: LeaseManager
     networks: NetworkService
     runtimes: Runtimes

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO, cast
 
 from dockerd_py.engine.containers.filesystem import diff_dirs, write_changes
-from dockerd_py.engine.content import ContentStore
+from dockerd_py.engine.content.contract import Store
 from dockerd_py.engine.images.mediatypes import OCI_LAYER, OCI_LAYER_GZIP
 from dockerd_py.engine.images.unpack import LayerBlob, chain_ids
 from dockerd_py.engine.mount import mount_all, unmount
@@ -111,7 +111,7 @@ def normalize_times(upper: str, keep: set[str], when: float) -> None:
     os.utime(upper, stamp)
 
 
-async def commit_layer(snapshots: Snapshotter, content: ContentStore,
+async def commit_layer(snapshots: Snapshotter, content: Store,
                        parent: ImageRecord | None, fs: StepFS) -> Layer | None:
     """The step's changes as a new layer on the parent's, or None when nothing changed.
     Call after `unmount_step`, inside `step_fs`, under a lease.
@@ -201,7 +201,7 @@ def _compressible(upper: str, found: Any) -> bool:
     return raw < _SAMPLE_BYTES or packed < raw * _WORTH_COMPRESSING
 
 
-def _store_gzip_layer(content: ContentStore, upper: str, found: Any) -> tuple[LayerBlob, str]:
+def _store_gzip_layer(content: Store, upper: str, found: Any) -> tuple[LayerBlob, str]:
     with content.writer() as w:
         if not _compressible(upper, found):
             tee = _DiffIdWriter(cast(BinaryIO, w))

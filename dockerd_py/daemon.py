@@ -37,7 +37,7 @@ from .engine.containers.launch import CGROUP_PARENT
 from .engine.containers.logrotation import LogRotation
 from .engine.containers.service import ContainerService
 from .engine.containers.store import ContainerStore
-from .engine.content import ContentStore
+from .engine.content.local import ContentStore
 from .engine.events import EventBus
 from .engine.identity import daemon_id
 from .engine.images.buildcache import BuildCacheRecords

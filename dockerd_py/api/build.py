@@ -30,6 +30,7 @@ from ..engine.timestamps import parse_timestamp
 from ..errors import DaemonError, InternalError, InvalidParameter, NotImplementedByDaemon
 from .httputil import JsonMessageStream, body_chunks, json_response, query_bool, query_int
 from .keys import BUILDER
+from .server import api_version
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
@@ -234,7 +235,6 @@ async def cancel(request: web.Request) -> web.Response:
 
 async def cache_usage(request: web.Request) -> tuple[list[dict[str, Any]], int]:
     """BuildCache entries of GET /system/df, and their total size (BuilderSize)."""
-    from .server import api_version
     records = await request.app[BUILDER].usage()
     by_image = {r.entry.image_id: r.entry.key for r in records}
     new_api = api_version(request) >= (1, 42)

@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from ..engine.containers.records import Container
-from ..engine.images.service import ImageService
+from ..engine.images.contract import Images
 from ..engine.timestamps import parse_time, to_nanos
 from ..engine.types import ImageRecord
 from ..errors import Conflict, DaemonError, InvalidParameter
@@ -212,7 +212,7 @@ def _matches(request: web.Request, c: Container, filters: Any, ancestors: set[st
     return True
 
 
-async def _image_id(images: ImageService, ref: str) -> str | None:
+async def _image_id(images: Images, ref: str) -> str | None:
     try:
         image: ImageRecord = await images.resolve(ref)
         return image.id
@@ -220,7 +220,7 @@ async def _image_id(images: ImageService, ref: str) -> str | None:
         return None
 
 
-async def _ancestor_ids(images: ImageService, refs: frozenset[str]) -> set[str]:
+async def _ancestor_ids(images: Images, refs: frozenset[str]) -> set[str]:
     """The images named, and every local image built on one of them (as dockerd)."""
     ids = {i for i in [await _image_id(images, r) for r in refs] if i}
     if not ids:

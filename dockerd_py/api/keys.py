@@ -10,7 +10,7 @@ from ..distribution.service import DistributionService
 from ..engine.containers.exec import ExecService
 from ..engine.containers.service import ContainerService
 from ..engine.events import EventBus
-from ..engine.images.service import ImageService
+from ..engine.images.contract import Images
 from ..engine.networks.service import NetworkService
 from ..engine.runtime.runtimes import Runtimes
 from ..engine.snapshots.contract import Snapshotter
@@ -18,7 +18,7 @@ from ..engine.volumes import VolumeService
 
 CONFIG: web.AppKey[ConfigSource] = web.AppKey("config")  # the configuration in force
 DAEMON_ID = web.AppKey("daemon_id", str)
-IMAGES = web.AppKey("images", ImageService)
+IMAGES: web.AppKey[Images] = web.AppKey("images")
 CONTAINERS = web.AppKey("containers", ContainerService)
 EXECS = web.AppKey("execs", ExecService)
 VOLUMES = web.AppKey("volumes", VolumeService)

@@ -3,6 +3,7 @@ NetworkSettings a container shows (inspect, ps)."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from aiohttp import web
@@ -152,7 +153,6 @@ async def prune_networks(request: web.Request) -> web.Response:
 
 
 def _until(value: str) -> int:
-    import time
     text = value.strip()
     try:
         if text and text[-1] in "smh" and text[:-1].replace(".", "", 1).isdigit():

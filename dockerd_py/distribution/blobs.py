@@ -21,7 +21,7 @@ from typing import BinaryIO
 import aiohttp
 
 from ..engine import archive
-from ..engine.content import ContentStore, Writer
+from ..engine.content.contract import BlobWriter, Store
 from ..engine.snapshots.contract import Snapshotter
 from ..errors import DaemonError
 from . import progress
@@ -81,7 +81,7 @@ async def _body(resp: aiohttp.ClientResponse, digest: str, size: int,
             "unexpected EOF"))
 
 
-def _verify(writer: Writer, digest: str, size: int) -> None:
+def _verify(writer: BlobWriter, digest: str, size: int) -> None:
     if writer.digest != digest or writer.size != size:
         writer.abort()
         raise VerificationError(f"filesystem layer verification failed for digest {digest}")
@@ -89,7 +89,7 @@ def _verify(writer: Writer, digest: str, size: int) -> None:
 
 
 async def fetch_blob(registry: Registry, repo: str, digest: str, size: int,
-                     content: ContentStore, counter: Counter | None = None) -> None:
+                     content: Store, counter: Counter | None = None) -> None:
     """Download a blob into the content store (no unpacking)."""
     resp = await registry.get_blob(repo, digest)
     writer = content.writer()
@@ -109,7 +109,7 @@ async def fetch_blob(registry: Registry, repo: str, digest: str, size: int,
 
 
 async def fetch_json_blob(registry: Registry, repo: str, digest: str, size: int,
-                          content: ContentStore) -> bytes:
+                          content: Store) -> bytes:
     """A config: small, kept in memory and in the store."""
     if size > _MAX_CONFIG:
         raise VerificationError(f"image config {digest} is too large ({size} bytes)")
@@ -176,7 +176,7 @@ class _Prefetched:
 class _Tee:
     """File object for the extractor: every byte it reads also goes to the writer."""
 
-    def __init__(self, source: _Prefetched, writer: Writer) -> None:
+    def __init__(self, source: _Prefetched, writer: BlobWriter) -> None:
         self._source = source
         self._writer = writer
 
@@ -213,7 +213,7 @@ class Unpacked:
 
 
 async def fetch_and_unpack(registry: Registry, repo: str, digest: str, size: int,
-                           diff_id: str, chain: str, parent: str, content: ContentStore,
+                           diff_id: str, chain: str, parent: str, content: Store,
                            snapshots: Snapshotter, counter: Counter) -> Unpacked:
     """Download a layer blob and unpack it as it arrives into snapshot `chain`."""
     resp = await registry.get_blob(repo, digest)
@@ -264,12 +264,12 @@ async def fetch_and_unpack(registry: Registry, repo: str, digest: str, size: int
                 pass
 
 
-def _apply_stored(content: ContentStore, digest: str, root: str) -> archive.LayerStats:
+def _apply_stored(content: Store, digest: str, root: str) -> archive.LayerStats:
     with content.open(digest) as f:
         return archive.apply_layer(f, root)
 
 
-async def unpack_stored(content: ContentStore, snapshots: Snapshotter, digest: str,
+async def unpack_stored(content: Store, snapshots: Snapshotter, digest: str,
                         diff_id: str, chain: str, parent: str) -> Unpacked:
     """Unpack a blob already in the store (its snapshot went, the blob stayed)."""
     key = f"extract-{uuid.uuid4().hex}"
@@ -289,11 +289,11 @@ async def unpack_stored(content: ContentStore, snapshots: Snapshotter, digest: s
         raise
 
 
-def open_blob(content: ContentStore, digest: str) -> BinaryIO:
+def open_blob(content: Store, digest: str) -> BinaryIO:
     return content.open(digest)
 
 
-async def read_file_chunks(content: ContentStore, digest: str, counter: Counter | None,
+async def read_file_chunks(content: Store, digest: str, counter: Counter | None,
                            size: int, status: str = "Pushing") -> AsyncIterator[bytes]:
     """A stored blob as chunks for an upload body, with 'Pushing' progress."""
     f = await asyncio.to_thread(open_blob, content, digest)

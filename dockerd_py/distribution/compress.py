@@ -16,7 +16,7 @@ import gzip
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from ..engine.content import ContentStore
+from ..engine.content.contract import Store
 from ..engine.images.mediatypes import OCI_LAYER
 from ..engine.leases import protect_digest
 from ..engine.types import Layer
@@ -33,7 +33,7 @@ class Pushable:
     media_type: str
 
 
-def _gzip_blob(content: ContentStore, digest: str) -> tuple[str, int]:
+def _gzip_blob(content: Store, digest: str) -> tuple[str, int]:
     with content.open(digest) as src, content.writer() as writer:
         with gzip.GzipFile(fileobj=writer, mode="wb", compresslevel=1,  # type: ignore[call-overload]
                            mtime=0) as gz:
@@ -49,7 +49,7 @@ class PushedBlobs:
         self._gzipped: OrderedDict[str, tuple[str, int]] = OrderedDict()
         self._repos: OrderedDict[str, list[str]] = OrderedDict()
 
-    async def pushable(self, content: ContentStore, layer: Layer) -> Pushable:
+    async def pushable(self, content: Store, layer: Layer) -> Pushable:
         """The blob to push for a layer (call under a lease: it may write one)."""
         if layer.media_type not in UNCOMPRESSED:
             return Pushable(layer.blob_digest, layer.blob_size, layer.media_type)

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..engine.content import sha256_bytes
+from ..engine.content.contract import sha256_bytes
 from ..engine.images.mediatypes import (
     DOCKER_MANIFEST,
     DOCKER_MANIFEST_LIST,

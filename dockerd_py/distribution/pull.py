@@ -18,10 +18,10 @@ from typing import Any
 
 import aiohttp
 
-from ..engine.content import sha256_bytes
+from ..engine.content.contract import sha256_bytes
+from ..engine.images.contract import Images
 from ..engine.images.load import checked_diff_ids
 from ..engine.images.mediatypes import OCI_CONFIG
-from ..engine.images.service import ImageService
 from ..engine.images.unpack import chain_ids
 from ..engine.leases import protect_digest, protect_snapshot
 from ..engine.reference import Reference
@@ -84,7 +84,7 @@ def _check_config(config: bytes, manifest: Manifest, ref: Reference,
     return diff_ids
 
 
-async def _fetch_layers(engine: ImageService, slots: int, resolved: Resolved,
+async def _fetch_layers(engine: Images, slots: int, resolved: Resolved,
                         diff_ids: Sequence[str], ref: Reference, emit: progress.Emit
                         ) -> list[Layer]:
     layers = resolved.manifest.layers
@@ -162,7 +162,7 @@ async def _fetch_layers(engine: ImageService, slots: int, resolved: Resolved,
             for i, d in enumerate(layers)]
 
 
-async def _local_blob(engine: ImageService, diff_id: str) -> Layer | None:
+async def _local_blob(engine: Images, diff_id: str) -> Layer | None:
     """A stored blob of some local image's layer with this diff ID (protected by the lease)."""
     for row in await engine.layer_blobs(diff_id):
         protect_digest(row[0])  # before the check: the collector re-checks leases
@@ -171,7 +171,7 @@ async def _local_blob(engine: ImageService, diff_id: str) -> Layer | None:
     return None
 
 
-async def pull_tag(registries: Registries, engine: ImageService,
+async def pull_tag(registries: Registries, engine: Images,
                    session: aiohttp.ClientSession, ref: Reference, creds: Any,
                    platform: Platform | None, emit: progress.Emit
                    ) -> tuple[ImageRecord, bool]:

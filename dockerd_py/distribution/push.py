@@ -20,9 +20,9 @@ from typing import Any
 
 import aiohttp
 
-from ..engine.content import sha256_bytes
+from ..engine.content.contract import sha256_bytes
+from ..engine.images.contract import Images
 from ..engine.images.mediatypes import MANIFESTS, OCI_MANIFEST
-from ..engine.images.service import ImageService
 from ..engine.reference import InvalidReference, Reference, parse_normalized, with_tag
 from ..engine.types import ImageRecord, Layer
 from ..errors import DaemonError, NotFound
@@ -38,7 +38,7 @@ _MOUNT_CANDIDATES = 3
 @dataclass(frozen=True)
 class Pusher:
     """What a push uses: the images, the registries, and which blobs went where."""
-    images: ImageService
+    images: Images
     registries: Registries
     pushed: PushedBlobs
 

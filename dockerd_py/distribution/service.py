@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..engine.images.service import ImageService
+from ..engine.images.contract import Images
 from ..engine.reference import Reference, parse_normalized, with_tag
 from ..engine.types import ImageRecord
 from ..errors import DaemonError, InvalidParameter, Unauthorized
@@ -27,7 +27,7 @@ from .registry import Registry, new_session
 
 
 class DistributionService:
-    def __init__(self, settings: RegistrySettings, images: ImageService) -> None:
+    def __init__(self, settings: RegistrySettings, images: Images) -> None:
         self.images = images
         self.registries = Registries(settings)
         self.pusher = Pusher(images, self.registries, PushedBlobs())

@@ -15,7 +15,7 @@ import sqlite3
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from .content import ContentStore
+from .content.contract import Store
 from .leases import LeaseManager
 from .metadata.db import Database
 from .snapshots.contract import Snapshotter
@@ -76,7 +76,7 @@ class Stats:
     bytes: int = 0
 
 
-async def collect(db: Database, content: ContentStore, snapshots: Snapshotter,
+async def collect(db: Database, content: Store, snapshots: Snapshotter,
                   leases: LeaseManager, *, startup: bool = False) -> Stats:
     stats = Stats()
     async with leases.gc_lock:

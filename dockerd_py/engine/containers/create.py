@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ...errors import DaemonError, InvalidParameter
+from ..images.contract import Images
 from ..images.mediatypes import now_rfc3339
-from ..images.service import ImageService
 from ..leases import LeaseManager, protect_snapshot
 from ..networks.service import NetworkService
 from ..runtime import logs as runtime_logs
@@ -43,7 +43,7 @@ class ContainerSettings:
 
 
 class Creator:
-    def __init__(self, store: ContainerStore, images: ImageService,
+    def __init__(self, store: ContainerStore, images: Images,
                  snapshots: Snapshotter, leases: LeaseManager, volumes: VolumeService,
                  networks: NetworkService, runtimes: Runtimes,
                  settings: ContainerSettings) -> None:

@@ -22,8 +22,8 @@ from typing import Any, Protocol
 
 from ...errors import Conflict, DaemonError, InternalError, InvalidParameter, NotFound, NotModified
 from ..images.changes import parse_signal
+from ..images.contract import Images
 from ..images.mediatypes import now_rfc3339, rfc3339_nano
-from ..images.service import ImageService
 from ..leases import LeaseManager
 from ..networks.service import NetworkService
 from ..runtime import logs as runtime_logs
@@ -41,6 +41,7 @@ from .attach import Attachments, DeferredAttach
 from .create import ContainerSettings, Creator
 from .launch import Launcher
 from .records import ZERO_TIME, Container
+from .restart import Restarts, should_restart, starts_with_daemon
 from .store import ContainerStore
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,7 @@ class LifecycleHooks(Protocol):
 
 
 class ContainerService:
-    def __init__(self, store: ContainerStore, images: ImageService,
+    def __init__(self, store: ContainerStore, images: Images,
                  snapshots: Snapshotter, leases: LeaseManager, volumes: VolumeService,
                  networks: NetworkService, runtimes: Runtimes, monitor: Monitor,
                  settings: ContainerSettings, hooks: Sequence[LifecycleHooks] = ()) -> None:
@@ -81,7 +82,7 @@ class ContainerService:
         self._exited: dict[str, asyncio.Event] = {}    # set on each exit, then replaced
         self._removed: dict[str, asyncio.Event] = {}
         self._watchers: dict[str, asyncio.Task[None]] = {}
-        self._restarts: dict[str, asyncio.Task[None]] = {}
+        self.restarts = Restarts(store, self._start_locked)
         self._tombstones: dict[str, Container] = {}   # recently removed, for waiters
 
     def reconfigure(self, settings: ContainerSettings) -> None:
@@ -226,56 +227,12 @@ class ContainerService:
         if c.host_config.get("AutoRemove"):
             await self._remove_quietly(cid)
             return
-        if self._should_restart(c):
+        if should_restart(c):
             async with self.store.lock(cid):
                 current = self.store.find(cid)
                 if current is not None and current.state.status == "exited":
                     await self.store.save(current.with_state(status="restarting"))
-                    self._schedule_restart(current)
-
-    def _should_restart(self, c: Container) -> bool:
-        policy = c.host_config.get("RestartPolicy") or {}
-        name = policy.get("Name") or "no"
-        if c.state.manually_stopped or name == "no":
-            return False
-        if name == "on-failure":
-            retries = policy.get("MaximumRetryCount") or 0
-            return c.state.exit_code != 0 and (not retries or c.state.restart_count < retries)
-        return True
-
-    def _schedule_restart(self, c: Container) -> None:
-        delay = min(0.1 * 2 ** c.state.restart_count, 60.0)  # dockerd's backoff
-
-        async def restart_now() -> None:
-            async with self.store.lock(c.id):
-                current = self.store.find(c.id)
-                if current is None or current.state.status != "restarting":
-                    return
-                current = current.with_state(restart_count=current.state.restart_count + 1)
-                try:
-                    await self._start_locked(current)
-                    self.store.event(current, "restart")
-                except DaemonError as e:
-                    log.warning("restarting container %s failed: %s", c.id, e)
-
-        async def later() -> None:
-            await asyncio.sleep(delay)
-            # Cancelling (stop, rm) during the back-off is fine; half-way through a
-            # start it would leave runtime state behind, so the start is shielded.
-            await asyncio.shield(restart_now())
-
-        self._restarts[c.id] = asyncio.get_running_loop().create_task(later())
-
-    async def _cancel_restart(self, cid: str) -> None:
-        """Stop a pending policy restart; a start already under way completes first."""
-        task = self._restarts.pop(cid, None)
-        if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-        async with self.store.lock(cid):
-            current = self.store.find(cid)
-            if current is not None and current.state.status == "restarting":
-                await self.store.save(current.with_state(status="exited", manually_stopped=True))
+                    self.restarts.schedule(current)
 
     # -- stop, kill, restart, pause --------------------------------------------
 
@@ -293,7 +250,7 @@ class ContainerService:
         except ValueError as e:
             raise InvalidParameter(str(e)) from None
         if c.state.status == "restarting":
-            await self._cancel_restart(c.id)
+            await self.restarts.cancel(c.id)
             return
         async with self.store.lock(c.id):
             c = self.get(c.id)
@@ -323,7 +280,7 @@ class ContainerService:
         return 10 if configured is None else int(configured)
 
     async def _stop(self, c: Container, number: int, timeout: int) -> None:
-        await self._cancel_restart(c.id)
+        await self.restarts.cancel(c.id)
         async with self.store.lock(c.id):
             current = self.get(c.id)
             await self.store.save(current.with_state(manually_stopped=True))
@@ -413,7 +370,7 @@ class ContainerService:
                 raise Conflict(f'cannot remove container "/{c.name}": container is running: '
                                "stop the container before removing or force remove")
             await self._stop(c, signals.SIGKILL, 0)
-        await self._cancel_restart(c.id)
+        await self.restarts.cancel(c.id)
         async with self.store.lock(c.id):
             current = self.store.find(c.id)
             if current is None:
@@ -496,7 +453,7 @@ class ContainerService:
         for c in await self.store.load():
             if c.state.status == "restarting":  # was waiting out its back-off: resume it
                 await self.launcher.cleanup(c.id)
-                self._schedule_restart(c)
+                self.restarts.schedule(c)
                 continue
             if not c.state.running:
                 # A start interrupted by the crash may have left a monitor, mounts, volumes.
@@ -515,9 +472,7 @@ class ContainerService:
                 for hook in self.hooks:
                     hook.restored(c, proc)
         for c in reversed(self.store.list()):
-            policy = (c.host_config.get("RestartPolicy") or {}).get("Name") or "no"
-            if not c.state.running and (policy == "always" or (
-                    policy == "unless-stopped" and not c.state.manually_stopped)):
+            if starts_with_daemon(c):
                 async with self.store.lock(c.id):
                     with contextlib.suppress(DaemonError):
                         await self._start_locked(self.get(c.id))
@@ -527,8 +482,9 @@ class ContainerService:
             await asyncio.gather(*(self._stop(c, self._signal(c, None), 10)
                                    for c in self.list() if c.state.running),
                                  return_exceptions=True)
-        for task in list(self._watchers.values()) + list(self._restarts.values()):
+        for task in list(self._watchers.values()):
             task.cancel()
+        self.restarts.close()
         await self.monitor.close()
 
 

@@ -15,7 +15,6 @@ import dataclasses
 import os
 import re
 import sqlite3
-from collections.abc import Iterator
 
 from ...errors import Conflict, InvalidParameter, NotFound
 from ..events import EventBus
@@ -61,9 +60,6 @@ class ContainerStore:
     def list(self) -> builtins.list[Container]:
         """Newest first, as `docker ps` lists them."""
         return sorted(self._containers.values(), key=lambda c: c.seq, reverse=True)
-
-    def __iter__(self) -> Iterator[Container]:
-        return iter(list(self._containers.values()))
 
     def check_name_free(self, name: str) -> None:
         for c in self._containers.values():

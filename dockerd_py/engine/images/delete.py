@@ -10,7 +10,6 @@ depends on it. Freed layers are reported and their storage collected at once.
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Any
 
 from ...errors import Conflict
@@ -18,8 +17,8 @@ from ..filters import Filters
 from ..reference import parse_normalized, with_default_tag
 from ..timestamps import parse_time, parse_timestamp
 from ..types import ImageRecord
-from . import store
-from .service import ImageService, parse_ref
+from .contract import Images
+from .service import parse_ref
 
 Report = list[dict[str, str]]
 
@@ -28,7 +27,7 @@ def _repo(ref: str) -> str:
     return parse_normalized(ref).name
 
 
-async def delete(svc: ImageService, name: str, *, force: bool = False,
+async def delete(svc: Images, name: str, *, force: bool = False,
                  prune: bool = True) -> Report:
     image, by_id = await svc.lookup(name)
     refs = list(image.tags) + list(image.digests)
@@ -78,48 +77,24 @@ def _check_conflicts(image: ImageRecord, running: list[str], stopped: list[str],
                        f"image is being used by stopped container {stopped[0][:12]}")
 
 
-async def _untag(svc: ImageService, image: ImageRecord, refs: list[str]) -> Report:
-    def txn(conn: sqlite3.Connection) -> None:
-        for ref in refs:
-            store.remove_ref(conn, ref)
-    if refs:
-        await svc.write(txn)
-    for _ in refs:
-        svc.image_event(image, "untag")
+async def _untag(svc: Images, image: ImageRecord, refs: list[str]) -> Report:
+    await svc.untag(image, refs)
     return [{"Untagged": parse_normalized(r).familiar()} for r in refs]
 
 
-async def _remove(svc: ImageService, image: ImageRecord, *, prune: bool) -> tuple[Report, int]:
-    """Delete the image row (and untagged parents when pruning); report freed
-    layers. Returns the report and the unpacked bytes freed."""
-    def txn(conn: sqlite3.Connection) -> tuple[Report, list[ImageRecord], int]:
-        report: Report = []
-        deleted: list[ImageRecord] = []
-        freed = 0
-        current: ImageRecord | None = image
-        while current is not None:
-            store.remove(conn, current.id)
-            report.append({"Deleted": current.id})
-            deleted.append(current)
-            used = {r[0] for r in conn.execute("SELECT DISTINCT chain_id FROM image_layers")}
-            for layer in reversed(current.layers):
-                if layer.chain_id not in used:
-                    report.append({"Deleted": layer.chain_id})
-                    used.add(layer.chain_id)
-                    freed += layer.size
-            parent = store.get(conn, current.parent) if prune and current.parent else None
-            current = parent if parent and parent.dangling and not parent.children else None
-        return report, deleted, freed
-
-    report, deleted, freed = await svc.write(txn)
-    for gone in deleted:
-        # As dockerd: the image is gone by now, so its labels are not attributes.
-        svc.events.publish("image", "delete", gone.id, {"name": gone.id})
-    await svc.collect_garbage()
+async def _remove(svc: Images, image: ImageRecord, *, prune: bool) -> tuple[Report, int]:
+    """Delete the image (and untagged parents when pruning); report freed layers.
+    Returns the report and the unpacked bytes freed."""
+    report: Report = []
+    freed = 0
+    for gone, layers in await svc.remove(image, parents=prune):
+        report.append({"Deleted": gone.id})
+        report += [{"Deleted": layer.chain_id} for layer in layers]
+        freed += sum(layer.size for layer in layers)
     return report, freed
 
 
-async def prune(svc: ImageService, filters: Filters) -> dict[str, Any]:
+async def prune(svc: Images, filters: Filters) -> dict[str, Any]:
     filters.validate(("dangling", "label", "label!", "until"))
     dangling_only = filters.bool_value("dangling")
     dangling_only = True if dangling_only is None else dangling_only

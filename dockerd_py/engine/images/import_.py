@@ -8,14 +8,15 @@ from collections.abc import AsyncIterator, Sequence
 from ..reference import with_default_tag
 from ..types import ImageRecord
 from .changes import apply_changes
+from .contract import Images
 from .ingest import ingest_stream
 from .mediatypes import now_rfc3339
 from .platform import ARCH, OS
-from .service import ImageService, parse_ref
+from .service import parse_ref
 from .unpack import unpack_base
 
 
-async def import_image(svc: ImageService, chunks: AsyncIterator[bytes], *, repo: str = "",
+async def import_image(svc: Images, chunks: AsyncIterator[bytes], *, repo: str = "",
                        message: str = "", changes: Sequence[str] = (),
                        source: str = "-") -> ImageRecord:
     # Validate everything the client gave before reading the body.

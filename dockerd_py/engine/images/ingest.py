@@ -8,14 +8,14 @@ import lzma
 from collections.abc import AsyncIterator
 
 from ..archive import detect_compression
-from ..content import ContentStore, Writer
+from ..content.contract import BlobWriter, Store
 from .mediatypes import layer_media_type
 from .unpack import LayerBlob
 
 _FLUSH = 1 << 20
 
 
-async def ingest_stream(content: ContentStore, chunks: AsyncIterator[bytes]) -> LayerBlob:
+async def ingest_stream(content: Store, chunks: AsyncIterator[bytes]) -> LayerBlob:
     """Store a tar stream (plain, gzip or zstd kept as sent; bzip2/xz stored
     decompressed, as OCI has no media type for them) and return its blob."""
     writer = content.writer()
@@ -43,5 +43,5 @@ async def ingest_stream(content: ContentStore, chunks: AsyncIterator[bytes]) -> 
         await asyncio.to_thread(writer.abort)
 
 
-def _write(writer: Writer, data: bytes, decoder: object | None) -> None:
+def _write(writer: BlobWriter, data: bytes, decoder: object | None) -> None:
     writer.write(decoder.decompress(data) if decoder is not None else data)  # type: ignore[attr-defined]

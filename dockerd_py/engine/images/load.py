@@ -20,11 +20,11 @@ from typing import Any
 from ...errors import InvalidParameter
 from ..aio import ThreadReader
 from ..archive import ArchiveError, decompressed
-from ..content import ContentStore
+from ..content.contract import Store
 from ..reference import InvalidReference, parse_normalized, with_default_tag
+from .contract import Images
 from .mediatypes import INDEXES, MANIFESTS, layer_media_type
 from .platform import ARCH, OS
-from .service import ImageService
 from .unpack import LayerBlob, unpack
 
 _MAX_JSON = 16 << 20  # manifests and configs are small; refuse absurd ones
@@ -49,7 +49,7 @@ def _clean(name: str) -> str | None:
     return path or None
 
 
-def read_archive(content: ContentStore, fileobj: Any) -> dict[str, Blob]:
+def read_archive(content: Store, fileobj: Any) -> dict[str, Blob]:
     """Ingest every regular file of the archive; returns path -> blob."""
     files: dict[str, Blob] = {}
     links: dict[str, str] = {}
@@ -80,7 +80,7 @@ def read_archive(content: ContentStore, fileobj: Any) -> dict[str, Blob]:
     return files
 
 
-def _json(content: ContentStore, blob: Blob | None, what: str) -> Any:
+def _json(content: Store, blob: Blob | None, what: str) -> Any:
     if blob is None:
         raise InvalidParameter(f"invalid archive: {what} not found")
     if blob.size > _MAX_JSON:
@@ -98,7 +98,7 @@ def _normalized(name: str) -> str | None:
         return None
 
 
-def docker_archive(content: ContentStore, files: dict[str, Blob]) -> list[ImageToLoad]:
+def docker_archive(content: Store, files: dict[str, Blob]) -> list[ImageToLoad]:
     manifest = _json(content, files.get("manifest.json"), "manifest.json")
     if not isinstance(manifest, list):
         raise InvalidParameter("invalid archive: manifest.json is not a list")
@@ -125,12 +125,12 @@ def docker_archive(content: ContentStore, files: dict[str, Blob]) -> list[ImageT
     return images
 
 
-def _media_type(content: ContentStore, digest: str) -> str:
+def _media_type(content: Store, digest: str) -> str:
     with content.open(digest) as f:
         return layer_media_type(f.read(8))
 
 
-def oci_layout(content: ContentStore, files: dict[str, Blob]) -> list[ImageToLoad]:
+def oci_layout(content: Store, files: dict[str, Blob]) -> list[ImageToLoad]:
     index = _json(content, files.get("index.json"), "index.json")
     images: list[ImageToLoad] = []
     for desc in _descriptors(index):
@@ -144,7 +144,7 @@ def _descriptors(index: Any) -> list[dict[str, Any]]:
     return [d for d in index["manifests"] if isinstance(d, dict)]
 
 
-def _blob_json(content: ContentStore, desc: dict[str, Any], what: str) -> Any:
+def _blob_json(content: Store, desc: dict[str, Any], what: str) -> Any:
     digest = desc.get("digest")
     if not isinstance(digest, str) or not content.exists(digest):
         raise InvalidParameter(f"invalid archive: {what} {digest} not found")
@@ -158,7 +158,7 @@ def _matches_platform(desc: dict[str, Any]) -> bool:
     return os_name == OS and arch == ARCH
 
 
-def _from_manifest(content: ContentStore, desc: dict[str, Any], depth: int) -> ImageToLoad:
+def _from_manifest(content: Store, desc: dict[str, Any], depth: int) -> ImageToLoad:
     doc = _blob_json(content, desc, "manifest")
     media_type = desc.get("mediaType") or doc.get("mediaType")
     if media_type in INDEXES or "manifests" in doc:
@@ -196,7 +196,7 @@ def _names(desc: dict[str, Any]) -> list[str]:
     return []
 
 
-async def load(svc: ImageService, chunks: AsyncIterator[bytes]) -> AsyncIterator[dict[str, Any]]:
+async def load(svc: Images, chunks: AsyncIterator[bytes]) -> AsyncIterator[dict[str, Any]]:
     """Load every image of the archive; yields JSON progress messages."""
     loop = asyncio.get_running_loop()
     async with svc.leases.lease():

@@ -8,12 +8,12 @@ from ..filters import Filters
 from ..reference import familiar_match, parse_normalized
 from ..timestamps import parse_time, parse_timestamp
 from ..types import ImageRecord
-from .service import ImageService
+from .contract import Images
 
 LIST_FILTERS = ("before", "dangling", "label", "reference", "since", "until")
 
 
-async def list_images(svc: ImageService, filters: Filters, *, all: bool = False
+async def list_images(svc: Images, filters: Filters, *, all: bool = False
                       ) -> list[ImageRecord]:
     filters.validate(LIST_FILTERS)
     images = await svc.list()
@@ -68,7 +68,7 @@ class HistoryEntry:
     comment: str
 
 
-async def history(svc: ImageService, name: str) -> list[HistoryEntry]:
+async def history(svc: Images, name: str) -> list[HistoryEntry]:
     image = await svc.resolve(name)
     entries = image.config.get("history") or []
     layers = list(image.layers)

@@ -17,11 +17,12 @@ from typing import Any, BinaryIO, Literal
 
 from ...errors import InvalidParameter, NotFound
 from ..aio import produce
-from ..content import ContentStore, sha256_bytes
+from ..content.contract import Provider, sha256_bytes
 from ..reference import parse_normalized
 from ..types import ImageRecord
+from .contract import Images
 from .mediatypes import OCI_CONFIG, OCI_INDEX, OCI_MANIFEST
-from .service import ImageService, parse_ref
+from .service import parse_ref
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,7 @@ class SaveItem:
     refs: tuple[str, ...]   # normalized tagged references to name it by
 
 
-async def plan(svc: ImageService, names: Sequence[str]) -> list[SaveItem]:
+async def plan(svc: Images, names: Sequence[str]) -> list[SaveItem]:
     """Resolve names as dockerd does: a repository name saves all its tags, a
     tagged name that tag, an ID no tag. Fails before any byte is sent."""
     items: dict[str, list[str]] = {}
@@ -50,7 +51,7 @@ async def plan(svc: ImageService, names: Sequence[str]) -> list[SaveItem]:
     return [SaveItem(images[i], tuple(dict.fromkeys(refs))) for i, refs in items.items()]
 
 
-async def _repository_tags(svc: ImageService, name: str) -> list[tuple[ImageRecord, str]]:
+async def _repository_tags(svc: Images, name: str) -> list[tuple[ImageRecord, str]]:
     """For a name without tag or digest, every tagged reference of that repository."""
     try:
         ref = parse_ref(name)
@@ -81,7 +82,7 @@ def _dir(tf: tarfile.TarFile, name: str) -> None:
     tf.addfile(info)
 
 
-def _manifest(content: ContentStore, image: ImageRecord) -> bytes:
+def _manifest(content: Provider, image: ImageRecord) -> bytes:
     if image.manifest_digest and content.exists(image.manifest_digest):
         return content.read_bytes(image.manifest_digest)
     doc = {
@@ -104,7 +105,7 @@ class _BlobTar(tarfile.TarFile):
         super().__init__(name, mode, fileobj, format=format, copybufsize=1 << 20)
 
 
-def write_archive(content: ContentStore, items: Sequence[SaveItem], out: Any) -> None:
+def write_archive(content: Provider, items: Sequence[SaveItem], out: Any) -> None:
     written: set[str] = set()
     index: list[dict[str, Any]] = []
     docker_manifest: list[dict[str, Any]] = []
@@ -157,7 +158,7 @@ def write_archive(content: ContentStore, items: Sequence[SaveItem], out: Any) ->
             _add(tf, "repositories", json.dumps(repositories).encode())
 
 
-async def save(svc: ImageService, items: Sequence[SaveItem]) -> AsyncIterator[bytes]:
+async def save(svc: Images, items: Sequence[SaveItem]) -> AsyncIterator[bytes]:
     async with svc.leases.lease() as lease:
         for item in items:  # keep what we stream from being collected mid-way
             lease.digests.add(item.image.id)

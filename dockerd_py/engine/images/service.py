@@ -13,11 +13,11 @@ import logging
 import re
 import sqlite3
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from ...errors import InvalidParameter, no_such_image
 from .. import gc
-from ..content import ContentStore
+from ..content.contract import Store
 from ..events import EventBus
 from ..leases import LeaseManager
 from ..metadata.db import Database
@@ -25,6 +25,7 @@ from ..reference import InvalidReference, Reference, parse_normalized, with_defa
 from ..snapshots.contract import Snapshotter
 from ..types import ImageRecord, Layer
 from . import store
+from .contract import ImageUsers
 from .mediatypes import now_rfc3339
 
 log = logging.getLogger(__name__)
@@ -33,12 +34,6 @@ T = TypeVar("T")
 _HEX = re.compile(r"^[a-f0-9]{1,64}$")
 _IMAGE_ID = re.compile(r"^sha256:[a-f0-9]{64}$")
 
-
-class ImageUsers(Protocol):
-    """Who uses an image: the containers made from it (the container store)."""
-
-    def image_users(self, image_id: str) -> tuple[list[str], list[str]]:
-        """(running, stopped) IDs of the containers made from the image."""
 
 
 def parse_ref(ref: str) -> Reference:
@@ -49,7 +44,7 @@ def parse_ref(ref: str) -> Reference:
 
 
 class ImageService:
-    def __init__(self, db: Database, content: ContentStore, snapshots: Snapshotter,
+    def __init__(self, db: Database, content: Store, snapshots: Snapshotter,
                  leases: LeaseManager, events: EventBus, users: ImageUsers) -> None:
         self.db = db
         self.content = content
@@ -101,7 +96,7 @@ class ImageService:
             self._listing = images
         return list(self._listing)
 
-    async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run a transaction that changes image records; every such change goes here."""
         try:
             return await self.db.run(fn)
@@ -135,7 +130,7 @@ class ImageService:
                     moved.append((ref, store.set_tag(conn, ref, image.id, now)))
             return store.get(conn, image.id), moved  # type: ignore[return-value]
 
-        return await self.write(txn)
+        return await self._write(txn)
 
     async def by_ref(self, ref: str) -> str | None:
         """The image ID a full reference (name:tag or name@digest) points at."""
@@ -148,16 +143,39 @@ class ImageService:
     async def set_tag(self, image: ImageRecord, ref: str) -> None:
         """Point a full reference (name:tag) at the image; emits its "tag" event."""
         now = now_rfc3339()
-        await self.write(lambda c: store.set_tag(c, ref, image.id, now))
+        await self._write(lambda c: store.set_tag(c, ref, image.id, now))
         self.image_event(image, "tag", parse_normalized(ref).familiar())
 
     async def add_digest(self, image: ImageRecord, ref: str) -> None:
         """Record a RepoDigest ("repo@sha256:...") without moving the tag time (a push)."""
-        await self.write(lambda c: store.add_digest_ref(c, ref, image.id))
+        await self._write(lambda c: store.add_digest_ref(c, ref, image.id))
+
+    async def untag(self, image: ImageRecord, refs: Sequence[str]) -> None:
+        """Remove references (tags, digests) of an image; one "untag" event each."""
+        def txn(conn: sqlite3.Connection) -> None:
+            for ref in refs:
+                store.remove_ref(conn, ref)
+        if refs:
+            await self._write(txn)
+        for _ in refs:
+            self.image_event(image, "untag")
+
+    async def remove(self, image: ImageRecord, *, parents: bool
+                     ) -> builtins.list[tuple[ImageRecord, builtins.list[Layer]]]:
+        """Delete an image (and, with parents, the untagged parents only it kept), emit
+        their "delete" events and collect their storage; returns each image deleted
+        with the layers it freed."""
+        removed = await self._write(
+            lambda c: store.remove_with_parents(c, image, parents=parents))
+        for gone, _ in removed:
+            # As dockerd: the image is gone by now, so its labels are not attributes.
+            self.events.publish("image", "delete", gone.id, {"name": gone.id})
+        await self.collect_garbage()
+        return removed
 
     async def forget(self, image_id: str) -> None:
         """Drop an image record; what only it used goes at the next collection."""
-        await self.write(lambda c: store.remove(c, image_id))
+        await self._write(lambda c: store.remove(c, image_id))
 
     async def tag(self, source: str, repo: str, tag: str) -> ImageRecord:
         image = await self.resolve(source)

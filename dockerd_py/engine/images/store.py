@@ -113,3 +113,24 @@ def remove_ref(conn: sqlite3.Connection, ref: str) -> None:
 def remove(conn: sqlite3.Connection, image_id: str) -> None:
     conn.execute("UPDATE images SET parent = '' WHERE parent = ?", (image_id,))
     conn.execute("DELETE FROM images WHERE id = ?", (image_id,))
+
+
+def remove_with_parents(conn: sqlite3.Connection, image: ImageRecord, *, parents: bool
+                        ) -> list[tuple[ImageRecord, list[Layer]]]:
+    """Delete an image row and, with parents, each parent left untagged and childless;
+    returns each image deleted with the layers that no image uses any more after it
+    went (top first, as `docker rmi` reports them)."""
+    out: list[tuple[ImageRecord, list[Layer]]] = []
+    current: ImageRecord | None = image
+    while current is not None:
+        remove(conn, current.id)
+        used = {r[0] for r in conn.execute("SELECT DISTINCT chain_id FROM image_layers")}
+        freed = []
+        for layer in reversed(current.layers):
+            if layer.chain_id not in used:
+                freed.append(layer)
+                used.add(layer.chain_id)
+        out.append((current, freed))
+        parent = get(conn, current.parent) if parents and current.parent else None
+        current = parent if parent and parent.dangling and not parent.children else None
+    return out

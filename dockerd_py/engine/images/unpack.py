@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from ...errors import InvalidParameter
 from .. import archive
-from ..content import ContentStore
+from ..content.contract import Store
 from ..snapshots.contract import Snapshotter
 from ..types import Layer
 
@@ -41,7 +41,7 @@ class LayerBlob:
     size: int
 
 
-async def unpack(snapshots: Snapshotter, content: ContentStore,
+async def unpack(snapshots: Snapshotter, content: Store,
                  blobs: Sequence[LayerBlob], diff_ids: Sequence[str]) -> list[Layer]:
     """Make sure a committed snapshot exists for every layer; returns the layers.
     Each blob's uncompressed digest must equal its diff ID."""
@@ -81,12 +81,12 @@ async def unpack(snapshots: Snapshotter, content: ContentStore,
             for i, b in enumerate(blobs)]
 
 
-def _apply(content: ContentStore, digest: str, root: str) -> archive.LayerStats:
+def _apply(content: Store, digest: str, root: str) -> archive.LayerStats:
     with content.open(digest) as f:
         return archive.apply_layer(f, root)
 
 
-async def unpack_base(snapshots: Snapshotter, content: ContentStore,
+async def unpack_base(snapshots: Snapshotter, content: Store,
                       blob: LayerBlob) -> Layer:
     """Unpack a base layer whose diff ID is not known yet (`docker import`):
     its chain ID is its diff ID, learnt by extracting it."""

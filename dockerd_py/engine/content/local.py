@@ -1,4 +1,4 @@
-"""Content store: immutable blobs addressed by digest, in OCI layout.
+"""The content store on disk: immutable blobs addressed by digest, in OCI layout.
 
 Layout under the root: ``blobs/sha256/<hex>`` for committed blobs and
 ``ingest/<random>`` for writes in progress. A writer hashes as it writes,
@@ -11,26 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import shutil
 import tempfile
 from collections.abc import Iterator
 from typing import BinaryIO
 
-from ..errors import InvalidParameter, NotFound
-from .leases import protect_digest
-
-_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
-
-
-def check_digest(digest: str) -> str:
-    if not _DIGEST.match(digest):
-        raise InvalidParameter(f"invalid digest: {digest!r}")
-    return digest
-
-
-def sha256_bytes(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
+from ...errors import InvalidParameter, NotFound
+from ..leases import protect_digest
+from .contract import check_digest
 
 
 class Writer:
