@@ -137,7 +137,7 @@ def summary(c: Container, sizes: tuple[int, int] | None = None,
 def inspect(request: web.Request, c: Container, layer_dirs: dict[str, str] | None,
             sizes: tuple[int, int] | None) -> dict[str, Any]:
     cmd = _command(c)
-    state_dir = request.app[CONTAINERS].store.state_dir(c.id)
+    state_dir = request.app[CONTAINERS].state_dir(c.id)
     hc = dict(c.host_config)
     hc.setdefault("RestartPolicy", {"Name": "no", "MaximumRetryCount": 0})
     hc.setdefault("Binds", None)

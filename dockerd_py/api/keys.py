@@ -7,8 +7,7 @@ from builder.service import BuildService
 
 from ..config import ConfigSource
 from ..distribution.service import DistributionService
-from ..engine.containers.exec import ExecService
-from ..engine.containers.service import ContainerService
+from ..engine.containers.contract import Containers, Execs
 from ..engine.events import EventBus
 from ..engine.images.contract import Images
 from ..engine.networks.service import NetworkService
@@ -19,8 +18,8 @@ from ..engine.volumes import VolumeService
 CONFIG: web.AppKey[ConfigSource] = web.AppKey("config")  # the configuration in force
 DAEMON_ID = web.AppKey("daemon_id", str)
 IMAGES: web.AppKey[Images] = web.AppKey("images")
-CONTAINERS = web.AppKey("containers", ContainerService)
-EXECS = web.AppKey("execs", ExecService)
+CONTAINERS: web.AppKey[Containers] = web.AppKey("containers")
+EXECS: web.AppKey[Execs] = web.AppKey("execs")
 VOLUMES = web.AppKey("volumes", VolumeService)
 NETWORKS = web.AppKey("networks", NetworkService)
 SNAPSHOTS: web.AppKey[Snapshotter] = web.AppKey("snapshots")

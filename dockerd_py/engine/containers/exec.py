@@ -12,7 +12,6 @@ import contextlib
 import json
 import os
 import secrets
-from dataclasses import dataclass, field
 from typing import Any
 
 from ...errors import Conflict, InvalidParameter, NotFound
@@ -20,38 +19,8 @@ from ..runtime.hostlimits import host_limits
 from ..runtime.monitor import AttachStream, Monitor, Process
 from ..runtime.users import resolve_user
 from .bundle import read_in_root
+from .records import ExecSession
 from .store import ContainerStore
-
-
-@dataclass
-class ExecSession:
-    id: str
-    container_id: str
-    config: dict[str, Any]
-    running: bool = False
-    exit_code: int | None = None
-    pid: int = 0
-    process: Process | None = None
-    done: asyncio.Event = field(default_factory=asyncio.Event)
-
-    @property
-    def tty(self) -> bool:
-        return bool(self.config.get("Tty"))
-
-    def to_api(self) -> dict[str, Any]:
-        cmd = list(self.config.get("Cmd") or [])
-        return {
-            "ID": self.id, "Running": self.running, "ExitCode": self.exit_code,
-            "ProcessConfig": {"tty": self.tty, "entrypoint": cmd[0] if cmd else "",
-                              "arguments": cmd[1:],
-                              "privileged": bool(self.config.get("Privileged")),
-                              "user": self.config.get("User") or ""},
-            "OpenStdin": bool(self.config.get("AttachStdin")),
-            "OpenStderr": bool(self.config.get("AttachStderr")),
-            "OpenStdout": bool(self.config.get("AttachStdout")),
-            "CanRemove": False, "ContainerID": self.container_id,
-            "DetachKeys": self.config.get("DetachKeys") or "", "Pid": self.pid,
-        }
 
 
 class ExecService:

@@ -1,11 +1,14 @@
-"""Container records: the state dockerd keeps per container, and their rows."""
+"""Container records: the state dockerd keeps per container, and their rows; exec sessions."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
+
+from ..runtime.monitor import Process
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
 
@@ -66,6 +69,37 @@ class Container:
 
     def with_state(self, **changes: Any) -> Container:
         return replace(self, state=replace(self.state, **changes))
+
+
+@dataclass
+class ExecSession:
+    id: str
+    container_id: str
+    config: dict[str, Any]
+    running: bool = False
+    exit_code: int | None = None
+    pid: int = 0
+    process: Process | None = None
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def tty(self) -> bool:
+        return bool(self.config.get("Tty"))
+
+    def to_api(self) -> dict[str, Any]:
+        cmd = list(self.config.get("Cmd") or [])
+        return {
+            "ID": self.id, "Running": self.running, "ExitCode": self.exit_code,
+            "ProcessConfig": {"tty": self.tty, "entrypoint": cmd[0] if cmd else "",
+                              "arguments": cmd[1:],
+                              "privileged": bool(self.config.get("Privileged")),
+                              "user": self.config.get("User") or ""},
+            "OpenStdin": bool(self.config.get("AttachStdin")),
+            "OpenStderr": bool(self.config.get("AttachStderr")),
+            "OpenStdout": bool(self.config.get("AttachStdout")),
+            "CanRemove": False, "ContainerID": self.container_id,
+            "DetachKeys": self.config.get("DetachKeys") or "", "Pid": self.pid,
+        }
 
 
 def _row(c: Container) -> tuple[Any, ...]:

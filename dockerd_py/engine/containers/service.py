@@ -96,6 +96,9 @@ class ContainerService:
     def list(self) -> builtins.list[Container]:
         return self.store.list()
 
+    def state_dir(self, cid: str) -> str:
+        return self.store.state_dir(cid)
+
     async def layer_dirs(self, c: Container) -> dict[str, str]:
         """Overlay directories of the container, as `docker inspect` GraphDriver.Data shows."""
         chain = await self.snapshots.chain(c.id)

@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ...errors import Conflict, DaemonError, Forbidden, InternalError, InvalidParameter, NotFound
-from ..containers.store import ContainerStore
+from ..containers.contract import ContainerRecords
 from ..events import EventBus
 from ..images.mediatypes import now_rfc3339
 from ..metadata.db import Database
@@ -99,7 +99,7 @@ def network_mode(hc: dict[str, Any]) -> str:
 
 class NetworkService:
     def __init__(self, settings: NetworkSettings, db: Database, events: EventBus,
-                 containers: ContainerStore) -> None:
+                 containers: ContainerRecords) -> None:
         self.settings = settings
         self.db = db
         self.events = events
