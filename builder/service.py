@@ -17,13 +17,15 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from dockerd_py.dockerfile import instructions as ins
+from dockerd_py.dockerfile.parser import parse
 from dockerd_py.engine.images import store
+from dockerd_py.engine.images.mediatypes import now_rfc3339
 from dockerd_py.engine.reference import parse_normalized
 from dockerd_py.engine.timestamps import parse_time
 from dockerd_py.engine.types import ImageRecord
 from dockerd_py.errors import InvalidParameter
 
-from . import instructions as ins
 from . import progress
 from .build import Build, BuildOptions, Sink
 from .cache import BuildCache, Entry
@@ -64,7 +66,6 @@ class BuildService:
             source = await asyncio.to_thread(context.read_dockerfile, options.dockerfile)
             if not source:
                 raise InvalidParameter(f"the Dockerfile ({options.dockerfile}) cannot be empty")
-            from .parser import parse
             try:
                 dockerfile = parse(source, name=options.dockerfile)
             except ins.DockerfileError as e:
@@ -87,7 +88,6 @@ class BuildService:
 
     async def _tag(self, image: ImageRecord, ref: str) -> None:
         images = self.engine.images
-        from dockerd_py.engine.images.mediatypes import now_rfc3339
         now = now_rfc3339()
         await images.write(lambda c: store.set_tag(c, ref, image.id, now))
         images.image_event(image, "tag", parse_normalized(ref).familiar())
