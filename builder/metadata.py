@@ -14,7 +14,8 @@ from typing import Any
 
 from dockerd_py.dockerfile import instructions as ins
 from dockerd_py.engine.containers.health import go_duration_ns
-from dockerd_py.engine.images.changes import InvalidChange, parse_signal, port_keys
+from dockerd_py.engine.images.changes import InvalidChange, port_keys
+from dockerd_py.engine.runtime.signals import parse_signal
 from dockerd_py.errors import InvalidParameter
 
 from .imageconfig import go_quote_list, shell_of

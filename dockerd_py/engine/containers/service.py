@@ -27,7 +27,6 @@ from typing import Any
 from ...config import Config
 from ...errors import Conflict, DaemonError, InternalError, InvalidParameter, NotFound, NotModified
 from ..events import EventBus
-from ..images.changes import parse_signal
 from ..images.mediatypes import now_rfc3339, rfc3339_nano
 from ..images.service import ImageService
 from ..leases import protect_snapshot
@@ -36,6 +35,7 @@ from ..runtime import logs as runtime_logs
 from ..runtime.hostlimits import host_limits
 from ..runtime.monitor import AttachStream, ExitStatus, Monitor, Process
 from ..runtime.oci import OCIRuntime, start_failure_exit_code
+from ..runtime.signals import parse_signal
 from ..runtime.spec import validate as validate_spec
 from ..snapshots.overlay import OverlaySnapshotter
 from ..timestamps import parse_time

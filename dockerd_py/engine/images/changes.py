@@ -29,15 +29,17 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from dockerd_py.errors import InvalidParameter
+from dockerd_py.errors import InvalidValue
+
+from ..runtime.signals import parse_signal
 
 COMMIT_COMMANDS = frozenset({"cmd", "entrypoint", "env", "expose", "healthcheck", "label",
                              "onbuild", "stopsignal", "user", "volume", "workdir"})
 DEFAULT_SHELL = ("/bin/sh", "-c")
 
 
-class InvalidChange(InvalidParameter, ValueError):
-    """A change moby would reject (HTTP 400)."""
+InvalidChange = InvalidValue
+"""A change moby would reject (HTTP 400), whichever notation in it is wrong."""
 
 
 @dataclass
@@ -478,25 +480,6 @@ _INSTRUCTIONS: dict[str, Callable[[_Node], _Step]] = {
 
 
 # -- value parsers shared with other endpoints -------------------------------------------------
-
-_SIGNALS = {"ABRT": 6, "ALRM": 14, "BUS": 7, "CHLD": 17, "CLD": 17, "CONT": 18, "FPE": 8,
-            "HUP": 1, "ILL": 4, "INT": 2, "IO": 29, "IOT": 6, "KILL": 9, "PIPE": 13, "POLL": 29,
-            "PROF": 27, "PWR": 30, "QUIT": 3, "SEGV": 11, "STKFLT": 16, "STOP": 19, "SYS": 31,
-            "TERM": 15, "TRAP": 5, "TSTP": 20, "TTIN": 21, "TTOU": 22, "URG": 23, "USR1": 10,
-            "USR2": 12, "VTALRM": 26, "WINCH": 28, "XCPU": 24, "XFSZ": 25, "RTMIN": 34,
-            "RTMAX": 64, **{f"RTMIN+{i}": 34 + i for i in range(1, 16)},
-            **{f"RTMAX-{i}": 64 - i for i in range(1, 15)}}
-
-
-def parse_signal(raw: str) -> int:
-    """moby/sys/signal.ParseSignal (Linux): a non-zero number, or a name with or without SIG."""
-    if re.fullmatch(r"[+-]?[0-9]+", raw) and -(2**63) <= int(raw) < 2**63:
-        if int(raw) != 0:
-            return int(raw)
-    elif (name := raw.upper().removeprefix("SIG")) in _SIGNALS:
-        return _SIGNALS[name]
-    raise InvalidChange(f"invalid signal: {raw}")
-
 
 def port_keys(spec: str) -> list[str]:
     """EXPOSE's parsePortSpec: ``[[ip:]host:]port[-end][/proto]`` -> ["80/tcp", ...]."""
