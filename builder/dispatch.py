@@ -305,9 +305,8 @@ async def _onbuild(b: StageBuilder, inst: ins.Onbuild) -> None:
 
 
 async def _workdir(b: StageBuilder, inst: ins.Workdir) -> None:
-    config = copy.deepcopy(b.state.config)
-    path = metadata.workdir_path(config, inst.path)
-    config["WorkingDir"] = path
+    config = metadata.workdir(b.state.config, inst.path)
+    path = config["WorkingDir"]
 
     async def mkdir(fs: StepFS) -> None:
         def make() -> None:

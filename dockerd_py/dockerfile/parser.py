@@ -32,7 +32,8 @@ from .nodes import Node
 from .reader import read
 
 _STAGE_NAME = re.compile(r"^[a-z][a-z0-9-_.]*$")
-_ONBUILD_PREFIX = re.compile(r"^[" + SPACE + r"]*ONBUILD[" + SPACE + r"]*", re.IGNORECASE)
+# Go's regexp `(?i)^\s*ONBUILD\s*`: its \s is [\t\n\f\r ] only
+_ONBUILD_PREFIX = re.compile(r"^[\t\n\f\r ]*ONBUILD[\t\n\f\r ]*", re.IGNORECASE)
 
 # flags each instruction accepts: name → takes a value (False: boolean flag)
 _FLAGS: dict[str, dict[str, bool]] = {
