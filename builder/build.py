@@ -20,12 +20,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from dockerd_py.dockerfile import instructions as ins
+from dockerd_py.dockerfile.lexer import expand
 from dockerd_py.engine.mount import mount_all
 from dockerd_py.engine.reference import parse_normalized
 from dockerd_py.engine.types import ImageRecord
 from dockerd_py.errors import InvalidParameter, NotFound
 
-from . import instructions as ins
 from . import plan as planning
 from . import progress
 from .backend import Backend
@@ -126,7 +127,6 @@ class Build:
         self.total_steps = n
 
     def _meta_args(self) -> None:
-        from .shell_lex import expand
         for arg in self.dockerfile.meta_args:
             for name, default in arg.args:
                 self.used_args.add(name)
@@ -138,7 +138,6 @@ class Build:
                 self.meta_values[name] = given if given is not None else value
 
     def _from_image(self, stage: ins.Stage) -> str:
-        from .shell_lex import expand
         env = {k: v for k, v in self.meta_values.items() if v is not None}
         return expand(stage.base.image, env, self.dockerfile.escape)
 

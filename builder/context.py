@@ -28,6 +28,8 @@ from dockerd_py.engine import archive
 from dockerd_py.engine.aio import ThreadReader
 from dockerd_py.errors import InvalidParameter
 
+from .dockerignore import Matcher, read_patterns
+
 _TAR_MAGIC_OFFSET = 257
 DEFAULT_DOCKERFILE = "Dockerfile"
 
@@ -93,7 +95,6 @@ class BuildContext:
         path = os.path.join(self.dir, ".dockerignore")
         if not os.path.isfile(path) or os.path.islink(path):
             return
-        from .dockerignore import Matcher, read_patterns
         with open(path, encoding="utf-8", errors="replace") as f:
             patterns = read_patterns(f.read())
         if not patterns:

@@ -16,20 +16,25 @@ import copy
 import hashlib
 import os
 import posixpath
+import shutil
 import tempfile
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from dockerd_py.dockerfile import instructions as ins
+from dockerd_py.dockerfile.lexer import expand as expand_word
+from dockerd_py.dockerfile.parser import parse_instruction
+from dockerd_py.engine.containers.bundle import read_in_root
 from dockerd_py.engine.images.mediatypes import now_rfc3339
+from dockerd_py.engine.runtime.users import parse_group, parse_passwd
 from dockerd_py.engine.timestamps import parse_time
 from dockerd_py.engine.types import ImageRecord
 from dockerd_py.errors import DaemonError, InvalidParameter
 
 from . import copy as copying
 from . import imageconfig, metadata, progress
-from . import instructions as ins
 from .cache import step_key
 from .context import file_digest, tree_digest
 from .layer import StepFS, commit_layer, normalize_times, step_fs, unmount_step
@@ -89,7 +94,6 @@ class StageBuilder:
         return out
 
     def expand(self, inst: ins.Instruction) -> ins.Instruction:
-        from .shell_lex import expand as expand_word
         env = self.env_for_expansion()
         escape = self.build.dockerfile.escape
         return inst.expand(lambda word: expand_word(word, env, escape))
@@ -121,7 +125,6 @@ class StageBuilder:
             plural = "s" if len(triggers) > 1 else ""
             await self.emit(progress.stream(f"# Executing {len(triggers)} build trigger{plural}"))
             await self.emit(progress.stream("\n"))
-            from .parser import parse_instruction
             self.quiet_images = True  # dockerd prints one image line after all triggers
             for text in triggers:
                 try:
@@ -233,7 +236,6 @@ class StageBuilder:
         for name, default in inst.args:
             value = default
             if default is not None:
-                from .shell_lex import expand as expand_word
                 value = expand_word(default, self.env_for_expansion(),
                                     self.build.dockerfile.escape)
             words.append(name if value is None else f"{name}={value}")
@@ -303,9 +305,8 @@ async def _onbuild(b: StageBuilder, inst: ins.Onbuild) -> None:
 
 
 async def _workdir(b: StageBuilder, inst: ins.Workdir) -> None:
-    config = copy.deepcopy(b.state.config)
-    path = metadata.workdir_path(config, inst.path)
-    config["WorkingDir"] = path
+    config = metadata.workdir(b.state.config, inst.path)
+    path = config["WorkingDir"]
 
     async def mkdir(fs: StepFS) -> None:
         def make() -> None:
@@ -488,7 +489,6 @@ def _write_text(path: str, text: str) -> None:
 
 
 def _rmtree(path: str) -> None:
-    import shutil
     shutil.rmtree(path, ignore_errors=True)
 
 
@@ -497,8 +497,6 @@ def _ownership(rootfs: str, chown: str, mode: int | None) -> copying.Ownership:
     up in the image's /etc/passwd and /etc/group."""
     if not chown:
         return copying.Ownership(0, 0, mode)
-    from dockerd_py.engine.containers.bundle import read_in_root
-    from dockerd_py.engine.runtime.users import parse_group, parse_passwd
     user, _, group = chown.partition(":")
     group = group or user
     prefix = "unable to convert uid/gid chown string to host mapping: "

@@ -13,7 +13,7 @@ import re
 import warnings
 from dataclasses import dataclass
 
-from .instructions import DockerfileError
+from dockerd_py.dockerfile.errors import DockerfileError
 
 _BOM = "\ufeff"
 _REGEX_SPECIALS = frozenset(".+()|{}$")

@@ -3,76 +3,55 @@
 Pure. Each function takes the expanded instruction and the current runtime
 config and returns (new config, the text after `#(nop)` in created_by), in the
 reference's wording (moby's dispatchers.go; Go's %q and %v formatting where it
-uses them).
+uses them). Where `docker commit --change` gives an instruction the same effect,
+the config side is `engine/images/changes.py`'s function; CMD, ENTRYPOINT and
+SHELL are the builder's own (an empty shell form is run as "", not dropped).
 """
 
 from __future__ import annotations
 
 import copy
-import posixpath
 from typing import Any
 
+from dockerd_py.dockerfile import instructions as ins
 from dockerd_py.engine.containers.health import go_duration_ns
-from dockerd_py.engine.images.changes import InvalidChange, parse_signal, port_keys
-from dockerd_py.errors import InvalidParameter
+from dockerd_py.engine.images import changes
+from dockerd_py.engine.runtime.signals import parse_signal
+from dockerd_py.errors import InvalidParameter, InvalidValue
 
-from . import instructions as ins
 from .imageconfig import go_quote_list, shell_of
 
 Config = dict[str, Any]
 
 
-def _set_env(env: list[str], key: str, value: str) -> list[str]:
-    out = list(env)
-    for i, entry in enumerate(out):
-        if entry.split("=", 1)[0] == key:
-            out[i] = f"{key}={value}"
-            return out
-    out.append(f"{key}={value}")
-    return out
+def _pairs_text(pairs: list[tuple[str, str]]) -> str:
+    return "".join(f" {key}={value}" for key, value in pairs)
 
 
 def env(config: Config, inst: ins.Env) -> tuple[Config, str]:
     out = copy.deepcopy(config)
-    values = list(out.get("Env") or [])
-    text = "ENV"
-    for key, value in inst.pairs:
-        values = _set_env(values, key, value)
-        text += f" {key}={value}"
-    out["Env"] = values
-    return out, text
+    changes.set_env(out, inst.pairs)
+    return out, "ENV" + _pairs_text(inst.pairs)
 
 
 def label(config: Config, pairs: list[tuple[str, str]]) -> tuple[Config, str]:
     out = copy.deepcopy(config)
-    labels = dict(out.get("Labels") or {})
-    text = "LABEL"
-    for key, value in pairs:
-        labels[key] = value
-        text += f" {key}={value}"
-    out["Labels"] = labels
-    return out, text
+    changes.add_labels(out, pairs)
+    return out, "LABEL" + _pairs_text(pairs)
 
 
 def expose(config: Config, inst: ins.Expose) -> tuple[Config, str]:
     out = copy.deepcopy(config)
-    ports = dict(out.get("ExposedPorts") or {})
     try:
-        for spec in inst.ports:
-            for key in port_keys(spec):
-                ports[key] = {}
-    except InvalidChange as e:
+        changes.expose(out, inst.ports)
+    except InvalidValue as e:
         raise InvalidParameter(_capitalized(str(e))) from None
-    out["ExposedPorts"] = ports
     return out, "EXPOSE " + " ".join(sorted(inst.ports))
 
 
 def volume(config: Config, inst: ins.Volume) -> tuple[Config, str]:
     out = copy.deepcopy(config)
-    volumes = dict(out.get("Volumes") or {})
-    for path in inst.paths:
-        volumes[path] = {}
-    out["Volumes"] = volumes
+    changes.add_volumes(out, inst.paths)
     return out, f"VOLUME [{' '.join(inst.paths)}]"
 
 
@@ -82,11 +61,11 @@ def user(config: Config, inst: ins.User) -> tuple[Config, str]:
     return out, f"USER {inst.user}"
 
 
-def workdir_path(config: Config, path: str) -> str:
-    """WORKDIR's path: relative to the current one, cleaned, absolute."""
-    if not path.startswith("/"):
-        path = posixpath.join(config.get("WorkingDir") or "/", path)
-    return posixpath.normpath(path).replace("//", "/")
+def workdir(config: Config, path: str) -> Config:
+    """The config with WORKDIR `path` (relative to the current one) as its WorkingDir."""
+    out = copy.deepcopy(config)
+    out["WorkingDir"] = changes.workdir_path(config.get("WorkingDir") or "", path)
+    return out
 
 
 def command(config: Config, words: list[str], shell_form: bool) -> list[str]:
@@ -110,15 +89,7 @@ def entrypoint(config: Config, inst: ins.Entrypoint, cmd_set: bool) -> tuple[Con
 
 def healthcheck(config: Config, inst: ins.Healthcheck) -> tuple[Config, str]:
     out = copy.deepcopy(config)
-    if inst.test and inst.test[0].upper() == "NONE":
-        health: dict[str, Any] = {"Test": ["NONE"]}
-    else:
-        health = {"Test": list(inst.test)}
-        for key, value in (("Interval", inst.interval), ("Timeout", inst.timeout),
-                           ("StartPeriod", inst.start_period),
-                           ("StartInterval", inst.start_interval), ("Retries", inst.retries)):
-            if value:
-                health[key] = value
+    health = changes.healthcheck(inst)
     out["Healthcheck"] = health
     retries = health.get("Retries", 0)
     text = (f"HEALTHCHECK &{{{go_quote_list(health['Test'])} "
@@ -141,7 +112,7 @@ def _go_char(value: int) -> str:
 def stopsignal(config: Config, inst: ins.StopSignal) -> tuple[Config, str]:
     try:
         parse_signal(inst.signal)
-    except InvalidChange as e:
+    except InvalidValue as e:
         raise InvalidParameter(_capitalized(str(e))) from None
     out = copy.deepcopy(config)
     out["StopSignal"] = inst.signal
@@ -156,7 +127,7 @@ def shell(config: Config, inst: ins.Shell) -> tuple[Config, str]:
 
 def onbuild(config: Config, inst: ins.Onbuild) -> tuple[Config, str]:
     out = copy.deepcopy(config)
-    out["OnBuild"] = list(out.get("OnBuild") or []) + [inst.expression]
+    changes.add_trigger(out, inst.expression)
     return out, f"ONBUILD {inst.expression}"
 
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .instructions import Copy, Dockerfile, DockerfileError, Stage
+from dockerd_py.dockerfile.errors import DockerfileError
+from dockerd_py.dockerfile.instructions import Copy, Dockerfile, Stage
 
 
 @dataclass(frozen=True)

@@ -15,13 +15,14 @@ import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+from dockerd_py.dockerfile import instructions as ins
+from dockerd_py.dockerfile.parser import parse
 from dockerd_py.engine.images.buildcache import Entry
 from dockerd_py.engine.reference import parse_normalized
 from dockerd_py.engine.timestamps import parse_time
 from dockerd_py.engine.types import ImageRecord
 from dockerd_py.errors import InvalidParameter
 
-from . import instructions as ins
 from . import progress
 from .backend import Backend
 from .build import Build, BuildOptions, Sink
@@ -58,7 +59,6 @@ class BuildService:
             source = await asyncio.to_thread(context.read_dockerfile, options.dockerfile)
             if not source:
                 raise InvalidParameter(f"the Dockerfile ({options.dockerfile}) cannot be empty")
-            from .parser import parse
             try:
                 dockerfile = parse(source, name=options.dockerfile)
             except ins.DockerfileError as e:

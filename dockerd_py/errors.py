@@ -50,3 +50,8 @@ class InternalError(DaemonError):
 
 def no_such_image(ref: str) -> NotFound:
     return NotFound(f"No such image: {ref}")
+
+
+class InvalidValue(InvalidParameter, ValueError):
+    """A value in one of Docker's notations that does not parse (a signal name, a port
+    spec, a `--change` line): 400 to a client, a ValueError to pure callers."""

@@ -9,9 +9,9 @@ from hypothesis import strategies as st
 
 from builder import progress
 from builder.cache import step_key
-from builder.instructions import DockerfileError
-from builder.parser import parse
 from builder.plan import make_plan
+from dockerd_py.dockerfile.errors import DockerfileError
+from dockerd_py.dockerfile.parser import parse
 from dockerd_py.engine.containers.health import go_duration_ns
 
 MULTI = """FROM busybox AS a

@@ -9,13 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dockerd_py.engine.images.changes import (
-    InvalidChange,
-    apply_changes,
-    go_duration,
-    parse_signal,
-    port_keys,
-)
+from dockerd_py.engine.images.changes import InvalidChange, apply_changes, go_duration, port_keys
+from dockerd_py.engine.runtime.signals import parse_signal
 from dockerd_py.errors import InvalidParameter
 
 BUSYBOX: dict[str, Any] = {

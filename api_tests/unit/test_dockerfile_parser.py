@@ -1,4 +1,4 @@
-"""builder.parser: Dockerfile text → builder.instructions, as the reference's parser.
+"""dockerd_py.dockerfile.parser: Dockerfile text → typed instructions, as the reference reads it.
 
 Expected `original` texts and error messages were taken from Docker 20.10's legacy
 builder on this machine (`docker build` with DOCKER_BUILDKIT=0): "Step N/M : <original>"
@@ -23,10 +23,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from builder import instructions as ins
-from builder.instructions import DockerfileError
-from builder.parser import parse, parse_duration, parse_instruction
-from builder.shell_lex import expand
+from dockerd_py.dockerfile import instructions as ins
+from dockerd_py.dockerfile.errors import DockerfileError
+from dockerd_py.dockerfile.golang import parse_duration
+from dockerd_py.dockerfile.lexer import expand
+from dockerd_py.dockerfile.parser import parse, parse_instruction
 
 from ..test_reference_interop import Reference, started_reference
 
@@ -465,7 +466,7 @@ def test_step_count_with_target_and_labels() -> None:
 
 
 def test_expand_covers_the_fields_the_reference_expands() -> None:
-    from builder.shell_lex import expand
+    from dockerd_py.dockerfile.lexer import expand
 
     env = {"V": "val", "P": "80 443", "U": "1000"}
 

@@ -26,7 +26,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from builder.dockerignore import Matcher, clean, read_patterns
-from builder.instructions import DockerfileError
+from dockerd_py.dockerfile.errors import DockerfileError
 
 from ..conftest import DOCKER_CLI
 from . import test_dockerfile_parser as parser_tests

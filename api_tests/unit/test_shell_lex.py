@@ -1,4 +1,4 @@
-"""builder.shell_lex: Dockerfile word expansion as moby's shell/lex.go (ProcessWord/ProcessWords).
+"""dockerd_py.dockerfile.lexer: word expansion as moby's shell/lex.go (ProcessWord/Words).
 
 A table of the reference's documented examples (Dockerfile reference, "Environment
 replacement"), the error messages, and property tests: generated words built from
@@ -16,8 +16,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from builder.instructions import DockerfileError
-from builder.shell_lex import expand, expand_heredoc, expand_words, go_quote
+from dockerd_py.dockerfile.errors import DockerfileError
+from dockerd_py.dockerfile.golang import go_quote
+from dockerd_py.dockerfile.lexer import expand, expand_heredoc, expand_words
 
 ENV = {"FOO": "/bar", "abc": "hello", "empty": "", "spaced": "a b  c", "x": "a/b/c.tar.gz"}
 

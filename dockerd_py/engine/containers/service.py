@@ -21,7 +21,6 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from typing import Any, Protocol
 
 from ...errors import Conflict, DaemonError, InternalError, InvalidParameter, NotFound, NotModified
-from ..images.changes import parse_signal
 from ..images.contract import Images
 from ..images.mediatypes import now_rfc3339, rfc3339_nano
 from ..leases import LeaseManager
@@ -30,6 +29,7 @@ from ..runtime import logs as runtime_logs
 from ..runtime.monitor import AttachStream, ExitStatus, Monitor, Process
 from ..runtime.oci import start_failure_exit_code
 from ..runtime.runtimes import Runtimes
+from ..runtime.signals import parse_signal
 from ..snapshots.contract import Snapshotter
 from ..timestamps import parse_time
 from ..volumes import VolumeService

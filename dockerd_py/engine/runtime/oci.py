@@ -33,11 +33,11 @@ import json
 import os
 import re
 import shutil
-import signal as _signal
 from collections.abc import Sequence
 from typing import Any
 
-from ...errors import Conflict, DaemonError, InternalError, InvalidParameter, NotFound
+from ...errors import Conflict, DaemonError, InternalError, NotFound
+from .signals import signal_name
 
 # Phrases with which runc and crun say "no such container" / "wrong state".
 _NOT_FOUND = re.compile(
@@ -103,22 +103,6 @@ def start_failure_exit_code(message: str) -> int:
                                "no such file or directory")):
         return 127
     return 128
-
-
-def signal_name(sig: int | str) -> str:
-    """`kill` argument: a number or a name, with or without the SIG prefix."""
-    if isinstance(sig, int):
-        return str(sig)
-    name = sig.strip().upper()
-    if name.isdigit():
-        return name
-    name = name.removeprefix("SIG")
-    try:
-        _signal.Signals["SIG" + name]
-    except KeyError:
-        if not re.fullmatch(r"RTMIN(\+\d+)?|RTMAX(-\d+)?", name):
-            raise InvalidParameter(f"Invalid signal: {sig}") from None
-    return name
 
 
 class OCIRuntime:

@@ -1,12 +1,14 @@
-"""The parsed Dockerfile: what the parser hands to the dispatcher.
+"""The parsed Dockerfile: typed instruction records, what `parser` hands to its callers.
 
-This module is the contract between `parser` (text → these objects) and the
-dispatcher (these objects → image). Words are kept exactly as written, before
-variable expansion: expansion depends on the ARG and ENV values in effect when
-the instruction runs, so the dispatcher calls `expand(expander)` on each
-instruction with a function that expands one word (`shell_lex`), and gets back a
-copy with every field the reference expands replaced. RUN, CMD, ENTRYPOINT,
-SHELL, HEALTHCHECK, MAINTAINER and ONBUILD are never expanded by the builder.
+This module is the contract between `parser` (text → these objects) and those who
+act on them: the builder's dispatcher (these objects → image) and
+`engine/images/changes.py` (change lines → an image config). Words are kept
+exactly as written, before variable expansion: expansion depends on the ARG and
+ENV values in effect when the instruction runs, so the caller calls
+`expand(expander)` on each instruction with a function that expands one word
+(`lexer`), and gets back a copy with every field the reference expands replaced.
+RUN, CMD, ENTRYPOINT, SHELL, HEALTHCHECK, MAINTAINER and ONBUILD are never
+expanded by the builder.
 """
 
 from __future__ import annotations
@@ -17,16 +19,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Self
 
+from .errors import DockerfileError as DockerfileError  # raised by Dockerfile
+from .lexer import expand_heredoc
+
 Expander = Callable[[str], str]
-
-
-class DockerfileError(ValueError):
-    """A malformed Dockerfile; `line` is 1-based (0 when not tied to a line)."""
-
-    def __init__(self, message: str, line: int = 0) -> None:
-        super().__init__(message)
-        self.message = message
-        self.line = line
 
 
 @dataclass(frozen=True)
@@ -45,8 +41,6 @@ class Heredoc:
     def rendered(self, env: Mapping[str, str]) -> str:
         """COPY/ADD inline file content: body() with variables expanded unless the delimiter
         was quoted; quotes in the text stay (the reference's ExpandRaw)."""
-        from .shell_lex import expand_heredoc
-
         return expand_heredoc(self.body(), env) if self.expand else self.body()
 
 

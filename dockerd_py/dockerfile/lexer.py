@@ -9,6 +9,10 @@ whitespace (EXPOSE, heredoc detection). Unset variables expand to "".
 Not a POSIX shell: no command substitution, no field splitting inside ProcessWord,
 a backslash escapes any character outside quotes and only `"`, `$` and itself inside
 double quotes; single quotes cannot be escaped.
+
+`Lexer(pattern_substitutions=False)` is the lexer of `--change` lines (see
+`dialect.Dialect.pattern_substitutions`): no `#`, `%`, `/` operators, and buildkit's
+wording of a bad modifier. Errors are DockerfileError("failed to process <word>: ...").
 """
 
 from __future__ import annotations
@@ -17,52 +21,16 @@ import re
 import unicodedata
 from collections.abc import Mapping
 
-from .instructions import DockerfileError
+from .errors import DockerfileError
+from .golang import SPACE, go_quote
 
-# Go's unicode.IsSpace
-_SPACE = frozenset("\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007"
-                   "\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000")
+_SPACE = frozenset(SPACE)
 _SPECIAL_PARAMS = frozenset("@*#?-$!0")
 _EOF = ""
 
 
 class _LexError(Exception):
     pass
-
-
-def go_quote(s: str) -> str:
-    """Go's strconv.Quote (the `%q` verb) for a string."""
-    out = ['"']
-    for ch in s:
-        code = ord(ch)
-        if ch == '"':
-            out.append('\\"')
-        elif ch == "\\":
-            out.append("\\\\")
-        elif ch == "\a":
-            out.append("\\a")
-        elif ch == "\b":
-            out.append("\\b")
-        elif ch == "\f":
-            out.append("\\f")
-        elif ch == "\n":
-            out.append("\\n")
-        elif ch == "\r":
-            out.append("\\r")
-        elif ch == "\t":
-            out.append("\\t")
-        elif ch == "\v":
-            out.append("\\v")
-        elif ch.isprintable() or ch == " ":
-            out.append(ch)
-        elif code < 0x80:
-            out.append(f"\\x{code:02x}")
-        elif code < 0x10000:
-            out.append(f"\\u{code:04x}")
-        else:
-            out.append(f"\\U{code:08x}")
-    out.append('"')
-    return "".join(out)
 
 
 def _is_digit(ch: str) -> bool:
@@ -111,15 +79,17 @@ class _Words:
 
 
 class Lexer:
-    """moby's shell.Lex; the flags exist for the parser's heredoc detection."""
+    """moby's shell.Lex; the flags but the last exist for the reader's heredoc detection."""
 
     def __init__(self, escape: str = "\\", *, skip_unset: bool = False, raw_quotes: bool = False,
-                 raw_escapes: bool = False, skip_process_quotes: bool = False) -> None:
+                 raw_escapes: bool = False, skip_process_quotes: bool = False,
+                 pattern_substitutions: bool = True) -> None:
         self.escape = escape
         self.skip_process_quotes = skip_process_quotes
         self.skip_unset = skip_unset
         self.raw_quotes = raw_quotes
         self.raw_escapes = raw_escapes
+        self.pattern_substitutions = pattern_substitutions
 
     def word(self, text: str, env: Mapping[str, str]) -> str:
         return self.process(text, env)[0]
@@ -306,12 +276,18 @@ class _State:
             return value
         modifier = ch
         null_is_unset = ch == ":"
+        patterns = self.lex.pattern_substitutions
         if null_is_unset:
             ch = self.next()
             modifier += ch
+            shown = (ch or "\ufffd") if patterns else ":" + (ch or "\ufffd")
+            if not patterns and ch in ("#", "%", "/"):
+                raise _LexError(f"unsupported modifier ({shown}) in substitution")
             if ch not in ("+", "-", "?"):
                 self.word_until_brace(False)  # a missing "}" is reported first
-                raise _LexError(f"unsupported modifier ({ch or chr(0xFFFD)}) in substitution")
+                raise _LexError(f"unsupported modifier ({shown}) in substitution")
+        elif not patterns and ch not in ("+", "-", "?"):
+            raise _LexError(f"unsupported modifier ({ch or chr(0xFFFD)}) in substitution")
         elif ch not in ("+", "-", "?", "#", "%", "/"):
             # Docker 20.10's words; ${V-x}, ${V+x}, ${V#p}, ${V%p}, ${V/p/r} are newer
             raise _LexError("missing ':' in substitution")
