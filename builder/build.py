@@ -17,7 +17,6 @@ import re
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from dockerd_py.dockerfile import instructions as ins
@@ -33,23 +32,9 @@ from .backend import Backend
 from .context import BuildContext
 from .dispatch import BUILTIN_ARGS, StageBuilder
 from .layer import release
-from .run import RunOptions
+from .options import BuildOptions
 
 Sink = Callable[[progress.Message], Awaitable[None]]
-
-
-@dataclass(frozen=True)
-class BuildOptions:
-    dockerfile: str = "Dockerfile"
-    tags: tuple[str, ...] = ()                         # normalized references
-    build_args: dict[str, str | None] = field(default_factory=dict)
-    target: str = ""
-    no_cache: bool = False
-    pull: bool = False
-    labels: dict[str, str] = field(default_factory=dict)
-    platform: str = ""
-    run: RunOptions = RunOptions()
-    auth: dict[str, Any] = field(default_factory=dict)  # X-Registry-Config
 
 
 class _OrderedOutput:

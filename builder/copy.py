@@ -33,6 +33,8 @@ from dataclasses import dataclass
 from typing import BinaryIO, cast
 
 from dockerd_py.engine import archive
+from dockerd_py.engine.containers.bundle import read_in_root
+from dockerd_py.engine.runtime.users import parse_group, parse_passwd
 from dockerd_py.errors import InvalidParameter
 
 _MAX_LINKS = 255
@@ -345,3 +347,32 @@ def _url_name(url: str, disposition: str) -> str:
 
 def is_url(text: str) -> bool:
     return text.startswith(("http://", "https://"))
+
+
+def ownership(rootfs: str, chown: str, mode: int | None) -> Ownership:
+    """--chown as the legacy builder reads it: "user" means user:user, names are looked
+    up in the image's /etc/passwd and /etc/group."""
+    if not chown:
+        return Ownership(0, 0, mode)
+    user, _, group = chown.partition(":")
+    group = group or user
+    prefix = "unable to convert uid/gid chown string to host mapping: "
+    if user.isdigit():
+        uid = int(user)
+    else:
+        users = parse_passwd(read_in_root(rootfs, "/etc/passwd") or "")
+        match = next((u for u in users if u.name == user), None)
+        if match is None:
+            raise InvalidParameter(f"{prefix}can't find uid for user {user}: "
+                                   f"no such user: {user}")
+        uid = match.uid
+    if group.isdigit():
+        gid = int(group)
+    else:
+        groups = parse_group(read_in_root(rootfs, "/etc/group") or "")
+        found = next((g for g in groups if g.name == group), None)
+        if found is None:
+            raise InvalidParameter(f"{prefix}can't find gid for group {group}: "
+                                   f"no such group: {group}")
+        gid = found.gid
+    return Ownership(uid, gid, mode)

@@ -20,30 +20,48 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from dockerd_py.dockerfile import instructions as ins
 from dockerd_py.dockerfile.lexer import expand as expand_word
 from dockerd_py.dockerfile.parser import parse_instruction
-from dockerd_py.engine.containers.bundle import read_in_root
 from dockerd_py.engine.images.mediatypes import now_rfc3339
-from dockerd_py.engine.runtime.users import parse_group, parse_passwd
 from dockerd_py.engine.timestamps import parse_time
 from dockerd_py.engine.types import ImageRecord
 from dockerd_py.errors import DaemonError, InvalidParameter
 
 from . import copy as copying
 from . import imageconfig, metadata, progress
+from .backend import Backend
 from .cache import step_key
-from .context import file_digest, tree_digest
+from .context import BuildContext, file_digest, tree_digest
 from .layer import StepFS, commit_layer, normalize_times, step_fs, unmount_step
+from .options import BuildOptions
 from .run import run as run_command
 
-if TYPE_CHECKING:
-    from .build import Build
-
 Emit = Callable[[progress.Message], Awaitable[None]]
+
+
+class BuildScope(Protocol):
+    """What a stage reads and reaches of its build (build.py's Build)."""
+
+    backend: Backend
+    context: BuildContext
+    dockerfile: ins.Dockerfile
+    options: BuildOptions
+    state_dir: str                            # the build's private directory
+    used_args: set[str]                       # build args some ARG consumed
+    meta_values: dict[str, str | None]        # the ARGs before the first FROM
+    step_numbers: dict[int, int]              # id(instruction) -> its "Step N"
+    total_steps: int
+
+    async def copy_source(self, before: int, name: str) -> ImageRecord | None:
+        """The image `COPY --from=name` reads."""
+
+    def image_view(self, image: ImageRecord | None) -> AbstractAsyncContextManager[str]:
+        """A read-only mount of an image's root filesystem."""
 
 # Build args every build accepts without an ARG (moby's builtinAllowedBuildArgs).
 BUILTIN_ARGS = frozenset({"HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy",
@@ -72,7 +90,7 @@ class StageState:
 
 
 class StageBuilder:
-    def __init__(self, build: Build, stage: ins.Stage, emit: Emit) -> None:
+    def __init__(self, build: BuildScope, stage: ins.Stage, emit: Emit) -> None:
         self.build = build
         self.stage = stage
         self.emit = emit
@@ -252,31 +270,26 @@ class StageBuilder:
 # -- handlers ----------------------------------------------------------------------------------
 
 
-async def _env(b: StageBuilder, inst: ins.Env) -> None:
-    config, text = metadata.env(b.state.config, inst)
-    await b._metadata(config, text)
+# Steps that only change the config: (config, instruction) -> (config, history text).
+_CONFIG_STEPS: dict[type, Callable[[dict[str, Any], Any], tuple[dict[str, Any], str]]] = {
+    ins.Env: metadata.env, ins.Expose: metadata.expose, ins.Volume: metadata.volume,
+    ins.User: metadata.user, ins.Healthcheck: metadata.healthcheck,
+    ins.StopSignal: metadata.stopsignal, ins.Shell: metadata.shell,
+    ins.Onbuild: metadata.onbuild,
+}
+
+
+async def _config_step(b: StageBuilder, inst: ins.Instruction) -> None:
+    await b._metadata(*_CONFIG_STEPS[type(inst)](b.state.config, inst))
 
 
 async def _label(b: StageBuilder, inst: ins.Label) -> None:
-    config, text = metadata.label(b.state.config, inst.pairs)
-    await b._metadata(config, text)
+    await b._metadata(*metadata.label(b.state.config, inst.pairs))
 
 
 async def _maintainer(b: StageBuilder, inst: ins.Maintainer) -> None:
     b.state.author = inst.name
     await b._metadata(b.state.config, f"MAINTAINER {inst.name}")
-
-
-async def _expose(b: StageBuilder, inst: ins.Expose) -> None:
-    await b._metadata(*metadata.expose(b.state.config, inst))
-
-
-async def _volume(b: StageBuilder, inst: ins.Volume) -> None:
-    await b._metadata(*metadata.volume(b.state.config, inst))
-
-
-async def _user(b: StageBuilder, inst: ins.User) -> None:
-    await b._metadata(*metadata.user(b.state.config, inst))
 
 
 async def _cmd(b: StageBuilder, inst: ins.Cmd) -> None:
@@ -286,22 +299,6 @@ async def _cmd(b: StageBuilder, inst: ins.Cmd) -> None:
 
 async def _entrypoint(b: StageBuilder, inst: ins.Entrypoint) -> None:
     await b._metadata(*metadata.entrypoint(b.state.config, inst, b.state.cmd_set))
-
-
-async def _healthcheck(b: StageBuilder, inst: ins.Healthcheck) -> None:
-    await b._metadata(*metadata.healthcheck(b.state.config, inst))
-
-
-async def _stopsignal(b: StageBuilder, inst: ins.StopSignal) -> None:
-    await b._metadata(*metadata.stopsignal(b.state.config, inst))
-
-
-async def _shell(b: StageBuilder, inst: ins.Shell) -> None:
-    await b._metadata(*metadata.shell(b.state.config, inst))
-
-
-async def _onbuild(b: StageBuilder, inst: ins.Onbuild) -> None:
-    await b._metadata(*metadata.onbuild(b.state.config, inst))
 
 
 async def _workdir(b: StageBuilder, inst: ins.Workdir) -> None:
@@ -461,7 +458,7 @@ async def _copy(b: StageBuilder, inst: ins.Copy) -> None:
                 config, f"{verb} {chown_text}{shown_hash} in {inst.dest} ", spaced=False)
 
             async def write(fs: StepFS) -> None:
-                owner = await asyncio.to_thread(_ownership, fs.rootfs, chown, mode)
+                owner = await asyncio.to_thread(copying.ownership, fs.rootfs, chown, mode)
                 sources = found + fetched
                 if heredoc_dir:
                     sources += [copying.Source(os.path.join(heredoc_dir, str(i)),
@@ -492,39 +489,9 @@ def _rmtree(path: str) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def _ownership(rootfs: str, chown: str, mode: int | None) -> copying.Ownership:
-    """--chown as the legacy builder reads it: "user" means user:user, names are looked
-    up in the image's /etc/passwd and /etc/group."""
-    if not chown:
-        return copying.Ownership(0, 0, mode)
-    user, _, group = chown.partition(":")
-    group = group or user
-    prefix = "unable to convert uid/gid chown string to host mapping: "
-    if user.isdigit():
-        uid = int(user)
-    else:
-        users = parse_passwd(read_in_root(rootfs, "/etc/passwd") or "")
-        match = next((u for u in users if u.name == user), None)
-        if match is None:
-            raise InvalidParameter(f"{prefix}can't find uid for user {user}: "
-                                   f"no such user: {user}")
-        uid = match.uid
-    if group.isdigit():
-        gid = int(group)
-    else:
-        groups = parse_group(read_in_root(rootfs, "/etc/group") or "")
-        found = next((g for g in groups if g.name == group), None)
-        if found is None:
-            raise InvalidParameter(f"{prefix}can't find gid for group {group}: "
-                                   f"no such group: {group}")
-        gid = found.gid
-    return copying.Ownership(uid, gid, mode)
-
-
 _HANDLERS: dict[type, Callable[[StageBuilder, Any], Awaitable[None]]] = {
-    ins.Env: _env, ins.Label: _label, ins.Maintainer: _maintainer, ins.Expose: _expose,
-    ins.Volume: _volume, ins.User: _user, ins.Cmd: _cmd, ins.Entrypoint: _entrypoint,
-    ins.Healthcheck: _healthcheck, ins.StopSignal: _stopsignal, ins.Shell: _shell,
-    ins.Onbuild: _onbuild, ins.Workdir: _workdir, ins.Run: _run, ins.Copy: _copy,
+    **{kind: _config_step for kind in _CONFIG_STEPS},
+    ins.Label: _label, ins.Maintainer: _maintainer, ins.Cmd: _cmd,
+    ins.Entrypoint: _entrypoint, ins.Workdir: _workdir, ins.Run: _run, ins.Copy: _copy,
     ins.Add: _copy,
 }

@@ -25,8 +25,9 @@ from dockerd_py.errors import InvalidParameter
 
 from . import progress
 from .backend import Backend
-from .build import Build, BuildOptions, Sink
+from .build import Build, Sink
 from .context import BuildContext
+from .options import BuildOptions
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,8 @@ from typing import Any
 
 from aiohttp import web
 
-from builder.build import BuildOptions
 from builder.dispatch import StepFailed
+from builder.options import BuildOptions
 from builder.progress import Message
 from builder.run import RunOptions
 
