@@ -14,14 +14,14 @@ from ..engine.images.service import ImageService
 from ..engine.networks.service import NetworkService
 from ..engine.runtime.runtimes import Runtimes
 from ..engine.snapshots.contract import Snapshotter
-from ..engine.volumes import VolumeService
+from ..engine.volumes.contract import Volumes
 
 CONFIG: web.AppKey[ConfigSource] = web.AppKey("config")  # the configuration in force
 DAEMON_ID = web.AppKey("daemon_id", str)
 IMAGES = web.AppKey("images", ImageService)
 CONTAINERS = web.AppKey("containers", ContainerService)
 EXECS = web.AppKey("execs", ExecService)
-VOLUMES = web.AppKey("volumes", VolumeService)
+VOLUMES: web.AppKey[Volumes] = web.AppKey("volumes")
 NETWORKS = web.AppKey("networks", NetworkService)
 SNAPSHOTS: web.AppKey[Snapshotter] = web.AppKey("snapshots")
 RUNTIMES = web.AppKey("runtimes", Runtimes)

@@ -27,7 +27,7 @@ from ..runtime.hostlimits import host_limits
 from ..runtime.runtimes import Runtimes
 from ..runtime.spec import validate as validate_spec
 from ..snapshots.contract import Snapshotter
-from ..volumes import VolumeService
+from ..volumes.contract import ContainerVolumes
 from . import names
 from .config import check_restart_policy, merge_image_config, mount_points
 from .records import Container
@@ -44,7 +44,7 @@ class ContainerSettings:
 
 class Creator:
     def __init__(self, store: ContainerStore, images: ImageService,
-                 snapshots: Snapshotter, leases: LeaseManager, volumes: VolumeService,
+                 snapshots: Snapshotter, leases: LeaseManager, volumes: ContainerVolumes,
                  networks: NetworkService, runtimes: Runtimes,
                  settings: ContainerSettings) -> None:
         self.store = store

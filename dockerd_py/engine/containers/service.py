@@ -32,7 +32,7 @@ from ..runtime.oci import start_failure_exit_code
 from ..runtime.runtimes import Runtimes
 from ..snapshots.contract import Snapshotter
 from ..timestamps import parse_time
-from ..volumes import VolumeService
+from ..volumes.contract import ContainerVolumes
 from . import bundle, names
 from . import stats as stats_mod
 from . import top as top_mod
@@ -64,7 +64,7 @@ class LifecycleHooks(Protocol):
 
 class ContainerService:
     def __init__(self, store: ContainerStore, images: ImageService,
-                 snapshots: Snapshotter, leases: LeaseManager, volumes: VolumeService,
+                 snapshots: Snapshotter, leases: LeaseManager, volumes: ContainerVolumes,
                  networks: NetworkService, runtimes: Runtimes, monitor: Monitor,
                  settings: ContainerSettings, hooks: Sequence[LifecycleHooks] = ()) -> None:
         self.store = store
