@@ -44,7 +44,8 @@ from .engine.images.buildcache import BuildCacheRecords
 from .engine.images.service import ImageService
 from .engine.leases import LeaseManager
 from .engine.metadata.db import Database
-from .engine.networks.service import NetworkService, NetworkSettings
+from .engine.networks.service import NetworkService
+from .engine.networks.settings import NetworkSettings
 from .engine.runtime.monitor import Monitor
 from .engine.runtime.runtimes import Runtimes, RuntimeSettings
 from .engine.snapshots.contract import Snapshotter

@@ -11,7 +11,7 @@ from ..engine.containers.exec import ExecService
 from ..engine.containers.service import ContainerService
 from ..engine.events import EventBus
 from ..engine.images.service import ImageService
-from ..engine.networks.service import NetworkService
+from ..engine.networks.contract import Networks
 from ..engine.runtime.runtimes import Runtimes
 from ..engine.snapshots.contract import Snapshotter
 from ..engine.volumes.contract import Volumes
@@ -22,7 +22,7 @@ IMAGES = web.AppKey("images", ImageService)
 CONTAINERS = web.AppKey("containers", ContainerService)
 EXECS = web.AppKey("execs", ExecService)
 VOLUMES: web.AppKey[Volumes] = web.AppKey("volumes")
-NETWORKS = web.AppKey("networks", NetworkService)
+NETWORKS: web.AppKey[Networks] = web.AppKey("networks")
 SNAPSHOTS: web.AppKey[Snapshotter] = web.AppKey("snapshots")
 RUNTIMES = web.AppKey("runtimes", Runtimes)
 EVENTS = web.AppKey("events", EventBus)

@@ -3,14 +3,14 @@ NetworkSettings a container shows (inspect, ps)."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from aiohttp import web
 
 from ..engine.containers.records import Container
 from ..engine.networks import ports
-from ..engine.networks.records import Endpoint, Network
-from ..engine.networks.service import network_mode
+from ..engine.networks.contract import Endpoint, Network, network_mode
 from ..engine.timestamps import parse_time, to_nanos
 from ..errors import InvalidParameter
 from .httputil import json_response, query_filters, read_json
@@ -152,7 +152,6 @@ async def prune_networks(request: web.Request) -> web.Response:
 
 
 def _until(value: str) -> int:
-    import time
     text = value.strip()
     try:
         if text and text[-1] in "smh" and text[:-1].replace(".", "", 1).isdigit():

@@ -21,7 +21,7 @@ from ...errors import DaemonError, InvalidParameter
 from ..images.mediatypes import now_rfc3339
 from ..images.service import ImageService
 from ..leases import LeaseManager, protect_snapshot
-from ..networks.service import NetworkService
+from ..networks.contract import NetworkValidator
 from ..runtime import logs as runtime_logs
 from ..runtime.hostlimits import host_limits
 from ..runtime.runtimes import Runtimes
@@ -45,7 +45,7 @@ class ContainerSettings:
 class Creator:
     def __init__(self, store: ContainerStore, images: ImageService,
                  snapshots: Snapshotter, leases: LeaseManager, volumes: ContainerVolumes,
-                 networks: NetworkService, runtimes: Runtimes,
+                 networks: NetworkValidator, runtimes: Runtimes,
                  settings: ContainerSettings) -> None:
         self.store = store
         self.images = images

@@ -13,7 +13,7 @@ import contextlib
 import os
 
 from ...errors import DaemonError
-from ..networks.service import NetworkService
+from ..networks.contract import Attacher
 from ..runtime import logs as runtime_logs
 from ..runtime.monitor import Monitor, Process
 from ..runtime.runtimes import Runtimes
@@ -28,7 +28,7 @@ CGROUP_PARENT = "dockerd-py"
 
 class Launcher:
     def __init__(self, store: ContainerStore, snapshots: Snapshotter,
-                 volumes: ContainerVolumes, networks: NetworkService, runtimes: Runtimes,
+                 volumes: ContainerVolumes, networks: Attacher, runtimes: Runtimes,
                  monitor: Monitor) -> None:
         self.store = store
         self.snapshots = snapshots

@@ -25,7 +25,7 @@ from ..images.changes import parse_signal
 from ..images.mediatypes import now_rfc3339, rfc3339_nano
 from ..images.service import ImageService
 from ..leases import LeaseManager
-from ..networks.service import NetworkService
+from ..networks.contract import ContainerNetworking
 from ..runtime import logs as runtime_logs
 from ..runtime.monitor import AttachStream, ExitStatus, Monitor, Process
 from ..runtime.oci import start_failure_exit_code
@@ -65,7 +65,7 @@ class LifecycleHooks(Protocol):
 class ContainerService:
     def __init__(self, store: ContainerStore, images: ImageService,
                  snapshots: Snapshotter, leases: LeaseManager, volumes: ContainerVolumes,
-                 networks: NetworkService, runtimes: Runtimes, monitor: Monitor,
+                 networks: ContainerNetworking, runtimes: Runtimes, monitor: Monitor,
                  settings: ContainerSettings, hooks: Sequence[LifecycleHooks] = ()) -> None:
         self.store = store
         self.images = images
