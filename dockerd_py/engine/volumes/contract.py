@@ -15,12 +15,12 @@ Lifecycle:
     (InvalidParameter); a driver other than ``local`` is NotFound.
   * ``get``, ``list(filters)`` and ``disk_usage()`` read. list's filters are
     ``name``, ``driver``, ``label`` and ``dangling`` (used by no container). disk
-    usage covers local volumes without device options: (volume, bytes, users).
+    usage covers local volumes without driver options: (volume, bytes, users).
   * A container *uses* a volume from its create on, when one of its mount points
     names it; ``VolumeUsers`` (the container store) says which containers those are.
     ``remove(name)`` refuses a volume in use (Conflict, even when forced: ``force``
     only makes a missing volume no error); ``prune`` removes unused local volumes
-    without device options, anonymous ones only unless the ``all`` filter is true.
+    without driver options, anonymous ones only unless the ``all`` filter is true.
 
 As the container service uses it (``ContainerVolumes``):
   * at create, ``attach_point(container_id, point)`` finds or creates the volume a
@@ -39,9 +39,10 @@ As the container service uses it (``ContainerVolumes``):
     another container uses them.
 
 After a daemon restart, the holders of device mounts are the containers that kept
-running; the service learns them from ``VolumeUsers`` before its first mount-related
-call, so the container records must be loaded before the first container starts,
-stops or is removed. Devices still mounted are found in the mount table at startup.
+running; the service asks ``VolumeUsers`` for them once, before its first mount,
+unmount, populate or volume removal. The container records must therefore be loaded
+before any of those (the daemon loads them first when it restores its containers).
+Devices still mounted are found in the mount table when the service starts.
 
 Creating, removing and mounting one volume are serialised; different volumes are not.
 """
