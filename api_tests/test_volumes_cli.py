@@ -21,10 +21,12 @@ from typing import Any
 
 import pytest
 
+from dockerd_py.engine.containers.store import ContainerStore
 from dockerd_py.engine.events import EventBus
 from dockerd_py.engine.filters import Filters
 from dockerd_py.engine.metadata.db import Database
-from dockerd_py.engine.volumes import ANONYMOUS_LABEL, VolumeService
+from dockerd_py.engine.volumes.records import ANONYMOUS_LABEL
+from dockerd_py.engine.volumes.service import VolumeService
 from dockerd_py.errors import Conflict, InternalError, InvalidParameter, NotFound
 
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
@@ -474,7 +476,9 @@ def test_failed_create_keeps_volumes_in_use(docker, volumes, busybox_image,
 @pytest.fixture
 async def service(tmp_path: Path) -> AsyncIterator[VolumeService]:
     db = Database(str(tmp_path / "metadata.db"))
-    svc = VolumeService(db, EventBus(), str(tmp_path))
+    events = EventBus()
+    svc = VolumeService(db, events, str(tmp_path),
+                        ContainerStore(db, events, str(tmp_path / "containers")))
     try:
         yield svc
     finally:
@@ -528,10 +532,20 @@ async def test_mount_failure_is_reported(service: VolumeService) -> None:
     await service.remove("bad")
 
 
+class _Users:
+    """The service's VolumeUsers by hand: volume name -> container ids."""
+
+    def __init__(self, users: dict[str, list[str]]) -> None:
+        self.users = users
+
+    def volume_users(self, *, running_only: bool) -> dict[str, list[str]]:
+        return {name: list(ids) for name, ids in self.users.items() if ids}
+
+
 async def test_remove_unmounts_and_in_use_hook(service: VolumeService) -> None:
     await service.create("busy", "local", {"type": "tmpfs", "device": "tmpfs"})
     users: dict[str, list[str]] = {"busy": ["c1", "c2"]}
-    service.users = lambda name: users.get(name, [])
+    service.users = _Users(users)
     with pytest.raises(Conflict) as e:
         await service.remove("busy", force=True)  # force does not override "in use"
     assert str(e.value) == "remove busy: volume is in use - [c1, c2]"
@@ -540,10 +554,7 @@ async def test_remove_unmounts_and_in_use_hook(service: VolumeService) -> None:
     report = await service.prune(Filters.of({"all": ["true"]}))
     assert report == {"VolumesDeleted": [], "SpaceReclaimed": 0}
 
-    async def async_users(name: str) -> list[str]:
-        return []
-
-    service.users = async_users
+    service.users = _Users({})
     await service.mount("busy", "c1")
     with pytest.raises(InternalError, match="volume has active mounts"):
         await service.remove("busy")
@@ -551,7 +562,7 @@ async def test_remove_unmounts_and_in_use_hook(service: VolumeService) -> None:
     await service.mount("busy", "c3")
     await service.unmount("busy", "gone-container")  # not a holder: still mounted
     assert len(mountinfo(service.path("busy"))) == 1
-    service._refs.clear()  # e.g. after a restart without live containers: rm still unmounts
+    service.mounts.refs.clear()  # e.g. after a restart without live containers: rm still unmounts
     await service.remove("busy")
     assert not os.path.exists(os.path.dirname(service.path("busy")))
     with pytest.raises(NotFound, match="get busy: no such volume"):
@@ -571,10 +582,13 @@ async def test_restore_from_containers_table(tmp_path: Path, service: VolumeServ
                 " ?, ?)", (cid, cid, seq, json.dumps([point]), json.dumps({"status": status})))
 
     await service.db.run(insert)
-    # a new service over the same root, as after a daemon restart (the tmpfs stays mounted)
-    again = VolumeService(service.db, EventBus(), str(tmp_path))
-    assert "shared" in again._mounted
-    assert await again.users_of("shared") == ["c1", "c2"]  # default hook: the containers table
+    # a new service over the same root, as after a daemon restart (the tmpfs stays mounted);
+    # the container records are loaded first, as the daemon's start does
+    store = ContainerStore(service.db, EventBus(), str(tmp_path / "containers"))
+    await store.load()
+    again = VolumeService(service.db, EventBus(), str(tmp_path), store)
+    assert "shared" in again.mounts.mounted
+    assert await again.users_of("shared") == ["c1", "c2"]  # the containers table, via the store
     await again.unmount("shared", "c2")  # c2 is not running: c1 still holds the mount
     assert len(mountinfo(again.path("shared"))) == 1
     await again.unmount("shared", "c1")

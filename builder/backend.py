@@ -11,7 +11,7 @@ from dockerd_py.engine.content.contract import Store
 from dockerd_py.engine.images.buildcache import BuildCacheRecords
 from dockerd_py.engine.images.contract import Images
 from dockerd_py.engine.leases import LeaseManager
-from dockerd_py.engine.networks.service import NetworkService
+from dockerd_py.engine.networks.contract import StepNetworks
 from dockerd_py.engine.runtime.runtimes import Runtimes
 from dockerd_py.engine.snapshots.contract import Snapshotter
 from dockerd_py.engine.types import ImageRecord
@@ -33,7 +33,7 @@ class Backend:
     snapshots: Snapshotter
     content: Store
     leases: LeaseManager
-    networks: NetworkService
+    networks: StepNetworks
     runtimes: Runtimes
     cache: BuildCacheRecords
     puller: Puller

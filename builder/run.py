@@ -26,10 +26,11 @@ import shutil
 import signal
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from dockerd_py.engine.containers import etcfiles
 from dockerd_py.engine.containers.bundle import path_in_root, read_in_root
+from dockerd_py.engine.networks.contract import Attachment, StepNetworks
 from dockerd_py.engine.runtime.hostlimits import host_limits
 from dockerd_py.engine.runtime.oci import OCIRuntime, runtime_message
 from dockerd_py.engine.runtime.spec import MountSpec, SpecError, SpecInput, build_spec
@@ -38,9 +39,6 @@ from dockerd_py.errors import InternalError, InvalidParameter, NotFound
 
 from .copy import Ownership, make_dirs, resolve_in_root
 from .layer import StepFS
-
-if TYPE_CHECKING:
-    from dockerd_py.engine.networks.service import Attachment, NetworkService
 
 Output = Callable[[str, bytes], Awaitable[None]]  # ("stdout" | "stderr", data)
 _CGROUP_PARENT = "dockerd-py"
@@ -55,7 +53,7 @@ class RunOptions:
     extra_hosts: Sequence[str] = ()
     cgroup_parent: str = ""
     resources: Mapping[str, Any] = field(default_factory=dict)  # Memory, CpuShares, ...
-    networks: NetworkService | None = None  # attaches steps; None: host or a private netns
+    networks: StepNetworks | None = None  # attaches steps; None: host or a private netns
 
 
 @dataclass(frozen=True)
@@ -146,7 +144,7 @@ async def run(runtime: OCIRuntime, fs: StepFS, config: Mapping[str, Any], opts: 
         await asyncio.shield(opts.networks.detach(step.id, step.name))
 
 
-def _has_network(networks: NetworkService, mode: str) -> bool:
+def _has_network(networks: StepNetworks, mode: str) -> bool:
     """False for the default bridge of a daemon started with `--bridge none`: there the
     reference runs the step with loopback only. Any other name is looked up at attach,
     which fails the step with the reference's "network NAME not found"."""

@@ -44,12 +44,13 @@ from .engine.images.buildcache import BuildCacheRecords
 from .engine.images.service import ImageService
 from .engine.leases import LeaseManager
 from .engine.metadata.db import Database
-from .engine.networks.service import NetworkService, NetworkSettings
+from .engine.networks.service import NetworkService
+from .engine.networks.settings import NetworkSettings
 from .engine.runtime.monitor import Monitor
 from .engine.runtime.runtimes import Runtimes, RuntimeSettings
 from .engine.snapshots.contract import Snapshotter
 from .engine.snapshots.overlay import OverlaySnapshotter
-from .engine.volumes import VolumeService
+from .engine.volumes.service import VolumeService
 from .errors import InvalidParameter
 from .listeners import parse_hosts, tls_context, unix_socket
 from .pidfile import DirLock, PidFile
@@ -112,7 +113,7 @@ def build_services(cfg: Config) -> Services:
     images = ImageService(db, content, snapshots, leases, events, users=records)
     runtimes = Runtimes(runtime_settings(cfg))
     monitor = Monitor(os.path.join(cfg.exec_root, "rt"), cgroup_parent=CGROUP_PARENT)
-    volumes = VolumeService(db, events, root)
+    volumes = VolumeService(db, events, root, users=records)
     networks = NetworkService(network_settings(cfg), db, events, records)
     execs = ExecService(records, monitor)
     hooks = (LogRotation(records, monitor), HealthChecks(records, ExecService(records, monitor)))

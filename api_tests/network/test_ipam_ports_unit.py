@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from dockerd_py.engine.networks import ipam, ports
-from dockerd_py.engine.networks.service import mac_for
+from dockerd_py.engine.networks.ipam import mac_for
 from dockerd_py.errors import Forbidden, InvalidParameter
 
 

@@ -1,5 +1,5 @@
 """Application keys: the backends each group of routes calls, set by the composition
-root (daemon.py). A handler asks for the one backend it needs."""
+root (daemon.py). A handler asks for the one backend it needs, by its contract."""
 
 from aiohttp import web
 
@@ -10,18 +10,18 @@ from ..distribution.service import DistributionService
 from ..engine.containers.contract import Containers, Execs
 from ..engine.events import EventBus
 from ..engine.images.contract import Images
-from ..engine.networks.service import NetworkService
+from ..engine.networks.contract import Networks
 from ..engine.runtime.runtimes import Runtimes
 from ..engine.snapshots.contract import Snapshotter
-from ..engine.volumes import VolumeService
+from ..engine.volumes.contract import Volumes
 
 CONFIG: web.AppKey[ConfigSource] = web.AppKey("config")  # the configuration in force
 DAEMON_ID = web.AppKey("daemon_id", str)
 IMAGES: web.AppKey[Images] = web.AppKey("images")
 CONTAINERS: web.AppKey[Containers] = web.AppKey("containers")
 EXECS: web.AppKey[Execs] = web.AppKey("execs")
-VOLUMES = web.AppKey("volumes", VolumeService)
-NETWORKS = web.AppKey("networks", NetworkService)
+VOLUMES: web.AppKey[Volumes] = web.AppKey("volumes")
+NETWORKS: web.AppKey[Networks] = web.AppKey("networks")
 SNAPSHOTS: web.AppKey[Snapshotter] = web.AppKey("snapshots")
 RUNTIMES = web.AppKey("runtimes", Runtimes)
 EVENTS = web.AppKey("events", EventBus)

@@ -10,8 +10,7 @@ from aiohttp import web
 
 from ..engine.containers.records import Container
 from ..engine.networks import ports
-from ..engine.networks.records import Endpoint, Network
-from ..engine.networks.service import network_mode
+from ..engine.networks.contract import Endpoint, Network, network_mode
 from ..engine.timestamps import parse_time, to_nanos
 from ..errors import InvalidParameter
 from .httputil import json_response, query_filters, read_json

@@ -6,7 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ..engine.volumes import Volume
+from ..engine.volumes.contract import Volume
 from ..errors import InvalidParameter, Unavailable
 from .httputil import json_response, query_bool, query_filters, read_json
 from .keys import VOLUMES

@@ -14,6 +14,7 @@ from typing import Any
 
 from ...errors import InvalidParameter
 from ..mount import mount_all, unmount
+from ..networks.contract import Attachment
 from ..runtime.hostlimits import host_limits
 from ..runtime.spec import MountSpec, SpecInput, build_spec
 from ..runtime.users import resolve_user
@@ -71,7 +72,8 @@ def path_in_root(rootfs: str, path: str) -> str | None:
 
 
 def prepare(c: Container, *, state_dir: str, bundle_dir: str, mounts: list[Mount],
-            snapshots_root: str, cgroup_parent: str, net: Any = None) -> dict[str, Any]:
+            snapshots_root: str, cgroup_parent: str,
+            net: Attachment | None = None) -> dict[str, Any]:
     """Blocking. Returns the spec written to bundle_dir/config.json. `net` is the
     network service's Attachment (None: a new network namespace)."""
     rootfs = mount_rootfs(state_dir, mounts, snapshots_root)

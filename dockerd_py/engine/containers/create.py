@@ -21,13 +21,13 @@ from ...errors import DaemonError, InvalidParameter
 from ..images.contract import Images
 from ..images.mediatypes import now_rfc3339
 from ..leases import LeaseManager, protect_snapshot
-from ..networks.service import NetworkService
+from ..networks.contract import NetworkValidator
 from ..runtime import logs as runtime_logs
 from ..runtime.hostlimits import host_limits
 from ..runtime.runtimes import Runtimes
 from ..runtime.spec import validate as validate_spec
 from ..snapshots.contract import Snapshotter
-from ..volumes import VolumeService
+from ..volumes.contract import ContainerVolumes
 from . import names
 from .config import check_restart_policy, merge_image_config, mount_points
 from .records import Container
@@ -44,8 +44,8 @@ class ContainerSettings:
 
 class Creator:
     def __init__(self, store: ContainerStore, images: Images,
-                 snapshots: Snapshotter, leases: LeaseManager, volumes: VolumeService,
-                 networks: NetworkService, runtimes: Runtimes,
+                 snapshots: Snapshotter, leases: LeaseManager, volumes: ContainerVolumes,
+                 networks: NetworkValidator, runtimes: Runtimes,
                  settings: ContainerSettings) -> None:
         self.store = store
         self.images = images

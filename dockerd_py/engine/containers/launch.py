@@ -13,12 +13,12 @@ import contextlib
 import os
 
 from ...errors import DaemonError
-from ..networks.service import NetworkService
+from ..networks.contract import Attacher
 from ..runtime import logs as runtime_logs
 from ..runtime.monitor import Monitor, Process
 from ..runtime.runtimes import Runtimes
 from ..snapshots.contract import Snapshotter
-from ..volumes import VolumeService
+from ..volumes.contract import ContainerVolumes
 from . import bundle
 from .records import Container
 from .store import ContainerStore
@@ -28,7 +28,7 @@ CGROUP_PARENT = "dockerd-py"
 
 class Launcher:
     def __init__(self, store: ContainerStore, snapshots: Snapshotter,
-                 volumes: VolumeService, networks: NetworkService, runtimes: Runtimes,
+                 volumes: ContainerVolumes, networks: Attacher, runtimes: Runtimes,
                  monitor: Monitor) -> None:
         self.store = store
         self.snapshots = snapshots

@@ -24,7 +24,7 @@ from ...errors import Conflict, DaemonError, InternalError, InvalidParameter, No
 from ..images.contract import Images
 from ..images.mediatypes import now_rfc3339, rfc3339_nano
 from ..leases import LeaseManager
-from ..networks.service import NetworkService
+from ..networks.contract import ContainerNetworking
 from ..runtime import logs as runtime_logs
 from ..runtime.monitor import AttachStream, ExitStatus, Monitor, Process
 from ..runtime.oci import start_failure_exit_code
@@ -32,7 +32,7 @@ from ..runtime.runtimes import Runtimes
 from ..runtime.signals import parse_signal
 from ..snapshots.contract import Snapshotter
 from ..timestamps import parse_time
-from ..volumes import VolumeService
+from ..volumes.contract import ContainerVolumes
 from . import bundle, names
 from . import stats as stats_mod
 from . import top as top_mod
@@ -65,8 +65,8 @@ class LifecycleHooks(Protocol):
 
 class ContainerService:
     def __init__(self, store: ContainerStore, images: Images,
-                 snapshots: Snapshotter, leases: LeaseManager, volumes: VolumeService,
-                 networks: NetworkService, runtimes: Runtimes, monitor: Monitor,
+                 snapshots: Snapshotter, leases: LeaseManager, volumes: ContainerVolumes,
+                 networks: ContainerNetworking, runtimes: Runtimes, monitor: Monitor,
                  settings: ContainerSettings, hooks: Sequence[LifecycleHooks] = ()) -> None:
         self.store = store
         self.images = images

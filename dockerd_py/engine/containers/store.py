@@ -79,14 +79,15 @@ class ContainerStore:
                 [c.id for c in users if not c.state.running])
 
     def volume_users(self, *, running_only: bool) -> dict[str, builtins.list[str]]:
-        """Volume name -> IDs of the containers that mount it, oldest first."""
+        """Volume name -> IDs of the containers that mount it, oldest first (the volume
+        service's VolumeUsers)."""
         out: dict[str, builtins.list[str]] = {}
         for c in sorted(self._containers.values(), key=lambda c: c.seq):
             if running_only and not c.state.running:
                 continue
-            for p in c.mounts:
-                if p.get("Type") == "volume" and p.get("Name"):
-                    users = out.setdefault(p["Name"], [])
+            for p in c.mounts or ():
+                if isinstance(p, dict) and p.get("Type") == "volume" and p.get("Name"):
+                    users = out.setdefault(str(p["Name"]), [])
                     if c.id not in users:
                         users.append(c.id)
         return out

@@ -33,6 +33,12 @@ class Pool:
         out["Gateway"] = str(self.gateway)
         return out
 
+    @classmethod
+    def from_api(cls, entry: dict[str, str]) -> Pool:
+        """The pool of a network's IPAM.Config entry (as to_api wrote it)."""
+        return cls(ipaddress.IPv4Network(entry["Subnet"]), ipaddress.IPv4Address(entry["Gateway"]),
+                   ipaddress.IPv4Network(entry["IPRange"]) if entry.get("IPRange") else None)
+
 
 def parse_cidr(text: str) -> IPv4Net:
     """A CIDR as Go's net.ParseCIDR takes it (host bits allowed, then masked)."""
@@ -142,3 +148,10 @@ def allocate_last(pool: Pool, used: set[IPv4Addr]) -> IPv4Addr:
         addr -= 1
     raise Forbidden(f"no available IPv4 addresses on this network's address pools: "
                     f"{pool.subnet}")
+
+
+def mac_for(addr: IPv4Addr) -> str:
+    """dockerd's MAC for an address: 02:42 and the address. A new container that gets an
+    address back gets its MAC too, so the host's neighbour cache, still holding the old
+    entry, delivers to it instead of to a veth that no longer exists."""
+    return "02:42:" + ":".join(f"{b:02x}" for b in addr.packed)

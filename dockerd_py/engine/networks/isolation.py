@@ -23,7 +23,24 @@ class Isolation:
         self.stage1 = f"DPY-ISOLATION-1-{tag}"
         self.stage2 = f"DPY-ISOLATION-2-{tag}"
         self.enabled = enabled
+        self.active = False          # the rules exist from the first container on a bridge on
+        self._checked_first = False  # our FORWARD jump seen above netavark's once
         self._lock = asyncio.Lock()
+
+    async def update(self, bridges: Iterable[str], *, start: bool = False) -> None:
+        """Rewrite the rules for the daemon's bridges once they are active (start: they are
+        from now on), so a daemon that never runs a container leaves nothing in the firewall."""
+        if start:
+            self.active = True
+        if self.active:
+            await self.sync(bridges)
+
+    async def after_setup(self) -> None:
+        """After a netavark setup: its first one on this host puts its FORWARD jump above
+        ours. Checked until ours is seen first once; netavark never moves its jump after."""
+        if self.active and not self._checked_first:
+            await self.ensure_first()
+            self._checked_first = True
 
     async def _run(self, *argv: str, stdin: bytes | None = None) -> int:
         proc = await asyncio.create_subprocess_exec(

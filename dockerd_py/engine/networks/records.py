@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 PREDEFINED = ("bridge", "host", "none")
+BRIDGE_NAME_OPTION = "com.docker.network.bridge.name"  # the host interface asked for
 
 
 @dataclass(frozen=True)
