@@ -29,6 +29,7 @@ from typing import Any
 import pytest
 
 from dockerd_py.engine.runtime import logs as logs_mod
+from dockerd_py.engine.runtime.attach import AttachStream
 from dockerd_py.engine.runtime.logs import (
     Assembler,
     LogRotator,
@@ -38,20 +39,14 @@ from dockerd_py.engine.runtime.logs import (
     parse_timestamp,
     read_logs,
 )
-from dockerd_py.engine.runtime.monitor import (
-    STDERR,
-    STDOUT,
-    AttachStream,
-    ExitStatus,
-    Monitor,
-    Process,
-)
+from dockerd_py.engine.runtime.monitor import Monitor
 from dockerd_py.engine.runtime.oci import (
     OCIRuntime,
     runtime_message,
     start_failure_exit_code,
     translate_error,
 )
+from dockerd_py.engine.runtime.process import STDERR, STDOUT, ExitStatus, Process
 from dockerd_py.errors import Conflict, InternalError, InvalidParameter, NotFound
 
 REPO = Path(__file__).resolve().parents[2]

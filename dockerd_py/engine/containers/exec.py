@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ...errors import Conflict, InvalidParameter, NotFound
+from ..runtime.attach import AttachStream
 from ..runtime.hostlimits import host_limits
-from ..runtime.monitor import AttachStream, Process
+from ..runtime.process import Process
 from ..runtime.users import resolve_user
 from .bundle import read_in_root
 from .service import ContainerService

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from ...errors import DaemonError
 from ..runtime import logs as runtime_logs
-from ..runtime.monitor import Process
+from ..runtime.process import Process
 from .records import Container
 
 if TYPE_CHECKING:

@@ -33,9 +33,11 @@ from ..images.service import ImageService
 from ..leases import protect_snapshot
 from ..metadata.db import Database
 from ..runtime import logs as runtime_logs
+from ..runtime.attach import AttachStream
 from ..runtime.hostlimits import host_limits
-from ..runtime.monitor import AttachStream, ExitStatus, Monitor, Process
+from ..runtime.monitor import Monitor
 from ..runtime.oci import OCIRuntime, start_failure_exit_code
+from ..runtime.process import ExitStatus, Process
 from ..runtime.spec import validate as validate_spec
 from ..snapshots.overlay import OverlaySnapshotter
 from ..timestamps import parse_time

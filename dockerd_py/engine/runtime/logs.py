@@ -39,7 +39,8 @@ from collections.abc import AsyncGenerator, Callable, Iterator
 from dataclasses import dataclass
 
 from ...errors import InvalidParameter
-from .monitor import IN_CLOSE_WRITE, IN_CREATE, IN_MODIFY, IN_MOVED_TO, STDERR, STDOUT, Inotify
+from .inotify import IN_CLOSE_WRITE, IN_CREATE, IN_MODIFY, IN_MOVED_TO, Inotify
+from .process import STDERR, STDOUT
 
 log = logging.getLogger(__name__)
 
