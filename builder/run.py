@@ -2,11 +2,12 @@
 
 The fast path: no monitor, no container record. The OCI spec comes from the
 same generator `docker run` uses (runtime/spec.py: capabilities, seccomp,
-masked paths, cgroup under dockerd-py/), and `runc run` executes it with its
-stdout and stderr piped straight into the progress stream. runc's own log
-goes to a file, so its messages never mix with the command's output. The
-container is therefore never listed by `docker ps -a`; on cancellation
-(client gone, build failed elsewhere) it is killed and deleted.
+masked paths, cgroup under dockerd-py/), and the runtime's foreground `run`
+(`OCIRuntime.run`) executes it with its stdout and stderr piped straight into
+the progress stream. The runtime's own log goes to a file, so its messages never
+mix with the command's output. The container is therefore never listed by
+`docker ps -a`; on cancellation (client gone, build failed elsewhere) it is
+killed and deleted.
 
 Networking as the reference's builder: the default bridge unless another network
 is named (`--network NAME`, `host`, `none`; the API refuses `container:`,
@@ -23,7 +24,6 @@ import contextlib
 import json
 import os
 import shutil
-import signal
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,10 +32,10 @@ from dockerd_py.engine.containers import etcfiles
 from dockerd_py.engine.containers.bundle import path_in_root, read_in_root
 from dockerd_py.engine.networks.contract import Attachment, StepNetworks
 from dockerd_py.engine.runtime.hostlimits import host_limits
-from dockerd_py.engine.runtime.oci import OCIRuntime, runtime_message
+from dockerd_py.engine.runtime.oci import ForegroundRun, OCIRuntime
 from dockerd_py.engine.runtime.spec import MountSpec, SpecError, SpecInput, build_spec
 from dockerd_py.engine.runtime.users import resolve_user
-from dockerd_py.errors import InternalError, InvalidParameter, NotFound
+from dockerd_py.errors import InvalidParameter, NotFound
 
 from .copy import Ownership, make_dirs, resolve_in_root
 from .layer import StepFS
@@ -160,77 +160,26 @@ def _has_network(networks: StepNetworks, mode: str) -> bool:
 async def _run_attached(runtime: OCIRuntime, fs: StepFS, config: Mapping[str, Any],
                         hc: Mapping[str, Any], net: Attachment | None, output: Output) -> int:
     bundle = await asyncio.to_thread(_prepare, fs, config, hc, net)
-    log_path = os.path.join(bundle, "runtime.log")
-    argv = [runtime.path, *runtime.args, "--log", log_path, "--log-format", "json"]
-    if runtime.root:
-        argv += ["--root", runtime.root]
-    argv += ["run", "--bundle", bundle, fs.key]
-    proc = await asyncio.create_subprocess_exec(
-        *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE, start_new_session=True)
+    step = await runtime.run(fs.key, bundle, os.path.join(bundle, "runtime.log"))
     try:
-        assert proc.stdout is not None and proc.stderr is not None
-        await asyncio.gather(_pump(proc.stdout, "stdout", output),
-                             _pump(proc.stderr, "stderr", output, log_path))
-        code = await proc.wait()
+        await asyncio.gather(_pump(step.stdout, "stdout", output),
+                             _pump(step.stderr, "stderr", output, step))
+        code = await step.wait()
     except BaseException:
-        await _kill(runtime, proc, fs.key)
+        await step.kill()
         raise
     if code != 0:
-        failure = await asyncio.to_thread(_runtime_error, log_path)
-        if failure:
-            await _delete(runtime, fs.key)
-            failure = failure.replace("runc run failed", "runc create failed", 1)
-            raise InternalError(f"failed to create shim task: OCI runtime create failed: "
-                                f"{failure}: unknown")
-    await _delete(runtime, fs.key)
+        failure = await asyncio.to_thread(step.failure)
+        if failure is not None:
+            await step.delete()
+            raise failure
+    await step.delete()
     return code
 
 
 async def _pump(stream: asyncio.StreamReader, name: str, output: Output,
-                log_path: str = "") -> None:
+                step: ForegroundRun | None = None) -> None:
     while data := await stream.read(_READ):
-        if log_path and b"failed" in data and await asyncio.to_thread(
-                _is_runtime_error, log_path, data):
+        if step is not None and await step.is_runtime_output(data):
             continue  # the runtime's own last words share the command's stderr
         await output(name, data)
-
-
-def _is_runtime_error(log_path: str, data: bytes) -> bool:
-    message = _runtime_error(log_path)
-    return bool(message) and message in data.decode("utf-8", "replace")
-
-
-def _runtime_error(log_path: str) -> str:
-    """The runtime's own error, if it failed to start the container (not the command)."""
-    try:
-        with open(log_path, encoding="utf-8", errors="replace") as f:
-            lines = f.read().splitlines()
-    except OSError:
-        return ""
-    errors = []
-    for line in lines:
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            continue
-        if entry.get("level") in ("error", "fatal"):
-            errors.append(str(entry.get("msg", "")))
-    return runtime_message("\n".join(errors)) if errors else ""
-
-
-async def _kill(runtime: OCIRuntime, proc: asyncio.subprocess.Process, key: str) -> None:
-    """Stop a build container whose step was cancelled: every process in it, then runc."""
-    with contextlib.suppress(Exception):
-        await runtime.kill(key, "KILL", all=True)
-    if proc.returncode is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        with contextlib.suppress(Exception):
-            await asyncio.shield(proc.wait())
-    await _delete(runtime, key)
-
-
-async def _delete(runtime: OCIRuntime, key: str) -> None:
-    with contextlib.suppress(Exception):
-        await asyncio.shield(runtime.delete(key, force=True))

@@ -29,6 +29,7 @@ from typing import Any
 import pytest
 
 from dockerd_py.engine.runtime import logs as logs_mod
+from dockerd_py.engine.runtime.attach import AttachStream
 from dockerd_py.engine.runtime.logs import (
     Assembler,
     LogRotator,
@@ -38,20 +39,16 @@ from dockerd_py.engine.runtime.logs import (
     parse_timestamp,
     read_logs,
 )
-from dockerd_py.engine.runtime.monitor import (
-    STDERR,
-    STDOUT,
-    AttachStream,
-    ExitStatus,
-    Monitor,
-    Process,
-)
+from dockerd_py.engine.runtime.monitor import Monitor
 from dockerd_py.engine.runtime.oci import (
+    ForegroundRun,
     OCIRuntime,
+    logged_error,
     runtime_message,
     start_failure_exit_code,
     translate_error,
 )
+from dockerd_py.engine.runtime.process import STDERR, STDOUT, ExitStatus, Process
 from dockerd_py.errors import Conflict, InternalError, InvalidParameter, NotFound
 
 REPO = Path(__file__).resolve().parents[2]
@@ -787,6 +784,45 @@ def test_runtime_messages() -> None:
     assert start_failure_exit_code('exec: "/etc/passwd": permission denied') == 126
     assert start_failure_exit_code("open executable: Operation not permitted") == 126
     assert start_failure_exit_code("something else") == 128
+
+
+def test_logged_error(tmp_path: Path) -> None:
+    log = tmp_path / "runtime.log"
+    assert logged_error(str(log)) == ""  # no file: the runtime logged nothing
+    log.write_text('{"level":"warning","msg":"w","time":"x"}\n')
+    assert logged_error(str(log)) == ""  # warnings are not failures
+    log.write_text('{"level":"error","msg":"a","time":"x"}\n{"level":"fatal","msg":"b"}\n')
+    assert logged_error(str(log)) == "a; b"
+
+
+async def run_foreground(rig: Rig, args: list[str]) -> tuple[ForegroundRun, int, bytes, bytes]:
+    cid = secrets.token_hex(32)
+    bundle = rig.tmp / "fg" / cid[:12]
+    bundle.mkdir(parents=True)
+    (bundle / "config.json").write_text(json.dumps(rig.spec(cid, args)))
+    step = await rig.runc.run(cid, str(bundle), str(bundle / "runtime.log"))
+    out, err = await asyncio.wait_for(
+        asyncio.gather(step.stdout.read(), step.stderr.read()), 10)
+    return step, await step.wait(), out, err
+
+
+async def test_foreground_run(rig: Rig) -> None:
+    step, code, out, err = await run_foreground(
+        rig, ["sh", "-c", "echo out; echo failed >&2; exit 3"])
+    assert (code, out, err) == (3, b"out\n", b"failed\n")
+    assert step.failure() is None and not await step.is_runtime_output(err)
+    await step.delete()
+    with pytest.raises(NotFound):
+        await rig.runc.state(step.cid)
+
+    step, code, out, err = await run_foreground(rig, ["nonexistent"])
+    failure = step.failure()
+    assert code != 0 and out == b"" and await step.is_runtime_output(err)
+    assert failure is not None and str(failure) == (
+        'failed to create shim task: OCI runtime create failed: runc create failed: unable '
+        'to start container process: exec: "nonexistent": executable file not found in '
+        '$PATH: unknown')
+    await step.delete()
 
 
 def test_exit_status_record() -> None:

@@ -11,7 +11,9 @@ import asyncio
 import contextlib
 
 from ...errors import DaemonError
-from ..runtime.monitor import AttachStream, Monitor, Process
+from ..runtime.attach import AttachStream
+from ..runtime.monitor import Monitor
+from ..runtime.process import Process
 from .launch import Launcher
 from .records import Container
 from .store import ContainerStore

@@ -15,8 +15,10 @@ import secrets
 from typing import Any
 
 from ...errors import Conflict, InvalidParameter, NotFound
+from ..runtime.attach import AttachStream
 from ..runtime.hostlimits import host_limits
-from ..runtime.monitor import AttachStream, Monitor, Process
+from ..runtime.monitor import Monitor
+from ..runtime.process import Process
 from ..runtime.users import resolve_user
 from .bundle import read_in_root
 from .records import ExecSession

@@ -35,7 +35,7 @@ from typing import Any
 
 from ...errors import DaemonError
 from ..images.mediatypes import now_rfc3339
-from ..runtime.monitor import Process
+from ..runtime.process import Process
 from ..timestamps import parse_time
 from .exec import ExecService
 from .records import Container

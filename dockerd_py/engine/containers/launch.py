@@ -15,7 +15,8 @@ import os
 from ...errors import DaemonError
 from ..networks.contract import Attacher
 from ..runtime import logs as runtime_logs
-from ..runtime.monitor import Monitor, Process
+from ..runtime.monitor import Monitor
+from ..runtime.process import Process
 from ..runtime.runtimes import Runtimes
 from ..snapshots.contract import Snapshotter
 from ..volumes.contract import ContainerVolumes

@@ -14,7 +14,8 @@ import logging
 
 from ...errors import DaemonError
 from ..runtime import logs as runtime_logs
-from ..runtime.monitor import Monitor, Process
+from ..runtime.monitor import Monitor
+from ..runtime.process import Process
 from .records import Container
 from .store import ContainerStore
 

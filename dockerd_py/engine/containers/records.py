@@ -8,7 +8,7 @@ import sqlite3
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from ..runtime.monitor import Process
+from ..runtime.process import Process
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
 

@@ -26,8 +26,10 @@ from ..images.mediatypes import now_rfc3339, rfc3339_nano
 from ..leases import LeaseManager
 from ..networks.contract import ContainerNetworking
 from ..runtime import logs as runtime_logs
-from ..runtime.monitor import AttachStream, ExitStatus, Monitor, Process
+from ..runtime.attach import AttachStream
+from ..runtime.monitor import Monitor
 from ..runtime.oci import start_failure_exit_code
+from ..runtime.process import ExitStatus, Process
 from ..runtime.runtimes import Runtimes
 from ..runtime.signals import parse_signal
 from ..snapshots.contract import Snapshotter

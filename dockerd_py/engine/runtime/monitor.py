@@ -7,6 +7,12 @@ daemon restart. Starting, killing, pausing and deleting are done by the daemon
 through `oci.OCIRuntime`; conmon only monitors. How Podman drives it, and what was
 verified on this kind of machine: docs/CONMON-NOTES.md.
 
+This module speaks conmon's protocol (its command line, the sync/start/attach
+pipes, the ctl fifo) and keeps the monitor's files. The plumbing is beside it:
+exits.py (exit files, inotify, pidfds), attach.py (the attach socket),
+cgroups.py (the monitors' cgroup), probes.py (is a pid still our conmon),
+process.py (the records handed out).
+
 Layout under the monitor root (the daemon uses `<exec-root>/rt`; tmpfs, so a
 reboot starts clean). Paths stay short: the attach socket is `<dir>/attach`,
 and an AF_UNIX path must fit in 108 bytes (`/run/dockerd-py/rt/c/<64 hex>/attach`
@@ -35,305 +41,30 @@ After a daemon restart a new Monitor on the same root finds everything again:
 `load(cid)` / `processes()` read monitor.json; `exit_status(proc)` reports exits
 that happened while the daemon was down (the exit file is written by conmon
 whether or not anyone listens).
-
-Exit detection: inotify on exits/ (and on an exec's persist/), through ctypes:
-one descriptor and one watch for all containers, woken by conmon's rename of the
-exit file, no polling. A pidfd on the conmon process backs it up, so a monitor
-that dies without writing an exit file (SIGKILLed) is reported instead of
-waited on forever. Without inotify the watcher polls every 50 ms.
-
-conmon is moved into one shared cgroup `<cgroup_parent>/conmon` in the
-hierarchies that service managers use to track a unit's processes (cgroup2, and
-the v1 `name=systemd` hierarchy): stopping the daemon's service must not kill
-the monitors. Resource controllers are left alone. One shared cgroup, never one
-per container: nothing to leak. Podman moves conmon before releasing it; we move
-the monitor (the grandchild) while the runtime creates the container, because a
-cgroup migration costs an RCU grace period (~10 ms measured here) unless another
-one happened just before, and runc's own migration of the container's init is
-that other one. Only conmon is concerned: the runtime places the container in
-its own cgroup (cgroupsPath) in every hierarchy.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
-import ctypes.util
-import dataclasses
 import errno
 import json
-import logging
 import os
 import shutil
 import socket
-import struct
 import time
-from collections.abc import AsyncIterator
-from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import Any
 
 from ...errors import Conflict, DaemonError, InternalError, NotFound
+from . import cgroups, exits
+from .attach import AttachStream
 from .oci import OCIRuntime, runtime_message, translate_error
-
-log = logging.getLogger(__name__)
-
-# Stream numbers as Docker's stdcopy frames them (attach and logs both use them).
-STDIN, STDOUT, STDERR = 0, 1, 2
-_CONMON_STREAM = {2: STDOUT, 3: STDERR}  # conmon's stdpipe_t on the attach socket
-_ATTACH_READ = 8192 + 1                  # conmon: STDIO_BUF_SIZE + the stream byte
-_ATTACH_WRITE = 8192                     # conmon reads 32 KiB; SEQPACKET truncates
-_SUN_PATH_MAX = 107
-LOST_EXIT_CODE = 255                     # monitor died without recording the exit
-
-Kind = Literal["container", "exec"]
-
-
-@dataclass(frozen=True)
-class ExitStatus:
-    code: int            # exit status, or 128+signal (Docker's convention)
-    finished_at: int     # ns since the epoch (when conmon wrote the exit file)
-    oom_killed: bool = False
-    error: str = ""      # why there is no real exit code (monitor lost)
-
-
-@dataclass(frozen=True)
-class Process:
-    """A monitored process: a container's init or an exec session (monitor.json)."""
-
-    id: str              # container id, or exec id
-    container_id: str
-    kind: Kind
-    dir: str
-    pid: int
-    conmon_pid: int
-    terminal: bool
-    stdin: bool
-    runtime: dict[str, Any]
-    log_path: str | None
-    created_at: int      # ns since the epoch
-
-    @property
-    def attach_path(self) -> str:
-        return os.path.join(self.dir, "attach")
-
-    @property
-    def ctl_path(self) -> str:
-        return os.path.join(self.dir, "ctl")
-
-    @property
-    def persist_dir(self) -> str:
-        return os.path.join(self.dir, "persist")
-
-    def oci_runtime(self) -> OCIRuntime:
-        return OCIRuntime.from_record(self.runtime)
-
-
-# --- inotify through libc -------------------------------------------------------------
-
-IN_MODIFY = 0x002
-IN_CLOSE_WRITE = 0x008
-IN_MOVED_FROM = 0x040
-IN_MOVED_TO = 0x080
-IN_CREATE = 0x100
-IN_DELETE = 0x200
-IN_DELETE_SELF = 0x400
-IN_IGNORED = 0x8000
-_IN_NONBLOCK = os.O_NONBLOCK
-_IN_CLOEXEC = os.O_CLOEXEC
-_EVENT = struct.Struct("iIII")
-
-
-class Inotify:
-    """A non-blocking inotify descriptor: add_watch, then read_events when readable."""
-
-    _libc: Any = None
-
-    def __init__(self) -> None:
-        if Inotify._libc is None:
-            Inotify._libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6",
-                                        use_errno=True)
-        fd = Inotify._libc.inotify_init1(_IN_NONBLOCK | _IN_CLOEXEC)
-        if fd < 0:
-            raise OSError(ctypes.get_errno(), "inotify_init1")
-        self.fd: int = fd
-
-    def fileno(self) -> int:
-        return self.fd
-
-    def add_watch(self, path: str, mask: int) -> int:
-        wd = Inotify._libc.inotify_add_watch(self.fd, os.fsencode(path), mask)
-        if wd < 0:
-            err = ctypes.get_errno()
-            raise OSError(err, os.strerror(err), path)
-        return int(wd)
-
-    def rm_watch(self, wd: int) -> None:
-        Inotify._libc.inotify_rm_watch(self.fd, wd)
-
-    def read_events(self) -> list[tuple[int, int, str]]:
-        """(wd, mask, name) for every queued event; [] when none."""
-        events: list[tuple[int, int, str]] = []
-        while True:
-            try:
-                buf = os.read(self.fd, 65536)
-            except BlockingIOError:
-                return events
-            off = 0
-            while off < len(buf):
-                wd, mask, _cookie, length = _EVENT.unpack_from(buf, off)
-                raw = buf[off + _EVENT.size: off + _EVENT.size + length]
-                events.append((wd, mask, os.fsdecode(raw.rstrip(b"\0"))))
-                off += _EVENT.size + length
-
-    def close(self) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
-
-
-# --- small file helpers ---------------------------------------------------------------
-
-def _write_atomic(path: str, data: bytes) -> None:
-    tmp = f"{path}.tmp"
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.rename(tmp, path)
-
-
-def _read_int(path: str) -> int | None:
-    try:
-        with open(path) as f:
-            return int(f.read().strip())
-    except (OSError, ValueError):
-        return None
+from .probes import cmdline, conmon_alive
+from .process import ExitStatus, Kind, Process, conmon_pid_file, read_int, write_atomic
 
 
 def _rmtree(path: str) -> None:
     shutil.rmtree(path, ignore_errors=True)
-
-
-def _cmdline(pid: int) -> list[bytes]:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return f.read().split(b"\0")
-    except OSError:
-        return []
-
-
-def _is_zombie(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().rsplit(b")", 1)[1].split()[0] == b"Z"
-    except (OSError, IndexError):
-        return True
-
-
-def _conmon_alive(proc: Process) -> bool:
-    """True if conmon_pid is still this process's conmon (not a reused pid)."""
-    argv = _cmdline(proc.conmon_pid)
-    if not argv or not os.path.basename(argv[0]).startswith(b"conmon"):
-        return False
-    if proc.id.encode() not in argv or proc.dir.encode() not in argv:
-        return False
-    return not _is_zombie(proc.conmon_pid)
-
-
-def _conmon_cgroup_dirs(parent: str) -> list[str]:
-    """`<mount>/<parent>/conmon` in the cgroup2 tree and the v1 name=systemd hierarchy."""
-    dirs = []
-    try:
-        with open("/proc/self/mountinfo") as f:
-            lines = f.read().splitlines()
-    except OSError:
-        return []
-    for line in lines:
-        left, _, right = line.partition(" - ")
-        fields, tail = left.split(), right.split()
-        if len(fields) < 5 or len(tail) < 3:
-            continue
-        fstype, options = tail[0], tail[2].split(",")
-        if fstype == "cgroup2" or (fstype == "cgroup" and "name=systemd" in options):
-            dirs.append(os.path.join(fields[4], parent.strip("/"), "conmon"))
-    return dirs
-
-
-# --- the attach socket ----------------------------------------------------------------
-
-class AttachStream:
-    """A client of conmon's attach socket.
-
-    recv() gives (STDOUT|STDERR, bytes) per packet — conmon sends one packet per
-    read from the container, so packets are not lines — and None at the end (the
-    container exited, or remove). send() writes stdin; close_stdin() half-closes,
-    which closes the container's stdin when conmon runs without
-    --leave-stdin-open (Docker's StdinOnce). With a TTY all output is STDOUT.
-    """
-
-    def __init__(self, sock: socket.socket) -> None:
-        self._sock = sock
-        self._loop = asyncio.get_running_loop()
-
-    @classmethod
-    async def connect(cls, path: str) -> AttachStream:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
-        sock.setblocking(False)
-        dirfd = -1
-        try:
-            target = path
-            if len(os.fsencode(path)) > _SUN_PATH_MAX:  # conmon binds the same way
-                dirfd = os.open(os.path.dirname(path), os.O_PATH | os.O_CLOEXEC)
-                target = f"/proc/self/fd/{dirfd}/{os.path.basename(path)}"
-            await asyncio.get_running_loop().sock_connect(sock, target)
-        except (FileNotFoundError, ConnectionRefusedError) as e:
-            sock.close()
-            raise Conflict(f"container is not running (attach socket: {e.strerror})") from e
-        except BaseException:
-            sock.close()
-            raise
-        finally:
-            if dirfd >= 0:
-                os.close(dirfd)
-        return cls(sock)
-
-    async def recv(self) -> tuple[int, bytes] | None:
-        while True:
-            try:
-                packet = await self._loop.sock_recv(self._sock, _ATTACH_READ)
-            except (ConnectionResetError, OSError) as e:
-                if isinstance(e, ConnectionResetError) or e.errno in (errno.EBADF, errno.ENOTCONN):
-                    return None
-                raise
-            if not packet:
-                return None
-            stream = _CONMON_STREAM.get(packet[0])
-            if stream is not None and len(packet) > 1:
-                return stream, packet[1:]
-
-    async def __aiter__(self) -> AsyncIterator[tuple[int, bytes]]:
-        while (item := await self.recv()) is not None:
-            yield item
-
-    async def send(self, data: bytes) -> None:
-        view = memoryview(data)
-        try:
-            for off in range(0, len(view), _ATTACH_WRITE):
-                await self._loop.sock_sendall(self._sock, view[off:off + _ATTACH_WRITE])
-        except (BrokenPipeError, ConnectionResetError) as e:
-            raise Conflict("container is not running (its stdin is closed)") from e
-
-    def close_stdin(self) -> None:
-        with contextlib.suppress(OSError):
-            self._sock.shutdown(socket.SHUT_WR)
-
-    def close(self) -> None:
-        self._sock.close()
-
-    async def __aenter__(self) -> AttachStream:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.close()
 
 
 # --- conmon spawning ------------------------------------------------------------------
@@ -409,12 +140,7 @@ class Monitor:
         self.sync_logs = sync_logs
         self.timeout = timeout
         self.exits_dir = os.path.join(self.root, "exits")
-        self._inotify: Inotify | None = None
-        self._wds: dict[str, int] = {}           # watched dir -> wd
-        self._dirs: dict[int, str] = {}          # wd -> watched dir
-        self._waiters: dict[str, tuple[Process, asyncio.Future[ExitStatus]]] = {}
-        self._pidfds: dict[str, int] = {}        # exit file -> pidfd of its conmon
-        self._poller: asyncio.Task[None] | None = None
+        self._exits = exits.ExitWatcher()
         for sub in ("exits", "c", "x"):
             os.makedirs(os.path.join(self.root, sub), mode=0o700, exist_ok=True)
 
@@ -441,44 +167,16 @@ class Monitor:
 
     async def start(self) -> None:
         """Begins exit detection. Exits that happened before are read by exit_status()."""
-        loop = asyncio.get_running_loop()
-        try:
-            self._inotify = Inotify()
-        except OSError as e:
-            log.warning("inotify unavailable (%s); polling exit files", e)
-            self._poller = loop.create_task(self._poll())
-            return
-        loop.add_reader(self._inotify.fd, self._on_inotify)
-        self._watch_dir(self.exits_dir)
+        self._exits.start(self.exits_dir)
 
     async def close(self) -> None:
         """Stops watching; monitors and containers keep running (live restore)."""
-        loop = asyncio.get_running_loop()
-        if self._inotify is not None:
-            loop.remove_reader(self._inotify.fd)
-            self._inotify.close()
-            self._inotify = None
-        if self._poller is not None:
-            self._poller.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._poller
-            self._poller = None
-        for path in list(self._pidfds):
-            self._drop_pidfd(path)
-        for _, fut in self._waiters.values():
-            if not fut.done():
-                fut.cancel()
-        self._waiters.clear()
-        self._wds.clear()
-        self._dirs.clear()
+        await self._exits.close()
 
     def remove_cgroup(self) -> None:
         """Removes the shared conmon cgroup if no monitor is left in it (best effort)."""
-        if not self.cgroup_parent:
-            return
-        for path in _conmon_cgroup_dirs(self.cgroup_parent):
-            with contextlib.suppress(OSError):
-                os.rmdir(path)
+        if self.cgroup_parent:
+            cgroups.remove_cgroup(self.cgroup_parent)
 
     # -- creating a container
 
@@ -550,7 +248,7 @@ class Monitor:
         argv = [self.conmon, "--api-version", "1", "-c", cid, "-u", cuuid,
                 "-r", runtime.path, "-b", d, "-p", os.path.join(d, "pid"),
                 "--persist-dir", os.path.join(d, "persist"), "--full-attach",
-                "--conmon-pidfile", os.path.join(d, "conmon.pid"),
+                "--conmon-pidfile", conmon_pid_file(d),
                 "--log-level", self.log_level, "--syslog"]
         for arg in runtime.global_args():
             argv += ["--runtime-arg", arg]
@@ -607,30 +305,20 @@ class Monitor:
         # migrates its init too), it costs nothing on the critical path. Only the
         # monitor itself is concerned: the runtime puts the container in its own
         # cgroup in every hierarchy.
-        monitor_pid = _read_int(os.path.join(cwd, "conmon.pid"))
+        monitor_pid = read_int(conmon_pid_file(cwd))
         if not monitor_pid or not self.cgroup_parent:
             return None
-        return asyncio.ensure_future(asyncio.to_thread(self._place_in_cgroup, monitor_pid))
+        return asyncio.ensure_future(
+            asyncio.to_thread(cgroups.place_in_cgroup, self.cgroup_parent, monitor_pid))
 
-    def _place_in_cgroup(self, pid: int) -> None:
-        if not self.cgroup_parent:
-            return
-        for path in _conmon_cgroup_dirs(self.cgroup_parent):
-            try:
-                os.makedirs(path, exist_ok=True)
-                with open(os.path.join(path, "cgroup.procs"), "w") as f:
-                    f.write(str(pid))
-            except OSError as e:
-                log.warning("cannot move conmon %d into %s: %s", pid, path, e)
-
-    def _record(self, pid_id: str, cid: str, kind: Kind, d: str, pid: int, terminal: bool,
+    @staticmethod
+    def _record(pid_id: str, cid: str, kind: Kind, d: str, pid: int, terminal: bool,
                 stdin: bool, runtime: OCIRuntime, log_path: str | None) -> Process:
-        conmon_pid = _read_int(os.path.join(d, "conmon.pid")) or 0
         proc = Process(id=pid_id, container_id=cid, kind=kind, dir=d, pid=pid,
-                       conmon_pid=conmon_pid, terminal=terminal, stdin=stdin,
-                       runtime=runtime.to_record(), log_path=log_path,
+                       conmon_pid=read_int(conmon_pid_file(d)) or 0, terminal=terminal,
+                       stdin=stdin, runtime=runtime.to_record(), log_path=log_path,
                        created_at=time.time_ns())
-        _write_atomic(os.path.join(d, "monitor.json"), json.dumps(asdict(proc)).encode())
+        proc.save()
         return proc
 
     # -- exec sessions
@@ -657,7 +345,7 @@ class Monitor:
             raise Conflict(f"exec session {exec_id} already exists") from None
         os.makedirs(os.path.join(xdir, "persist"), mode=0o700)
         spec = os.path.join(xdir, "process.json")
-        _write_atomic(spec, json.dumps(process).encode())
+        write_atomic(spec, json.dumps(process).encode())
         self._record(exec_id, cid, "exec", xdir, 0, terminal, stdin, runtime, None)
         argv = self._common_args(cid, exec_id, runtime, xdir)
         argv += ["-l", "none"]
@@ -676,22 +364,14 @@ class Monitor:
                 await asyncio.get_running_loop().sock_sendall(pipes.start, b"\0")
             msg = await _read_message(pipes.sync, "exec", self.timeout)
         except BaseException:
-            pipes.close()
-            if stream is not None:
-                stream.close()
-            self._kill_conmon_of(xdir)
-            _rmtree(xdir)
+            self._abandon_exec(xdir, pipes, stream)
             raise
         finally:
             if moving is not None:
                 await moving
         pid = int(msg["data"])
         if pid <= 0:
-            pipes.close()
-            if stream is not None:
-                stream.close()
-            self._kill_conmon_of(xdir)
-            _rmtree(xdir)
+            self._abandon_exec(xdir, pipes, stream)
             message = runtime_message(msg.get("message", "")) or "runtime exec failed"
             raise translate_error("exec in", cid, message)
         # conmon writes the exit code on the sync pipe too; we read the exit file
@@ -700,165 +380,54 @@ class Monitor:
         proc = self._record(exec_id, cid, "exec", xdir, pid, terminal, stdin, runtime, None)
         return proc, stream
 
+    def _abandon_exec(self, xdir: str, pipes: _Pipes, stream: AttachStream | None) -> None:
+        pipes.close()
+        if stream is not None:
+            stream.close()
+        self._kill_conmon_of(xdir)
+        _rmtree(xdir)
+
     def _kill_conmon_of(self, d: str) -> None:
-        pid = _read_int(os.path.join(d, "conmon.pid"))
-        if pid and d.encode() in _cmdline(pid):
+        pid = read_int(conmon_pid_file(d))
+        if pid and d.encode() in cmdline(pid):
             with contextlib.suppress(OSError):
                 os.kill(pid, 9)
 
     # -- finding processes again (daemon restart)
 
-    def _load(self, d: str, what: str) -> Process:
-        try:
-            with open(os.path.join(d, "monitor.json"), "rb") as f:
-                proc = Process(**json.loads(f.read()))
-            if not proc.conmon_pid:  # recorded before conmon ran: it may have since
-                conmon_pid = _read_int(os.path.join(d, "conmon.pid")) or 0
-                proc = dataclasses.replace(proc, conmon_pid=conmon_pid)
-            return proc
-        except FileNotFoundError:
-            raise NotFound(f"No such {what}: {os.path.basename(d)}") from None
-        except (ValueError, TypeError) as e:
-            raise InternalError(f"unreadable monitor state in {d}: {e}") from e
-
     def load(self, cid: str) -> Process:
-        return self._load(self.container_dir(cid), "container")
+        return Process.load(self.container_dir(cid), "container")
 
     def load_exec(self, exec_id: str) -> Process:
-        return self._load(self.exec_dir(exec_id), "exec instance")
+        return Process.load(self.exec_dir(exec_id), "exec instance")
 
-    def _exec_sessions(self) -> list[Process]:
+    def _scan(self, sub: str) -> list[Process]:
         found = []
-        base = os.path.join(self.root, "x")
-        for name in os.listdir(base):
+        base = os.path.join(self.root, sub)
+        for name in sorted(os.listdir(base)):
             with contextlib.suppress(DaemonError):
-                found.append(self._load(os.path.join(base, name), "exec instance"))
+                found.append(Process.load(os.path.join(base, name), sub))
         return found
 
     def processes(self) -> list[Process]:
         """Every monitored container and exec session with persisted state."""
-        found = []
-        for sub in ("c", "x"):
-            base = os.path.join(self.root, sub)
-            for name in sorted(os.listdir(base)):
-                with contextlib.suppress(DaemonError):
-                    found.append(self._load(os.path.join(base, name), sub))
-        return found
+        return self._scan("c") + self._scan("x")
 
     # -- status, exit
 
     def alive(self, proc: Process) -> bool:
         """Is the monitor of proc still running?"""
-        return _conmon_alive(proc)
+        return conmon_alive(proc)
 
     def exit_status(self, proc: Process) -> ExitStatus | None:
         """The exit, if it happened (also while the daemon was down); None if running.
 
         A monitor that is gone without an exit file reports LOST_EXIT_CODE."""
-        status = self._read_exit(proc)
-        if status is None and not _conmon_alive(proc):
-            status = self._read_exit(proc) or ExitStatus(
-                LOST_EXIT_CODE, time.time_ns(), False,
-                "monitor exited without recording the exit status")
-        return status
-
-    def _read_exit(self, proc: Process) -> ExitStatus | None:
-        path = self.exit_file(proc)
-        try:
-            with open(path, "rb") as f:
-                text = f.read().strip()
-                finished = os.fstat(f.fileno()).st_mtime_ns
-        except FileNotFoundError:
-            return None
-        try:
-            code = int(text)
-        except ValueError:
-            return ExitStatus(LOST_EXIT_CODE, finished, False, f"bad exit file {text[:40]!r}")
-        oom = os.path.exists(os.path.join(proc.persist_dir, "oom"))
-        return ExitStatus(code if code >= 0 else LOST_EXIT_CODE, finished, oom,
-                          "" if code >= 0 else "monitor reported no exit code")
+        return exits.exit_status(proc, self.exit_file(proc))
 
     async def wait(self, proc: Process) -> ExitStatus:
         """Returns when proc has exited (at once if it already has)."""
-        path = self.exit_file(proc)
-        entry = self._waiters.get(path)
-        if entry is None:
-            fut: asyncio.Future[ExitStatus] = asyncio.get_running_loop().create_future()
-            entry = self._waiters[path] = (proc, fut)
-            if self._inotify is not None:
-                self._watch_dir(os.path.dirname(path))
-            self._watch_pid(path, proc)
-            self._check(path)  # it may have exited before the watch was in place
-        return await asyncio.shield(entry[1])
-
-    def _check(self, path: str) -> None:
-        entry = self._waiters.get(path)
-        if entry is None:
-            return
-        proc, fut = entry
-        status = self.exit_status(proc)
-        if status is None:
-            return
-        del self._waiters[path]
-        self._drop_pidfd(path)
-        if proc.kind == "exec":
-            self._unwatch_dir(os.path.dirname(path))
-        if not fut.done():
-            fut.set_result(status)
-
-    def _watch_dir(self, d: str) -> None:
-        if self._inotify is None or d in self._wds:
-            return
-        try:
-            wd = self._inotify.add_watch(d, IN_MOVED_TO | IN_CLOSE_WRITE)
-        except OSError as e:
-            log.warning("cannot watch %s: %s", d, e)
-            return
-        self._wds[d] = wd
-        self._dirs[wd] = d
-
-    def _unwatch_dir(self, d: str) -> None:
-        wd = self._wds.pop(d, None)
-        if wd is not None and self._inotify is not None:
-            self._dirs.pop(wd, None)
-            self._inotify.rm_watch(wd)
-
-    def _on_inotify(self) -> None:
-        assert self._inotify is not None
-        for wd, mask, name in self._inotify.read_events():
-            if mask & IN_IGNORED:
-                d = self._dirs.pop(wd, None)
-                if d is not None:
-                    self._wds.pop(d, None)
-                continue
-            d = self._dirs.get(wd)
-            if d is not None and name:
-                self._check(os.path.join(d, name))
-
-    def _watch_pid(self, path: str, proc: Process) -> None:
-        if not hasattr(os, "pidfd_open") or not proc.conmon_pid:
-            return
-        try:
-            fd = os.pidfd_open(proc.conmon_pid)
-        except OSError:
-            return  # already gone: _check() right after sees it
-        if not _conmon_alive(proc):
-            os.close(fd)
-            return
-        self._pidfds[path] = fd
-        asyncio.get_running_loop().add_reader(fd, self._check, path)
-
-    def _drop_pidfd(self, path: str) -> None:
-        fd = self._pidfds.pop(path, None)
-        if fd is not None:
-            asyncio.get_running_loop().remove_reader(fd)
-            os.close(fd)
-
-    async def _poll(self) -> None:
-        while True:
-            await asyncio.sleep(0.05)
-            for path in list(self._waiters):
-                self._check(path)
+        return await self._exits.wait(proc, self.exit_file(proc))
 
     # -- talking to a running monitor
 
@@ -866,7 +435,7 @@ class Monitor:
         return await AttachStream.connect(proc.attach_path)
 
     def _ctl(self, proc: Process, line: str) -> None:
-        if self._read_exit(proc) is not None:
+        if exits.read_exit(self.exit_file(proc), proc.persist_dir) is not None:
             raise Conflict(f"container {proc.container_id} is not running")
         try:
             fd = os.open(proc.ctl_path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
@@ -898,12 +467,12 @@ class Monitor:
             proc = None
         if proc is not None:
             await proc.oci_runtime().delete(cid, force=True)
-        for xproc in self._exec_sessions():  # exec sessions only: mass removals stay O(N)
+        for xproc in self._scan("x"):  # exec sessions only: mass removals stay O(N)
             if xproc.container_id == cid:
                 await self.remove_exec(xproc.id)
         if proc is not None:
-            await self._end_conmon(proc)
-            self._forget(proc)
+            await exits.end_conmon(proc)
+            self._exits.forget(proc, self.exit_file(proc))
         with contextlib.suppress(FileNotFoundError):
             os.unlink(os.path.join(self.exits_dir, cid))
         await asyncio.to_thread(_rmtree, self.container_dir(cid))
@@ -915,50 +484,9 @@ class Monitor:
         except NotFound:
             await asyncio.to_thread(_rmtree, self.exec_dir(exec_id))
             return
-        if _conmon_alive(proc) and proc.pid > 0:
+        if conmon_alive(proc) and proc.pid > 0:
             with contextlib.suppress(OSError):
                 os.kill(proc.pid, 9)
-        await self._end_conmon(proc)
-        self._forget(proc)
+        await exits.end_conmon(proc)
+        self._exits.forget(proc, self.exit_file(proc))
         await asyncio.to_thread(_rmtree, proc.dir)
-
-    def _forget(self, proc: Process) -> None:
-        path = self.exit_file(proc)
-        entry = self._waiters.pop(path, None)
-        self._drop_pidfd(path)
-        if proc.kind == "exec":
-            self._unwatch_dir(os.path.dirname(path))
-        if entry is not None and not entry[1].done():
-            entry[1].set_result(self.exit_status(proc) or ExitStatus(
-                LOST_EXIT_CODE, time.time_ns(), False, "removed"))
-
-    async def _end_conmon(self, proc: Process, grace: float = 2.0) -> None:
-        """Waits for conmon to finish (it does once its process is gone), then SIGKILL."""
-        if not _conmon_alive(proc):
-            return
-        try:
-            fd = os.pidfd_open(proc.conmon_pid)
-        except (OSError, AttributeError):
-            fd = -1
-        try:
-            if fd >= 0 and _conmon_alive(proc):
-                loop = asyncio.get_running_loop()
-                gone: asyncio.Future[None] = loop.create_future()
-
-                def exited() -> None:
-                    if not gone.done():
-                        gone.set_result(None)
-
-                loop.add_reader(fd, exited)
-                try:
-                    await asyncio.wait_for(gone, grace)
-                except TimeoutError:
-                    pass
-                finally:
-                    loop.remove_reader(fd)
-            if _conmon_alive(proc):
-                with contextlib.suppress(OSError):
-                    os.kill(proc.conmon_pid, 9)
-        finally:
-            if fd >= 0:
-                os.close(fd)

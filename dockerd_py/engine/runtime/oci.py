@@ -8,6 +8,8 @@ Lifecycle of a container, as driven by the engine:
 
     create   not here: conmon runs `<runtime> create` itself (see monitor.py),
              using `global_args()` as its `--runtime-arg`s
+    run      `run`          a build step: create, start and wait in one process,
+                            in the foreground (`ForegroundRun`)
     start    `start`        created -> running
     pause    `pause`        running -> paused  (freezer)
     resume   `resume`       paused  -> running
@@ -18,21 +20,25 @@ Lifecycle of a container, as driven by the engine:
     delete   `delete`       removes the runtime's state and the container's cgroup;
                             force=True kills a running container first
 
-Every call is an async subprocess. A failure is translated here, at the
-boundary, into `dockerd_py.errors` carrying the runtime's own message:
-`NotFound` when the runtime does not know the container, `Conflict` when the
-container is in the wrong state for the operation, `InternalError` otherwise.
-The runtime writes its messages as JSON lines (`--log-format json`, understood
-by runc and crun); plain text is accepted too.
+Every call is an async subprocess, and every command line starts with
+`global_args()`: this is the only place that builds one. A failure is
+translated here, at the boundary, into `dockerd_py.errors` carrying the
+runtime's own message: `NotFound` when the runtime does not know the container,
+`Conflict` when the container is in the wrong state for the operation,
+`InternalError` otherwise. The runtime writes its messages as JSON lines
+(`--log-format json`, understood by runc and crun), to stderr or to its `--log`
+file; plain text is accepted too (`runtime_errors`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
 import shutil
+import signal
 from collections.abc import Sequence
 from typing import Any
 
@@ -57,8 +63,16 @@ _LOGRUS_MSG = re.compile(r'msg="((?:[^"\\]|\\.)*)"')
 
 
 def runtime_message(output: bytes | str) -> str:
-    """The human part of a runtime's error output (JSON log lines, logrus text or plain)."""
+    """The human part of a runtime's error output (JSON log lines, logrus text or plain);
+    all of it when no line reads as an error."""
     text = output.decode(errors="replace") if isinstance(output, bytes) else output
+    return "; ".join(runtime_errors(text)) or text.strip()
+
+
+def runtime_errors(text: str) -> list[str]:
+    """The error messages in a runtime's output: JSON records at level error, fatal or
+    panic (no level: error), logrus text at level error or fatal, and any other
+    non-empty line as it is. Records at other levels (warning, info) are skipped."""
     messages: list[str] = []
     for line in text.splitlines():
         line = line.strip()
@@ -78,7 +92,17 @@ def runtime_message(output: bytes | str) -> str:
                 messages.append(json.loads(f'"{m.group(1)}"'))
             continue
         messages.append(line)
-    return "; ".join(messages) or text.strip()
+    return messages
+
+
+def logged_error(log_path: str) -> str:
+    """The errors a runtime wrote to its `--log` file, joined; "" if none (or no file)."""
+    try:
+        with open(log_path, encoding="utf-8", errors="replace") as f:
+            text = f.read()
+    except OSError:
+        return ""
+    return "; ".join(runtime_errors(text))
 
 
 def translate_error(action: str, cid: str, message: str) -> DaemonError:
@@ -119,9 +143,12 @@ class OCIRuntime:
     def __repr__(self) -> str:
         return f"OCIRuntime({self.name!r}, {self.path!r}, args={self.args!r}, root={self.root!r})"
 
-    def global_args(self) -> list[str]:
-        """Arguments before the sub-command; conmon gets them as --runtime-arg."""
+    def global_args(self, log: str | None = None) -> list[str]:
+        """Arguments before the sub-command; conmon gets them as --runtime-arg.
+        log: a file for the runtime's own messages instead of its stderr."""
         out = list(self.args)
+        if log:
+            out += ["--log", log]
         if self.json_log:
             out += ["--log-format", "json"]
         if self.root:
@@ -168,6 +195,15 @@ class OCIRuntime:
 
     async def start(self, cid: str) -> None:
         await self._run("start", cid, "start", cid)
+
+    async def run(self, cid: str, bundle: str, log_path: str) -> ForegroundRun:
+        """`run` of the bundle as container cid, in the foreground (see ForegroundRun);
+        the runtime's own messages go to log_path."""
+        proc = await asyncio.create_subprocess_exec(
+            self.path, *self.global_args(log=log_path), "run", "--bundle", bundle, cid,
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE, start_new_session=True)
+        return ForegroundRun(self, cid, proc, log_path)
 
     async def state(self, cid: str) -> dict[str, Any]:
         """The runtime's state record: {"id", "pid", "status", "bundle", "created", ...}."""
@@ -221,3 +257,67 @@ class OCIRuntime:
 
     def available(self) -> bool:
         return os.access(self.path, os.X_OK)
+
+
+class ForegroundRun:
+    """A `<runtime> run` in the foreground: the container's command with its stdout
+    and stderr as pipes (`stdout`, `stderr`; read both to their end, then wait()),
+    stdin /dev/null, in a session of its own, with no monitor and no console.
+
+    The runtime's messages go to its log file, so they never mix with the
+    command's output, except its last words when it cannot start the command,
+    which it writes to stderr too: is_runtime_output() recognises them. After a
+    non-zero exit, failure() tells a runtime failure (the error dockerd prints)
+    from the command's own exit code. The container's runtime state stays until
+    delete(); kill() ends a run that is abandoned (cancelled) and deletes it.
+    """
+
+    def __init__(self, runtime: OCIRuntime, cid: str, proc: asyncio.subprocess.Process,
+                 log_path: str) -> None:
+        assert proc.stdout is not None and proc.stderr is not None
+        self.runtime = runtime
+        self.cid = cid
+        self.log_path = log_path
+        self.stdout: asyncio.StreamReader = proc.stdout
+        self.stderr: asyncio.StreamReader = proc.stderr
+        self._proc = proc
+
+    async def wait(self) -> int:
+        """The exit code: the command's, or the runtime's when failure() says so."""
+        return await self._proc.wait()
+
+    async def is_runtime_output(self, data: bytes) -> bool:
+        """Is this stderr data the runtime's own error (already in its log)?"""
+        if b"failed" not in data:  # runc and crun: "... failed: <why>"
+            return False
+        return await asyncio.to_thread(self._logged_in, data)
+
+    def _logged_in(self, data: bytes) -> bool:
+        message = logged_error(self.log_path)
+        return bool(message) and message in data.decode("utf-8", "replace")
+
+    def failure(self) -> InternalError | None:
+        """The error dockerd reports when the runtime could not start the command
+        (blocking: reads the log); None when the command itself ran."""
+        message = logged_error(self.log_path)
+        if not message:
+            return None
+        message = message.replace("runc run failed", "runc create failed", 1)  # as dockerd's
+        return InternalError(
+            f"failed to create shim task: OCI runtime create failed: {message}: unknown")
+
+    async def kill(self) -> None:
+        """Stop an abandoned run: every process in the container, then the runtime."""
+        with contextlib.suppress(Exception):
+            await self.runtime.kill(self.cid, "KILL", all=True)
+        if self._proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self._proc.pid, signal.SIGKILL)
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._proc.wait())
+        await self.delete()
+
+    async def delete(self) -> None:
+        """Removes the container's runtime state (best effort, not cancellable)."""
+        with contextlib.suppress(Exception):
+            await asyncio.shield(self.runtime.delete(self.cid, force=True))
