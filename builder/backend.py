@@ -12,7 +12,7 @@ from dockerd_py.engine.images.buildcache import BuildCacheRecords
 from dockerd_py.engine.images.contract import Images
 from dockerd_py.engine.leases import LeaseManager
 from dockerd_py.engine.networks.contract import StepNetworks
-from dockerd_py.engine.runtime.runtimes import Runtimes
+from dockerd_py.engine.runtime.contract import RuntimeRegistry
 from dockerd_py.engine.snapshots.contract import Snapshotter
 from dockerd_py.engine.types import ImageRecord
 
@@ -34,6 +34,6 @@ class Backend:
     content: Store
     leases: LeaseManager
     networks: StepNetworks
-    runtimes: Runtimes
+    runtimes: RuntimeRegistry
     cache: BuildCacheRecords
     puller: Puller

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import re
 import shutil
 import tempfile
@@ -84,9 +83,7 @@ class Build:
         self.backend = backend
         self.context = context
         self.dockerfile = dockerfile
-        # RUN steps join their network through the engine's network service
-        self.options = dataclasses.replace(
-            options, run=dataclasses.replace(options.run, networks=backend.networks))
+        self.options = options
         self.sink = sink
         self.state_dir = context.root
         self.used_args: set[str] = set()

@@ -357,7 +357,8 @@ async def _run(b: StageBuilder, inst: ins.Run) -> None:
             await b.emit(progress.stdout(text) if name == "stdout" else progress.stderr(text))
 
         runtime = b.backend.runtimes.get(b.backend.runtimes.default)
-        code = await run_command(runtime, fs, run_config, b.build.options.run, output)
+        code = await run_command(runtime, b.backend.networks, fs, run_config,
+                                 b.build.options.run, output)
         if code != 0:
             raise StepFailed(f"The command '{shown}' returned a non-zero code: {code}", code)
 

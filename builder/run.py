@@ -53,7 +53,6 @@ class RunOptions:
     extra_hosts: Sequence[str] = ()
     cgroup_parent: str = ""
     resources: Mapping[str, Any] = field(default_factory=dict)  # Memory, CpuShares, ...
-    networks: StepNetworks | None = None  # attaches steps; None: host or a private netns
 
 
 @dataclass(frozen=True)
@@ -129,19 +128,19 @@ def _volumes(fs: StepFS, config: Mapping[str, Any], bundle: str) -> list[MountSp
     return out
 
 
-async def run(runtime: OCIRuntime, fs: StepFS, config: Mapping[str, Any], opts: RunOptions,
-              output: Output) -> int:
+async def run(runtime: OCIRuntime, networks: StepNetworks, fs: StepFS,
+              config: Mapping[str, Any], opts: RunOptions, output: Output) -> int:
     """Run config's Cmd (Entrypoint cleared) in the step's root filesystem; returns the
     exit code. Raises InternalError when the runtime cannot start it."""
     hc = host_config(opts)
-    if opts.networks is None or not _has_network(opts.networks, str(hc["NetworkMode"])):
+    if not _has_network(networks, str(hc["NetworkMode"])):
         return await _run_attached(runtime, fs, config, hc, None, output)
     step = StepContainer(fs.key, fs.key[:12], config, hc)
     try:
-        net = await opts.networks.attach(step)
+        net = await networks.attach(step)
         return await _run_attached(runtime, fs, config, hc, net, output)
     finally:  # also on failure and cancellation: attach() undoes its own partial work
-        await asyncio.shield(opts.networks.detach(step.id, step.name))
+        await asyncio.shield(networks.detach(step.id, step.name))
 
 
 def _has_network(networks: StepNetworks, mode: str) -> bool:

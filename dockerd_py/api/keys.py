@@ -11,7 +11,7 @@ from ..engine.containers.contract import Containers, Execs
 from ..engine.events import EventBus
 from ..engine.images.contract import Images
 from ..engine.networks.contract import Networks
-from ..engine.runtime.runtimes import Runtimes
+from ..engine.runtime.contract import RuntimeRegistry
 from ..engine.snapshots.contract import Snapshotter
 from ..engine.volumes.contract import Volumes
 
@@ -23,7 +23,7 @@ EXECS: web.AppKey[Execs] = web.AppKey("execs")
 VOLUMES: web.AppKey[Volumes] = web.AppKey("volumes")
 NETWORKS: web.AppKey[Networks] = web.AppKey("networks")
 SNAPSHOTS: web.AppKey[Snapshotter] = web.AppKey("snapshots")
-RUNTIMES = web.AppKey("runtimes", Runtimes)
+RUNTIMES: web.AppKey[RuntimeRegistry] = web.AppKey("runtimes")
 EVENTS = web.AppKey("events", EventBus)
 DISTRIBUTION = web.AppKey("distribution", DistributionService)
 BUILDER = web.AppKey("builder", BuildService)

@@ -12,7 +12,7 @@ import contextlib
 
 from ...errors import DaemonError
 from ..runtime.attach import AttachStream
-from ..runtime.monitor import Monitor
+from ..runtime.contract import Supervisor
 from ..runtime.process import Process
 from .launch import Launcher
 from .records import Container
@@ -20,7 +20,7 @@ from .store import ContainerStore
 
 
 class Attachments:
-    def __init__(self, store: ContainerStore, launcher: Launcher, monitor: Monitor) -> None:
+    def __init__(self, store: ContainerStore, launcher: Launcher, monitor: Supervisor) -> None:
         self.store = store
         self.launcher = launcher
         self.monitor = monitor

@@ -23,8 +23,8 @@ from ..images.mediatypes import now_rfc3339
 from ..leases import LeaseManager, protect_snapshot
 from ..networks.contract import NetworkValidator
 from ..runtime import logs as runtime_logs
+from ..runtime.contract import RuntimeRegistry
 from ..runtime.hostlimits import host_limits
-from ..runtime.runtimes import Runtimes
 from ..runtime.spec import validate as validate_spec
 from ..snapshots.contract import Snapshotter
 from ..volumes.contract import ContainerVolumes
@@ -45,7 +45,7 @@ class ContainerSettings:
 class Creator:
     def __init__(self, store: ContainerStore, images: Images,
                  snapshots: Snapshotter, leases: LeaseManager, volumes: ContainerVolumes,
-                 networks: NetworkValidator, runtimes: Runtimes,
+                 networks: NetworkValidator, runtimes: RuntimeRegistry,
                  settings: ContainerSettings) -> None:
         self.store = store
         self.images = images

@@ -16,8 +16,8 @@ from typing import Any
 
 from ...errors import Conflict, InvalidParameter, NotFound
 from ..runtime.attach import AttachStream
+from ..runtime.contract import Supervisor
 from ..runtime.hostlimits import host_limits
-from ..runtime.monitor import Monitor
 from ..runtime.process import Process
 from ..runtime.users import resolve_user
 from .bundle import read_in_root
@@ -26,7 +26,7 @@ from .store import ContainerStore
 
 
 class ExecService:
-    def __init__(self, containers: ContainerStore, monitor: Monitor) -> None:
+    def __init__(self, containers: ContainerStore, monitor: Supervisor) -> None:
         self.containers = containers
         self.monitor = monitor
         self._sessions: dict[str, ExecSession] = {}

@@ -15,9 +15,8 @@ import os
 from ...errors import DaemonError
 from ..networks.contract import Attacher
 from ..runtime import logs as runtime_logs
-from ..runtime.monitor import Monitor
+from ..runtime.contract import RuntimeRegistry, Supervisor
 from ..runtime.process import Process
-from ..runtime.runtimes import Runtimes
 from ..snapshots.contract import Snapshotter
 from ..volumes.contract import ContainerVolumes
 from . import bundle
@@ -29,8 +28,8 @@ CGROUP_PARENT = "dockerd-py"
 
 class Launcher:
     def __init__(self, store: ContainerStore, snapshots: Snapshotter,
-                 volumes: ContainerVolumes, networks: Attacher, runtimes: Runtimes,
-                 monitor: Monitor) -> None:
+                 volumes: ContainerVolumes, networks: Attacher, runtimes: RuntimeRegistry,
+                 monitor: Supervisor) -> None:
         self.store = store
         self.snapshots = snapshots
         self.volumes = volumes

@@ -14,7 +14,7 @@ import logging
 
 from ...errors import DaemonError
 from ..runtime import logs as runtime_logs
-from ..runtime.monitor import Monitor
+from ..runtime.contract import Supervisor
 from ..runtime.process import Process
 from .records import Container
 from .store import ContainerStore
@@ -36,7 +36,7 @@ def policy(c: Container) -> runtime_logs.RotationPolicy:
 class LogRotation:
     """The lifecycle hooks that keep running containers' logs rotated."""
 
-    def __init__(self, store: ContainerStore, monitor: Monitor) -> None:
+    def __init__(self, store: ContainerStore, monitor: Supervisor) -> None:
         self.store = store
         self.monitor = monitor
         self._rotator = runtime_logs.LogRotator()

@@ -27,10 +27,9 @@ from ..leases import LeaseManager
 from ..networks.contract import ContainerNetworking
 from ..runtime import logs as runtime_logs
 from ..runtime.attach import AttachStream
-from ..runtime.monitor import Monitor
+from ..runtime.contract import RuntimeRegistry, Supervisor
 from ..runtime.oci import start_failure_exit_code
 from ..runtime.process import ExitStatus, Process
-from ..runtime.runtimes import Runtimes
 from ..runtime.signals import parse_signal
 from ..snapshots.contract import Snapshotter
 from ..timestamps import parse_time
@@ -68,7 +67,7 @@ class LifecycleHooks(Protocol):
 class ContainerService:
     def __init__(self, store: ContainerStore, images: Images,
                  snapshots: Snapshotter, leases: LeaseManager, volumes: ContainerVolumes,
-                 networks: ContainerNetworking, runtimes: Runtimes, monitor: Monitor,
+                 networks: ContainerNetworking, runtimes: RuntimeRegistry, monitor: Supervisor,
                  settings: ContainerSettings, hooks: Sequence[LifecycleHooks] = ()) -> None:
         self.store = store
         self.images = images

@@ -15,7 +15,7 @@ import re
 from typing import Any
 
 from ...errors import Conflict, InternalError
-from ..runtime.monitor import Monitor
+from ..runtime.contract import Supervisor
 from .store import ContainerStore
 
 _ASCII_SPACE = re.compile(r"[\t\n\f\r ]+")
@@ -125,7 +125,7 @@ async def _ps(args: list[str]) -> tuple[int, bytes, bytes]:
     return proc.returncode or 0, out, err
 
 
-async def top(store: ContainerStore, monitor: Monitor, ref: str, ps_args: str | None
+async def top(store: ContainerStore, monitor: Supervisor, ref: str, ps_args: str | None
               ) -> dict[str, Any]:
     """GET /containers/{id}/top?ps_args=..."""
     custom = bool(ps_args)

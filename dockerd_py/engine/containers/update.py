@@ -17,8 +17,8 @@ from typing import Any
 
 from ...errors import Conflict, DaemonError, InternalError, InvalidParameter, NotFound
 from ..runtime import defaults
+from ..runtime.contract import Supervisor
 from ..runtime.hostlimits import host_limits
-from ..runtime.monitor import Monitor
 from .config import check_restart_policy
 from .store import ContainerStore
 
@@ -162,7 +162,7 @@ def validate(req: Mapping[str, Any]) -> None:
         check_restart_policy({"RestartPolicy": req["RestartPolicy"]})
 
 
-async def update(store: ContainerStore, monitor: Monitor, ref: str, body: Any,
+async def update(store: ContainerStore, monitor: Supervisor, ref: str, body: Any,
                  api_version: tuple[int, int] = (1, 50)) -> list[str] | None:
     """POST /containers/{id}/update; returns the warnings (None: dockerd's null)."""
     req = parse_request(body, api_version)
