@@ -37,6 +37,7 @@ import builtins
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any, Protocol
 
+from ..runtime.process import Process
 from .records import Container, ExecSession
 
 
@@ -51,6 +52,22 @@ class StdioStream(Protocol):
     def close_stdin(self) -> None: ...
 
     def close(self) -> None: ...
+
+
+class LifecycleHooks(Protocol):
+    """What follows a container through its life (health checks, log rotation)."""
+
+    async def started(self, c: Container, proc: Process) -> None:
+        """It runs (its lock is held)."""
+
+    def restored(self, c: Container, proc: Process) -> None:
+        """It was found running when the daemon started."""
+
+    async def exited(self, cid: str) -> None:
+        """Its process ended (its lock is held)."""
+
+    def removed(self, cid: str) -> None:
+        """It is being removed."""
 
 
 class ContainerRecords(Protocol):

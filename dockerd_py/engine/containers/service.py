@@ -18,7 +18,7 @@ import os
 import signal as signals
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 from ...errors import Conflict, DaemonError, InternalError, InvalidParameter, NotFound, NotModified
 from ..images.contract import Images
@@ -39,6 +39,7 @@ from . import stats as stats_mod
 from . import top as top_mod
 from . import update as update_mod
 from .attach import Attachments, DeferredAttach
+from .contract import LifecycleHooks
 from .create import ContainerSettings, Creator
 from .launch import Launcher
 from .records import ZERO_TIME, Container
@@ -46,22 +47,6 @@ from .restart import Restarts, should_restart, starts_with_daemon
 from .store import ContainerStore
 
 log = logging.getLogger(__name__)
-
-
-class LifecycleHooks(Protocol):
-    """What follows a container through its life (health checks, log rotation)."""
-
-    async def started(self, c: Container, proc: Process) -> None:
-        """It runs (its lock is held)."""
-
-    def restored(self, c: Container, proc: Process) -> None:
-        """It was found running when the daemon started."""
-
-    async def exited(self, cid: str) -> None:
-        """Its process ended (its lock is held)."""
-
-    def removed(self, cid: str) -> None:
-        """It is being removed."""
 
 
 class ContainerService:
