@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ..engine.containers import filesystem
+from ..engine.containers import commit, copy
 from ..errors import InvalidParameter
 from .httputil import body_chunks, json_response, query_bool, read_json
 from .keys import ENGINE
@@ -56,16 +56,15 @@ async def _send(request: web.Request, response: web.StreamResponse,
 @routes.head("/containers/{id}/archive")
 async def stat_path(request: web.Request) -> web.Response:
     engine = request.app[ENGINE]
-    stat = await filesystem.stat_path(engine.containers, request.match_info["id"],
-                                      _path(request))
+    stat = await copy.stat_path(engine.containers, request.match_info["id"], _path(request))
     return web.Response(status=200, headers=_stat_header(stat))
 
 
 @routes.get("/containers/{id}/archive")
 async def archive_path(request: web.Request) -> web.StreamResponse:
     engine = request.app[ENGINE]
-    async with filesystem.archive_path(engine.containers, request.match_info["id"],
-                                       _path(request)) as (stat, chunks):
+    async with copy.archive_path(engine.containers, request.match_info["id"],
+                                 _path(request)) as (stat, chunks):
         response = web.StreamResponse(headers={**_stat_header(stat), "Content-Type": TAR})
         return await _send(request, response, chunks)
 
@@ -77,7 +76,7 @@ async def extract_to_dir(request: web.Request) -> web.Response:
     # the client says noOverwriteDirNonDir (the CLI always does).
     strict = "noOverwriteDirNonDir" in request.query and query_bool(request,
                                                                    "noOverwriteDirNonDir")
-    await filesystem.extract_to_dir(
+    await copy.extract_to_dir(
         engine.containers, request.match_info["id"], _path(request), body_chunks(request),
         copy_uid_gid=query_bool(request, "copyUIDGID"), allow_overwrite_dir_with_file=not strict)
     return web.Response(status=200)
@@ -86,14 +85,14 @@ async def extract_to_dir(request: web.Request) -> web.Response:
 @routes.get("/containers/{id}/export")
 async def export_container(request: web.Request) -> web.StreamResponse:
     engine = request.app[ENGINE]
-    async with filesystem.export(engine.containers, request.match_info["id"]) as chunks:
+    async with copy.export(engine.containers, request.match_info["id"]) as chunks:
         return await _send(request, web.StreamResponse(headers={"Content-Type": TAR}), chunks)
 
 
 @routes.get("/containers/{id}/changes")
 async def container_changes(request: web.Request) -> web.Response:
     engine = request.app[ENGINE]
-    found = await filesystem.changes(engine.containers, request.match_info["id"])
+    found = await commit.changes(engine.containers, request.match_info["id"])
     # dockerd answers null, not [], for a container without changes.
     return json_response([c.to_api() for c in found] or None)
 
@@ -107,7 +106,7 @@ async def commit_container(request: web.Request) -> web.Response:
     query = request.query
     # pause is on unless the client turns it off explicitly.
     pause = "pause" not in query or query_bool(request, "pause")
-    image_id = await filesystem.commit(
+    image_id = await commit.commit(
         engine.containers, query.get("container", ""), repo=query.get("repo", ""),
         tag=query.get("tag", ""), comment=query.get("comment", ""),
         author=query.get("author", ""), pause=pause, changes=query.getall("changes", []),
