@@ -67,10 +67,10 @@ def apply_layer(fileobj: BinaryIO, root: str, *, same_owner: bool | None = None)
     """
     if same_owner is None:
         same_owner = os.geteuid() == 0
-    extractor = _Extractor(LayerRules(same_owner))
     root_fd = os.open(root, _ROOT)
     try:
-        stream = extractor.run(root_fd, fileobj, hashing=True)
+        extractor = _Extractor(root_fd, LayerRules(same_owner))
+        stream = extractor.run(fileobj, hashing=True)
     finally:
         os.close(root_fd)
     return LayerStats(diff_id=stream.finish(), size=extractor.size)
@@ -84,10 +84,10 @@ def unpack_to_dir(fileobj: BinaryIO, dest: str, *, owner: tuple[int, int] | None
     replaces the tar's ids. Errors are dockerd's (InternalError); a missing hardlink
     target or parent stays FileNotFoundError, for the caller to word.
     """
-    rules = CopyRules(dest, owner, no_overwrite_dir_non_dir)
     root_fd = os.open(dest, _ROOT)
     try:
-        _Extractor(rules).run(root_fd, fileobj, hashing=False)
+        _Extractor(root_fd, CopyRules(dest, owner, no_overwrite_dir_non_dir)).run(
+            fileobj, hashing=False)
     finally:
         os.close(root_fd)
 
@@ -101,17 +101,18 @@ def _has_xattrs(m: tarfile.TarInfo) -> bool:
 
 
 class _Extractor:
-    def __init__(self, rules: Rules) -> None:
+    def __init__(self, root_fd: int, rules: Rules) -> None:
         self.rules = rules
+        self.dirs = DirFds(root_fd, in_root=rules.in_root, implicit_owner=rules.implicit_owner)
         self.privileged = os.geteuid() == 0
         self.size = 0
         # Directories of the tar -> (mode or -1 if set already, mtime_ns), applied once
         # every entry is in.
         self.meta: dict[str, tuple[int, int]] = {}
+        self._pfd: int | None = None  # the current entry's parent, once found (`where`)
 
-    def run(self, root_fd: int, fileobj: BinaryIO, *, hashing: bool) -> TarStream:
-        self.dirs = DirFds(root_fd, in_root=self.rules.in_root,
-                           implicit_owner=self.rules.implicit_owner)
+    def run(self, fileobj: BinaryIO, *, hashing: bool) -> TarStream:
+        """Extract the (maybe compressed) tar in fileobj; the stream it was read from."""
         try:
             self.stream = TarStream(decompressed(fileobj), hashing=hashing)
             for tar, m in members(self.stream):
@@ -140,7 +141,7 @@ class _Extractor:
         if rel is None:
             return
         parent, base = posixpath.split(rel)
-        self._pfd: int | None = None  # the entry's parent, once found (`where`)
+        self._pfd = None
         if self.rules.whiteouts:
             if base.startswith(WHITEOUT_PREFIX):
                 self.whiteout(m, parent, base)

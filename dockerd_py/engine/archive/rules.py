@@ -11,8 +11,10 @@ entries, whose they are, how parents resolve, and how each refusal is worded:
   * `CopyRules`: `docker cp` into a container (go-archive's Unpack). Parents resolve
     inside the destination, symlinks included; "." entries are skipped; ".wh." files are
     plain files; an owner may be imposed (`cp -a`); with noOverwriteDirNonDir a directory
-    and a non-directory never replace each other. Failures are dockerd's: 500s worded as
-    its messages, a missing file left as FileNotFoundError (the caller's 404).
+    and a non-directory never replace each other. In go-archive's order, an entry's
+    parents are made and its name cleared before the entry itself is looked at, and a
+    directory gets its mode when it is made. Failures are dockerd's: 500s worded as its
+    messages, a missing file left as FileNotFoundError (the caller's 404).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from .format import OVERLAY_XATTRS, ArchiveError, TarFormatError
 
 
 class Why(enum.Enum):
-    """A refusal the extractor may meet, with the layer's wording."""
+    """A refusal the extractor may meet; the value is the layer's wording."""
 
     ROOT = "cannot replace the layer root"
     PARENT_SYMLINK = "parent {} is a symlink"
@@ -66,7 +68,8 @@ class Rules(Protocol):
     def owner(self, m: tarfile.TarInfo) -> tuple[int, int] | None:
         """The uid and gid to give the entry; None leaves the extractor's."""
 
-    def keep_xattr(self, name: str) -> bool: ...
+    def keep_xattr(self, name: str) -> bool:
+        """Whether an xattr the tar carries is set at all."""
 
     def refusal(self, why: Why, m: tarfile.TarInfo, subject: str = "") -> Exception | None:
         """The error for why, or None where these rules have no such check."""
