@@ -1,8 +1,9 @@
 """A container's files: docker cp (archive API), export, diff (changes) and commit.
 
 Through the stock CLI where it has a command, docker-py for the raw archive API (the stat
-header, hostile tars), and the pure parts of engine/containers/filesystem.py directly
-(Go FileMode bits, trailing-dot rules, the overlay diff on hand-made layer directories).
+header, hostile tars), and the pure parts directly (Go FileMode bits and trailing-dot rules
+in engine/containers/gopath.py, the overlay diff on hand-made layer directories in
+engine/diff.py, the commit config merge in engine/containers/commit.py).
 Messages are dockerd's (moby daemon/archive*.go, daemon/errors.go).
 """
 
@@ -23,7 +24,8 @@ from pathlib import Path
 import pytest
 
 from api_tests.conftest import DOCKER_CLI
-from dockerd_py.engine.containers import filesystem as fs
+from dockerd_py.engine import diff
+from dockerd_py.engine.containers import commit, gopath
 
 ADDED, MODIFIED, DELETED = "A", "C", "D"
 
@@ -399,20 +401,21 @@ def test_commit_pauses_a_running_container_and_reports_events(docker, sleeper, i
 
 
 def test_go_file_mode_bits() -> None:
-    assert fs.go_file_mode(stat.S_IFDIR | 0o755) == 0x80000000 | 0o755
-    assert fs.go_file_mode(stat.S_IFLNK | 0o777) == 0x8000000 | 0o777
-    assert fs.go_file_mode(stat.S_IFCHR | 0o620) == 0x4000000 | 0x200000 | 0o620
-    assert fs.go_file_mode(stat.S_IFREG | stat.S_ISUID | 0o755) == 0x800000 | 0o755
-    assert fs.go_file_mode(stat.S_IFDIR | stat.S_ISVTX | 0o777) == 0x80000000 | 0x100000 | 0o777
+    assert gopath.go_file_mode(stat.S_IFDIR | 0o755) == 0x80000000 | 0o755
+    assert gopath.go_file_mode(stat.S_IFLNK | 0o777) == 0x8000000 | 0o777
+    assert gopath.go_file_mode(stat.S_IFCHR | 0o620) == 0x4000000 | 0x200000 | 0o620
+    assert gopath.go_file_mode(stat.S_IFREG | stat.S_ISUID | 0o755) == 0x800000 | 0o755
+    assert gopath.go_file_mode(stat.S_IFDIR | stat.S_ISVTX | 0o777) == 0x80000000 | 0x100000 | 0o777
 
 
 @pytest.mark.parametrize("original,cleaned,expected", [
     ("/etc/.", "/etc", "/etc/."), ("/etc/", "/etc", "/etc/"), ("etc", "/etc", "/etc"),
     ("/", "/", "/"), ("/.", "/", "/."), ("a/b/../c/", "/a/c", "/a/c/")])
 def test_trailing_dot_and_separator(original: str, cleaned: str, expected: str) -> None:
-    assert fs.absolute(original) == cleaned
-    assert fs.preserve_trailing(cleaned, original) == expected
-    assert fs.go_base("/etc/") == "etc" and fs.go_base("/") == "/" and fs.go_base("") == "."
+    assert gopath.absolute(original) == cleaned
+    assert gopath.preserve_trailing(cleaned, original) == expected
+    assert gopath.go_base("/etc/") == "etc" and gopath.go_base("/") == "/" \
+        and gopath.go_base("") == "."
 
 
 def test_diff_dirs_on_hand_made_layers(tmp_path: Path) -> None:
@@ -438,12 +441,13 @@ def test_diff_dirs_on_hand_made_layers(tmp_path: Path) -> None:
     os.setxattr(upper / "var/cache", "trusted.overlay.opaque", b"y")  # rm -rf + mkdir
     (upper / "var/cache/fresh").write_text("f")
     os.chmod(upper / "opt", 0o700)                        # directory metadata only
-    changes = [f"{'CAD'[c.kind]} {c.path}" for c in fs.diff_dirs(str(upper), [str(mid), str(base)])]
+    changes = [f"{'CAD'[c.kind]} {c.path}"
+               for c in diff.diff_dirs(str(upper), [str(mid), str(base)])]
     assert changes == ["C /etc", "C /etc/passwd", "C /opt", "C /usr", "C /usr/lib",
                        "D /usr/lib/a", "A /usr/lib/new", "C /var", "C /var/cache",
                        "A /var/cache/fresh", "D /var/cache/c"]
     # No lower layers: everything is new, but /etc (an init-layer path) only "holds" changes.
-    fresh = [f"{'CAD'[c.kind]} {c.path}" for c in fs.diff_dirs(str(base), [])]
+    fresh = [f"{'CAD'[c.kind]} {c.path}" for c in diff.diff_dirs(str(base), [])]
     assert fresh[:2] == ["C /etc", "A /etc/passwd"] and len(fresh) == 11
     assert all(line.startswith("A ") for line in fresh[1:])
 
@@ -452,15 +456,15 @@ def test_commit_config_merge() -> None:
     container = {"Env": ["PATH=/bin", "A=1"], "Cmd": ["sh"], "Labels": {"l": "c"},
                  "ExposedPorts": {"80/tcp": {}}, "WorkingDir": "/w", "User": "u",
                  "Hostname": "abc", "Image": "busybox"}
-    merged = fs.merge_commit_config({"Env": ["A=2"], "Labels": {"m": "n"}}, container)
+    merged = commit.merge_commit_config({"Env": ["A=2"], "Labels": {"m": "n"}}, container)
     assert merged["Env"] == ["A=2", "PATH=/bin"]
     assert merged["Cmd"] == ["sh"] and merged["WorkingDir"] == "/w" and merged["User"] == "u"
     assert merged["Labels"] == {"l": "c", "m": "n"}
-    assert fs.image_config(merged) == {
+    assert commit.image_config(merged) == {
         "User": "u", "ExposedPorts": {"80/tcp": {}}, "Env": ["A=2", "PATH=/bin"],
         "Cmd": ["sh"], "WorkingDir": "/w", "Labels": {"l": "c", "m": "n"}}
     # An Entrypoint of the new config keeps the container's Cmd out.
-    assert fs.merge_commit_config({"Entrypoint": ["x"]}, container).get("Cmd") is None
+    assert commit.merge_commit_config({"Entrypoint": ["x"]}, container).get("Cmd") is None
 
 
 def test_put_archive_options_and_compression(dockerpy, sleeper) -> None:

@@ -32,8 +32,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, cast
 
-from dockerd_py.engine.containers.filesystem import diff_dirs, write_changes
 from dockerd_py.engine.content.contract import Store
+from dockerd_py.engine.diff import diff_dirs, write_changes
 from dockerd_py.engine.images.mediatypes import OCI_LAYER, OCI_LAYER_GZIP
 from dockerd_py.engine.images.unpack import LayerBlob, chain_ids
 from dockerd_py.engine.mount import mount_all, unmount

@@ -32,6 +32,8 @@ from .distribution.endpoints import RegistrySettings
 from .distribution.service import DistributionService
 from .engine.containers.create import ContainerSettings
 from .engine.containers.exec import ExecService
+from .engine.containers.files import ContainerFiles
+from .engine.containers.fsverbs import FileAccess
 from .engine.containers.health import HealthChecks
 from .engine.containers.launch import CGROUP_PARENT
 from .engine.containers.logrotation import LogRotation
@@ -96,6 +98,7 @@ class Services:
     networks: NetworkService
     containers: ContainerService
     execs: ExecService
+    files: ContainerFiles
     distribution: DistributionService
     builder: BuildService
     daemon_id: str
@@ -119,12 +122,13 @@ def build_services(cfg: Config) -> Services:
     hooks = (LogRotation(records, monitor), HealthChecks(records, ExecService(records, monitor)))
     containers = ContainerService(records, images, snapshots, leases, volumes, networks,
                                   runtimes, monitor, container_settings(cfg), hooks)
+    files = ContainerFiles(FileAccess(records, snapshots, monitor, volumes, images, containers))
     distribution = DistributionService(registry_settings(cfg), images)
     backend = Backend(images, snapshots, content, leases, networks, runtimes,
                       BuildCacheRecords(db), distribution)
     builder = BuildService(backend, os.path.join(root, "builder"))
     return Services(db, events, snapshots, images, runtimes, volumes, networks, containers,
-                    execs, distribution, builder, daemon_id(root))
+                    execs, files, distribution, builder, daemon_id(root))
 
 
 async def start(s: Services) -> None:
@@ -151,6 +155,7 @@ def make_app(s: Services, config: config_mod.ConfigSource) -> web.Application:
     app[keys.IMAGES] = s.images
     app[keys.CONTAINERS] = s.containers
     app[keys.EXECS] = s.execs
+    app[keys.FILES] = s.files
     app[keys.VOLUMES] = s.volumes
     app[keys.NETWORKS] = s.networks
     app[keys.SNAPSHOTS] = s.snapshots

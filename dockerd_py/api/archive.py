@@ -10,10 +10,9 @@ from typing import Any
 
 from aiohttp import web
 
-from ..engine.containers import filesystem
 from ..errors import InvalidParameter
 from .httputil import body_chunks, json_response, query_bool, read_json
-from .keys import CONTAINERS
+from .keys import FILES
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
@@ -55,15 +54,14 @@ async def _send(request: web.Request, response: web.StreamResponse,
 
 @routes.head("/containers/{id}/archive")
 async def stat_path(request: web.Request) -> web.Response:
-    stat = await filesystem.stat_path(request.app[CONTAINERS], request.match_info["id"],
-                                      _path(request))
+    stat = await request.app[FILES].stat_path(request.match_info["id"], _path(request))
     return web.Response(status=200, headers=_stat_header(stat))
 
 
 @routes.get("/containers/{id}/archive")
 async def archive_path(request: web.Request) -> web.StreamResponse:
-    async with filesystem.archive_path(request.app[CONTAINERS], request.match_info["id"],
-                                       _path(request)) as (stat, chunks):
+    async with request.app[FILES].archive_path(request.match_info["id"],
+                                 _path(request)) as (stat, chunks):
         response = web.StreamResponse(headers={**_stat_header(stat), "Content-Type": TAR})
         return await _send(request, response, chunks)
 
@@ -74,21 +72,21 @@ async def extract_to_dir(request: web.Request) -> web.Response:
     # the client says noOverwriteDirNonDir (the CLI always does).
     strict = "noOverwriteDirNonDir" in request.query and query_bool(request,
                                                                    "noOverwriteDirNonDir")
-    await filesystem.extract_to_dir(
-        request.app[CONTAINERS], request.match_info["id"], _path(request), body_chunks(request),
+    await request.app[FILES].extract_to_dir(
+        request.match_info["id"], _path(request), body_chunks(request),
         copy_uid_gid=query_bool(request, "copyUIDGID"), allow_overwrite_dir_with_file=not strict)
     return web.Response(status=200)
 
 
 @routes.get("/containers/{id}/export")
 async def export_container(request: web.Request) -> web.StreamResponse:
-    async with filesystem.export(request.app[CONTAINERS], request.match_info["id"]) as chunks:
+    async with request.app[FILES].export(request.match_info["id"]) as chunks:
         return await _send(request, web.StreamResponse(headers={"Content-Type": TAR}), chunks)
 
 
 @routes.get("/containers/{id}/changes")
 async def container_changes(request: web.Request) -> web.Response:
-    found = await filesystem.changes(request.app[CONTAINERS], request.match_info["id"])
+    found = await request.app[FILES].changes(request.match_info["id"])
     # dockerd answers null, not [], for a container without changes.
     return json_response([c.to_api() for c in found] or None)
 
@@ -101,8 +99,8 @@ async def commit_container(request: web.Request) -> web.Response:
     query = request.query
     # pause is on unless the client turns it off explicitly.
     pause = "pause" not in query or query_bool(request, "pause")
-    image_id = await filesystem.commit(
-        request.app[CONTAINERS], query.get("container", ""), repo=query.get("repo", ""),
+    image_id = await request.app[FILES].commit(
+        query.get("container", ""), repo=query.get("repo", ""),
         tag=query.get("tag", ""), comment=query.get("comment", ""),
         author=query.get("author", ""), pause=pause, changes=query.getall("changes", []),
         config=config)

@@ -7,7 +7,7 @@ from builder.service import BuildService
 
 from ..config import ConfigSource
 from ..distribution.service import DistributionService
-from ..engine.containers.contract import Containers, Execs
+from ..engine.containers.contract import Containers, Execs, Files
 from ..engine.events import EventBus
 from ..engine.images.contract import Images
 from ..engine.networks.contract import Networks
@@ -20,6 +20,7 @@ DAEMON_ID = web.AppKey("daemon_id", str)
 IMAGES: web.AppKey[Images] = web.AppKey("images")
 CONTAINERS: web.AppKey[Containers] = web.AppKey("containers")
 EXECS: web.AppKey[Execs] = web.AppKey("execs")
+FILES: web.AppKey[Files] = web.AppKey("files")
 VOLUMES: web.AppKey[Volumes] = web.AppKey("volumes")
 NETWORKS: web.AppKey[Networks] = web.AppKey("networks")
 SNAPSHOTS: web.AppKey[Snapshotter] = web.AppKey("snapshots")

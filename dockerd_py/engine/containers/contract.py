@@ -34,9 +34,11 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
+from ..diff import Change
 from ..runtime.process import Process
 from .records import Container, ExecSession
 
@@ -146,6 +148,32 @@ class Containers(Protocol):
 
     def stats(self, ref: str, *, stream: bool, one_shot: bool
               ) -> AsyncGenerator[dict[str, Any], None]: ...
+
+
+class Files(Protocol):
+    """A container's files (ContainerFiles): `docker cp` both ways, export, diff, commit.
+    cp and export see the files as the container does (volumes and binds included for
+    cp); a container that does not run has its root filesystem mounted meanwhile."""
+
+    async def stat_path(self, ref: str, path: str) -> dict[str, Any]: ...
+
+    def archive_path(self, ref: str, path: str
+                     ) -> AbstractAsyncContextManager[tuple[dict[str, Any],
+                                                            AsyncIterator[bytes]]]:
+        """(the path's stat, tar chunks); the chunks are read inside the context."""
+
+    async def extract_to_dir(self, ref: str, path: str, chunks: AsyncIterator[bytes], *,
+                             copy_uid_gid: bool = False,
+                             allow_overwrite_dir_with_file: bool = True) -> None: ...
+
+    def export(self, ref: str) -> AbstractAsyncContextManager[AsyncIterator[bytes]]: ...
+
+    async def changes(self, ref: str) -> builtins.list[Change]: ...
+
+    async def commit(self, ref: str, *, repo: str = "", tag: str = "", comment: str = "",
+                     author: str = "", pause: bool = True, changes: Sequence[str] = (),
+                     config: dict[str, Any] | None = None) -> str:
+        """A new image: the container's image plus one layer of its changes; its ID."""
 
 
 class Execs(Protocol):
