@@ -119,6 +119,7 @@ def build_services(cfg: Config) -> Services:
     volumes = VolumeService(db, events, root, users=records)
     networks = NetworkService(network_settings(cfg), db, events, records)
     execs = ExecService(records, monitor)
+    # Health probes are exec sessions of their own, kept apart from the API's.
     hooks = (LogRotation(records, monitor), HealthChecks(records, ExecService(records, monitor)))
     containers = ContainerService(records, images, snapshots, leases, volumes, networks,
                                   runtimes, monitor, container_settings(cfg), hooks)
