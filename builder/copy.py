@@ -356,23 +356,17 @@ def ownership(rootfs: str, chown: str, mode: int | None) -> Ownership:
         return Ownership(0, 0, mode)
     user, _, group = chown.partition(":")
     group = group or user
-    prefix = "unable to convert uid/gid chown string to host mapping: "
-    if user.isdigit():
-        uid = int(user)
-    else:
-        users = parse_passwd(read_in_root(rootfs, "/etc/passwd") or "")
-        match = next((u for u in users if u.name == user), None)
-        if match is None:
-            raise InvalidParameter(f"{prefix}can't find uid for user {user}: "
-                                   f"no such user: {user}")
-        uid = match.uid
-    if group.isdigit():
-        gid = int(group)
-    else:
-        groups = parse_group(read_in_root(rootfs, "/etc/group") or "")
-        found = next((g for g in groups if g.name == group), None)
-        if found is None:
-            raise InvalidParameter(f"{prefix}can't find gid for group {group}: "
-                                   f"no such group: {group}")
-        gid = found.gid
+    uid = int(user) if user.isdigit() else _id_of(user, "uid", "user", [
+        (u.name, u.uid) for u in parse_passwd(read_in_root(rootfs, "/etc/passwd") or "")])
+    gid = int(group) if group.isdigit() else _id_of(group, "gid", "group", [
+        (g.name, g.gid) for g in parse_group(read_in_root(rootfs, "/etc/group") or "")])
     return Ownership(uid, gid, mode)
+
+
+def _id_of(name: str, kind: str, what: str, entries: list[tuple[str, int]]) -> int:
+    """The id of the first entry with this name, as the reference looks it up."""
+    for entry_name, number in entries:
+        if entry_name == name:
+            return number
+    raise InvalidParameter("unable to convert uid/gid chown string to host mapping: "
+                           f"can't find {kind} for {what} {name}: no such {what}: {name}")
