@@ -20,7 +20,7 @@ from typing import Any
 
 from ...errors import Conflict, DaemonError, InternalError
 from ..containers.contract import ContainerRecords
-from . import ipam, netns, plainveth, ports
+from . import grammar, ipam, netns, plainveth, ports
 from .contract import Attachment, NetworkedContainer, network_mode
 from .isolation import Isolation
 from .netavark import Netavark
@@ -83,6 +83,9 @@ class Attachments:
         settings = endpoints_config(c.networking).get(n.name) or {}
         static = ((settings.get("IPAMConfig") or {}).get("IPv4Address") or "")
         aliases = [str(a) for a in settings.get("Aliases") or []]
+        mac = str(settings.get("MacAddress") or c.config.get("MacAddress") or "")
+        if mac:  # checked at create; again for a record from before that check
+            mac = grammar.check_mac(mac)
         if not self.isolation.active:
             async with self.store.create_lock:
                 if not self.isolation.active:
@@ -107,7 +110,6 @@ class Attachments:
                 except InternalError as e:
                     raise InternalError(_connectivity_error(c.name, endpoint_id, e)) from None
             dns_names = [c.name, *aliases, c.id[:12]] if n.dns_enabled else []
-            mac = str(settings.get("MacAddress") or c.config.get("MacAddress") or "")
             # The fast path makes the first interface only: it owns the default route.
             plain = not bindings and iface == "eth0" and (anchor_id(n.id), n.id) in \
                 self.store.endpoints_by and bridge_up(n)

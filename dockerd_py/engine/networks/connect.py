@@ -6,18 +6,15 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import ipaddress
-import re
 from typing import Any
 
 from ...errors import Forbidden, InvalidParameter, NotFound
 from ..containers.contract import ContainerRecords
-from . import ipam, netns, ports
+from . import grammar, ipam, netns, ports
 from .attach import Attachments, endpoints_config
 from .contract import network_mode
 from .records import Network
 from .store import NetworkStore
-
-_MAC = re.compile(r"^([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}$")
 
 
 class Connections:
@@ -34,6 +31,11 @@ class Connections:
         # The CLI names the default network "default" in EndpointsConfig too.
         endpoints = {("bridge" if k == "default" else k): dict(v or {})
                      for k, v in endpoints_config(networking).items()}
+        # The container-wide MAC is the main network's (moby's handleMACAddressBC).
+        if config.get("MacAddress"):
+            grammar.check_mac(str(config["MacAddress"]), mode)
+        for name, ep in endpoints.items():
+            check_grammar(ep, name)
         ports.validate(config, hc)
         kind, _, ref = mode.partition(":")
         if kind == "container":
@@ -64,6 +66,7 @@ class Connections:
                                 "connected to host network")
             raise Forbidden("container sharing network namespace with another container or "
                             "host cannot be connected to any other network")
+        check_grammar(settings)
         check_endpoint(n, settings)
         async with self.containers.lock(c.id):
             c = self.containers.get(c.id)
@@ -133,6 +136,12 @@ def check_endpoint(n: Network, ep: dict[str, Any]) -> None:
     if ep.get("Aliases") and n.name == "bridge":
         raise InvalidParameter("network-scoped alias is supported only for containers in "
                                "user defined networks")
-    mac = ep.get("MacAddress") or ""
-    if mac and not _MAC.match(mac):
-        raise InvalidParameter(f"invalid MAC address: {mac}")
+
+
+def check_grammar(ep: dict[str, Any], network: str | None = None) -> None:
+    """What an endpoint's settings hand to root programs, whether or not its network
+    exists yet: its MAC (ip, netavark) and its aliases (aardvark-dns' config)."""
+    if ep.get("MacAddress"):
+        grammar.check_mac(str(ep["MacAddress"]), network)
+    for alias in ep.get("Aliases") or []:
+        grammar.check_alias(str(alias))

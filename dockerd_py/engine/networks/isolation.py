@@ -4,7 +4,8 @@ netavark 1.4 forwards between any two of its bridges; dockerd does not. Two chai
 of this daemon's own (named after its exec root, so daemons side by side never touch
 each other's) send traffic that leaves one of our bridges for another one to DROP,
 unless it was DNATed to a published port. The chains are rewritten whole with
-iptables-restore --noflush, so each change is atomic.
+iptables-restore --noflush, so each change is atomic. Only names of the strict grammar
+(grammar.py) are written into that input.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import asyncio
 import hashlib
 import logging
 from collections.abc import Iterable
+
+from . import grammar
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +29,7 @@ class Isolation:
         self.active = False          # the rules exist from the first container on a bridge on
         self._checked_first = False  # our FORWARD jump seen above netavark's once
         self._lock = asyncio.Lock()
+        self._skipped: set[str] = set()  # invalid names already logged
 
     async def update(self, bridges: Iterable[str], *, start: bool = False) -> None:
         """Rewrite the rules for the daemon's bridges once they are active (start: they are
@@ -55,7 +59,7 @@ class Isolation:
         """Rewrite the chains for the given bridges and make sure FORWARD jumps to them."""
         if not self.enabled:
             return
-        names = sorted(set(bridges))
+        names = sorted(b for b in set(bridges) if self._usable(b))
         lines = ["*filter", f":{self.stage1} - [0:0]", f":{self.stage2} - [0:0]"]
         for b in names:
             lines.append(f"-A {self.stage1} -i {b} ! -o {b} -j {self.stage2}")
@@ -65,6 +69,18 @@ class Isolation:
             await self._run("iptables-restore", "-w", "--noflush",
                             stdin="\n".join(lines).encode())
             await self._jump_first()
+
+    def _usable(self, bridge: str) -> bool:
+        """A name that is one plain word in the iptables-restore input. Names are checked
+        when networks are made; one from a record made before that check is left out
+        (its network is not isolated) rather than failing every later sync."""
+        if grammar.bridge_name_ok(bridge):
+            return True
+        if bridge not in self._skipped:
+            self._skipped.add(bridge)
+            log.warning("bridge name %r is not valid: its network is left out of the "
+                        "isolation rules", bridge)
+        return False
 
     async def ensure_first(self) -> None:
         """netavark puts its own FORWARD jump at the top the first time it sets up a

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ...errors import InternalError
+from . import grammar
 from .records import Endpoint, Network
 
 _SEARCH = ("/usr/lib/podman", "/usr/libexec/podman", "/usr/local/lib/podman")
@@ -51,15 +52,22 @@ class Netavark:
 
     @staticmethod
     def options(network: Network, ep: Endpoint, container_name: str) -> dict[str, Any]:
+        """The document on netavark's stdin. Its strings end up in firewall rules netavark
+        splits on whitespace and quotes, and in aardvark-dns' line-based config: each is
+        checked against its grammar here, whatever the records say."""
+        if not grammar.bridge_name_ok(network.bridge):
+            raise InternalError(f"network {network.name} has an invalid bridge name "
+                                f"{network.bridge!r}: remove it and create it again")
         per_network: dict[str, Any] = {"static_ips": [ep.address],
                                        "interface_name": ep.interface}
         if network.dns_enabled:
-            per_network["aliases"] = list(ep.dns_names)
+            per_network["aliases"] = [n for n in ep.dns_names if grammar.alias_ok(n)]
         if ep.mac:
-            per_network["static_mac"] = ep.mac
+            per_network["static_mac"] = grammar.check_mac(ep.mac)
         doc: dict[str, Any] = {
             "container_id": ep.container_id,
-            "container_name": container_name,
+            "container_name": container_name if grammar.alias_ok(container_name)
+            else ep.container_id,
             "networks": {network.id: per_network},
             "network_info": {network.id: {
                 "name": network.id, "id": network.id, "driver": "bridge",

@@ -9,6 +9,8 @@ Its parts, one job each:
   connect.py        create-time checks, and connect/disconnect of existing containers
   defaultbridge.py  the predefined networks, the default bridge from the daemon's flags
   isolation.py      the rules that keep bridges apart
+  grammar.py        what a MAC, a bridge name or an alias may be: they reach ip,
+                    iptables-restore, netavark and aardvark-dns' config
 and this module: networks (create, remove, prune) and the daemon's start and stop.
 
 Daemon lifecycle: ``load()`` reads networks and endpoints back and makes the
@@ -43,7 +45,7 @@ from ..containers.contract import ContainerRecords
 from ..events import EventBus
 from ..images.mediatypes import now_rfc3339
 from ..metadata.db import Database
-from . import ipam, netns, ports
+from . import grammar, ipam, netns, ports
 from .attach import Attachments
 from .connect import Connections
 from .contract import Attachment, NetworkedContainer
@@ -175,8 +177,7 @@ class NetworkService:
         parsed = [ipam.pool_from_config(c) for c in configs]
         nid = secrets.token_hex(32)
         bridge = options.get(BRIDGE_NAME_OPTION) or f"br-{nid[:12]}"
-        if len(bridge) > 15 or "/" in bridge or " " in bridge:
-            raise InvalidParameter(f"invalid bridge name: {bridge}")
+        grammar.check_bridge_name(bridge)
         networks = self.store.networks
         async with self.store.create_lock:
             if any(n.name == name for n in networks.values()):

@@ -8,7 +8,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from . import ipam
+from ...errors import InvalidParameter
+from . import grammar, ipam
 
 
 @dataclass(frozen=True)
@@ -20,6 +21,15 @@ class NetworkSettings:
     fixed_cidr: str = ""              # where its container addresses come from
     default_address_pools: tuple[dict[str, Any], ...] = ()  # {"base": CIDR, "size": N}
     iptables: bool = True
+
+    def __post_init__(self) -> None:
+        """-b/--bridge becomes an interface, firewall rules and ip scripts: the same
+        grammar as a network's bridge name, checked before the daemon starts."""
+        if self.bridge not in ("", "none") and not grammar.bridge_name_ok(self.bridge):
+            raise InvalidParameter(
+                f"invalid bridge name {self.bridge!r} (-b/--bridge): at most 15 printable "
+                "ASCII characters, without / : \" ' \\, not . or .., no leading ! or "
+                "trailing +")
 
 
 def address_pools(settings: NetworkSettings) -> list[tuple[str, int]]:
