@@ -28,7 +28,7 @@ from ..runtime.hostlimits import host_limits
 from ..runtime.spec import validate as validate_spec
 from ..snapshots.contract import Snapshotter
 from ..volumes.contract import ContainerVolumes
-from . import names
+from . import etcfiles, names
 from .config import check_restart_policy, merge_image_config, mount_points
 from .records import Container
 from .store import ContainerStore
@@ -84,6 +84,7 @@ class Creator:
             merged["Hostname"] = (os.uname().nodename if hc.get("NetworkMode") == "host"
                                   else cid[:12])
         validate_spec(merged, hc, host_limits())
+        etcfiles.validate(merged, hc)
         networking = self.networks.validate(hc, networking, merged)
         points = mount_points(merged, hc)
         for p in points:
