@@ -19,6 +19,7 @@ from ..runtime.attach import AttachStream
 from ..runtime.contract import Supervisor
 from ..runtime.hostlimits import host_limits
 from ..runtime.process import Process
+from ..runtime.spec import check_env
 from ..runtime.users import resolve_user
 from .bundle import read_in_root
 from .records import ExecSession
@@ -45,6 +46,7 @@ class ExecService:
             raise Conflict(f"container {c.id} is not running")
         if not config.get("Cmd"):
             raise InvalidParameter("No exec command specified")
+        check_env(config.get("Env") or ())
         session = ExecSession(secrets.token_hex(32), c.id, dict(config))
         self._forget_removed_containers()
         self._sessions[session.id] = session

@@ -28,7 +28,7 @@ _SURNAMES = (
 
 def validate(name: str) -> str:
     """The name without its leading '/', or InvalidParameter with dockerd's message."""
-    if not VALID_NAME.match(name):
+    if not VALID_NAME.fullmatch(name):  # fullmatch: "$" would let a final newline in
         raise InvalidParameter(
             f"Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
     return name.lstrip("/")

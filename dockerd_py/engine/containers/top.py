@@ -14,7 +14,7 @@ import asyncio
 import re
 from typing import Any
 
-from ...errors import Conflict, InternalError
+from ...errors import Conflict, InternalError, InvalidParameter
 from ..runtime.contract import Supervisor
 from .store import ContainerStore
 
@@ -130,6 +130,8 @@ async def top(store: ContainerStore, monitor: Supervisor, ref: str, ps_args: str
     """GET /containers/{id}/top?ps_args=..."""
     custom = bool(ps_args)
     text = ps_args or "-ef"
+    if "\0" in text:  # no argument vector can hold it
+        raise InvalidParameter("ps: invalid argument")
     c = store.get(ref)
     if c.state.status == "restarting":
         raise Conflict(f"Container {c.id} is restarting, wait until the container is running")

@@ -123,6 +123,10 @@ def validate(config: Mapping[str, Any], hc: Mapping[str, Any], host: HostLimits)
     if workdir and not workdir.startswith("/"):
         raise SpecError(f"the working directory '{workdir}' is invalid, "
                         "it needs to be an absolute path")
+    # runc refuses a NUL only at start (a 500 then): the same words, at create.
+    if "\0" in workdir:
+        raise SpecError("mkdir " + workdir.replace("\0", "\\x00") + ": invalid argument")
+    check_env(config.get("Env") or ())
     for key, (name, allowed) in _MODES.items():
         kind, ref = _ns_mode(hc.get(key))
         if kind not in allowed or (kind == "container" and not ref):
@@ -144,6 +148,14 @@ def validate(config: Mapping[str, Any], hc: Mapping[str, Any], host: HostLimits)
         defaults.tmpfs_options(data or "")
     for rule in hc.get("DeviceCgroupRules") or ():
         defaults.parse_device_cgroup_rule(rule)
+
+
+def check_env(entries: Sequence[Any]) -> None:
+    """runc's refusal of a NUL in the environment, at create instead of at start."""
+    for entry in map(str, entries):
+        if "\0" in entry:
+            shown = entry.replace("\0", "\\x00")
+            raise SpecError(f'environment variable value can\'t contain null(\\x00): "{shown}"')
 
 
 def _oom_score_adj(hc: Mapping[str, Any], host: HostLimits) -> int:

@@ -86,6 +86,8 @@ class LocalMounts:
 
 
 async def _run(argv: list[str]) -> tuple[int, str]:
+    if any("\0" in a for a in argv):  # options recorded before create refused a NUL
+        return 1, "invalid argument"
     try:
         proc = await asyncio.create_subprocess_exec(
             *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,

@@ -72,9 +72,11 @@ def validate_name(name: str) -> None:
 
 def validate_options(opts: Mapping[str, str]) -> None:
     """The local driver's checks (moby volume/local/local_unix.go validateOpts)."""
-    for key in opts:
+    for key, value in opts.items():
         if key not in _VALID_OPTS:
             raise InvalidParameter(f"invalid option: {quote(key)}")
+        if "\0" in value:  # mount(8)'s argv, mount(2)'s strings: the kernel refuses it
+            raise InvalidParameter(f"invalid option {quote(key)}: invalid argument")
     if opts.get("type") == "cifs" and opts.get("device"):
         try:
             port = urllib.parse.urlsplit(opts["device"]).port
