@@ -24,9 +24,11 @@ from builder.service import BuildService
 
 from . import config as config_mod
 from .api import archive as archive_api
+from .api import attach as attach_api
 from .api import build as build_api
 from .api import containers, exec, images, keys, networks, server, stats, system, volumes
 from .api import distribution as distribution_api
+from .api import swarm as swarm_api
 from .config import Config
 from .distribution.endpoints import RegistrySettings
 from .distribution.service import DistributionService
@@ -59,9 +61,9 @@ from .pidfile import DirLock, PidFile
 
 log = logging.getLogger("dockerd_py")
 
-ROUTE_TABLES = (system.routes, images.routes, containers.routes, exec.routes, volumes.routes,
-                stats.routes, archive_api.routes, networks.routes, distribution_api.routes,
-                build_api.routes)
+ROUTE_TABLES = (system.routes, images.routes, containers.routes, attach_api.routes,
+                exec.routes, volumes.routes, stats.routes, archive_api.routes, networks.routes,
+                distribution_api.routes, build_api.routes, swarm_api.routes)
 
 
 # -- settings: the daemon's configuration, cut to what each service needs ----------------

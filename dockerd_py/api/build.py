@@ -25,6 +25,7 @@ from builder.options import BuildOptions
 from builder.progress import Message
 from builder.run import RunOptions
 
+from ..distribution.manifests import parse_platform
 from ..engine.reference import InvalidReference, parse_normalized, with_default_tag
 from ..engine.timestamps import parse_timestamp
 from ..errors import DaemonError, InternalError, InvalidParameter, NotImplementedByDaemon
@@ -114,12 +115,19 @@ def _options(request: web.Request) -> BuildOptions:
         no_cache=query_bool(request, "nocache"),
         pull=query_bool(request, "pull"),
         labels={str(k): str(v) for k, v in labels.items()},
-        platform=q.get("platform", ""),
+        platform=_platform(q.get("platform", "")),
         run=RunOptions(network=network, shm_size=shm, ulimits=ulimits,
                        extra_hosts=extra_hosts, cgroup_parent=q.get("cgroupparent", ""),
                        resources=resources),
         auth=_registry_config(request),
     )
+
+
+def _platform(text: str) -> str:
+    """The --platform asked for, checked before the build starts (dockerd's 400)."""
+    if text:
+        parse_platform(text)
+    return text
 
 
 class _Output:
@@ -217,7 +225,7 @@ async def prune(request: web.Request) -> web.Response:
             until = parse_timestamp(raw)  # a duration, an RFC 3339 time or seconds
     ids, reclaimed = await request.app[BUILDER].prune(all=query_bool(request, "all"),
                                                 keep_storage=keep, until=until)
-    return json_response({"CachesDeleted": ids, "SpaceReclaimed": reclaimed})
+    return json_response({"CachesDeleted": ids or None, "SpaceReclaimed": reclaimed})
 
 
 @routes.post("/build/cancel")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -13,12 +13,12 @@ from ..engine.images.contract import Images
 from ..engine.timestamps import parse_time, to_nanos
 from ..engine.types import ImageRecord
 from ..errors import Conflict, DaemonError, InvalidParameter
-from .hijack import hijack, pump
+from . import shapes
 from .httputil import json_bytes, json_response, query_bool, query_filters, query_int, read_json
-from .keys import CONTAINERS, IMAGES
+from .keys import CONTAINERS, EXECS, IMAGES
 from .networks import container_networks, network_settings, port_filter_matches, summary_ports
 from .server import api_version
-from .streams import frame, parse_detach_keys
+from .streams import frame
 
 routes = web.RouteTableDef()
 
@@ -138,10 +138,7 @@ def inspect(request: web.Request, c: Container, layer_dirs: dict[str, str] | Non
             sizes: tuple[int, int] | None) -> dict[str, Any]:
     cmd = _command(c)
     state_dir = request.app[CONTAINERS].state_dir(c.id)
-    hc = dict(c.host_config)
-    hc.setdefault("RestartPolicy", {"Name": "no", "MaximumRetryCount": 0})
-    hc.setdefault("Binds", None)
-    hc.setdefault("AutoRemove", False)
+    exec_ids = request.app[EXECS].of_container(c.id)
     return {
         "Id": c.id,
         "Created": c.created,
@@ -160,12 +157,12 @@ def inspect(request: web.Request, c: Container, layer_dirs: dict[str, str] | Non
         "MountLabel": "",
         "ProcessLabel": "",
         "AppArmorProfile": "",
-        "ExecIDs": None,
-        "HostConfig": hc,
+        "ExecIDs": exec_ids or None,
+        "HostConfig": shapes.host_config(c.host_config),
         "GraphDriver": {"Data": layer_dirs, "Name": "overlay2"},
         "Mounts": _mounts(c),
         **({"SizeRw": sizes[0], "SizeRootFs": sizes[1]} if sizes else {}),
-        "Config": c.config,
+        "Config": shapes.config(c.config),
         "NetworkSettings": network_settings(request, c),
     }
 
@@ -369,18 +366,22 @@ async def prune_containers(request: web.Request) -> web.Response:
     filters = query_filters(request, ("label", "label!", "until"))
     until = to_nanos(next(iter(filters.get("until")))) / 1e9 if filters.contains("until") \
         else None
+    containers = request.app[CONTAINERS]
     deleted = []
-    for c in request.app[CONTAINERS].list():
+    reclaimed = 0
+    for c in containers.list():
         if c.state.running or not filters.match_labels(c.config.get("Labels") or {}):
             continue
         if until is not None and parse_time(c.created) >= until:
             continue
+        written, _ = await containers.sizes(c)  # what its writable layer holds, as dockerd
         try:
-            await request.app[CONTAINERS].remove(c.id)
+            await containers.remove(c.id)
         except DaemonError:
             continue
         deleted.append(c.id)
-    return json_response({"ContainersDeleted": deleted or None, "SpaceReclaimed": 0})
+        reclaimed += written
+    return json_response({"ContainersDeleted": deleted or None, "SpaceReclaimed": reclaimed})
 
 
 @routes.get("/containers/{id}/logs")
@@ -409,47 +410,3 @@ async def container_logs(request: web.Request) -> web.StreamResponse:
         await response.write(frame(stream, data) if multiplexed else data)
     await response.write_eof()
     return response
-
-
-@routes.post("/containers/{id}/attach")
-async def attach_container(request: web.Request) -> web.StreamResponse:
-    c = request.app[CONTAINERS].get(request.match_info["id"])
-    keys = request.query.get("detachKeys")
-    try:
-        detach_keys = parse_detach_keys(keys) if keys else None
-    except ValueError:
-        raise InvalidParameter(f"Invalid detach keys ({keys}) provided") from None
-    want_stdin = query_bool(request, "stdin") and bool(c.config.get("OpenStdin"))
-    want = {1: query_bool(request, "stdout"), 2: query_bool(request, "stderr")}
-    # The 101 goes out before the container's output is connected (see start_exec).
-    hijacked = await hijack(request, tty=c.tty)
-    try:
-        c, stream = await request.app[CONTAINERS].attach(c.id)
-    except DaemonError as e:
-        await hijacked.write_frame(2, f"{e}\n".encode())
-        await hijacked.close_write()
-        await hijacked.close()
-        return hijacked.response
-
-    async def output() -> AsyncIterator[tuple[int, bytes]]:
-        while (item := await stream.recv()) is not None:
-            if c.tty or want.get(item[0], False):
-                yield item
-
-    async def stdin(data: bytes) -> None:
-        await stream.send(data)
-
-    async def stdin_eof() -> None:
-        # As dockerd: the client's EOF closes the container's stdin only for StdinOnce
-        # without a TTY (`echo x | docker run -i ...`); otherwise stdin stays open.
-        if c.config.get("StdinOnce") and not c.tty:
-            stream.close_stdin()
-
-    try:
-        await pump(hijacked, output(), stdin if want_stdin else None,
-                   stdin_eof if want_stdin else None, tty=c.tty, detach_keys=detach_keys)
-        await hijacked.linger()
-    finally:
-        stream.close()
-        await hijacked.close()
-    return hijacked.response

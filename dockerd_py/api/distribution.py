@@ -12,6 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from ..distribution.auth import decode_header
+from ..distribution.manifests import parse_platform
 from ..engine.reference import InvalidReference, parse_normalized, validate_digest, with_tag
 from ..errors import DaemonError, InvalidParameter
 from .httputil import JsonMessageStream, json_response, read_json
@@ -51,6 +52,8 @@ async def pull_image(request: web.Request) -> web.StreamResponse:
     """POST /images/create?fromImage=&tag=&platform= (called by the images route)."""
     ref, all_tags = _pull_ref(request.query.get("fromImage", ""), request.query.get("tag", ""))
     platform = request.query.get("platform") or None
+    if platform:
+        parse_platform(platform)  # a 400 before any registry is asked (dockerd's order)
     auth = _auth(request)
 
     async def run(emit: Any) -> None:

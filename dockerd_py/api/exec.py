@@ -43,8 +43,9 @@ async def start_exec(request: web.Request) -> web.StreamResponse:
         return web.Response(status=200)
     # As dockerd: answer 101 before the process exists. Output sent right behind the
     # response head can be swallowed by clients that read the head through a buffer
-    # and then switch to the raw socket (docker-py).
-    hijacked = await hijack(request, tty=session.tty)
+    # and then switch to the raw socket (docker-py). The framing is the one this start
+    # asks for (its Tty), whatever the process was created with.
+    hijacked = await hijack(request, tty=bool(body.get("Tty")))
     try:
         stream = await execs.start(session.id, detach=False, console_size=console)
     except DaemonError as e:  # too late for an HTTP error: tell the client in the stream

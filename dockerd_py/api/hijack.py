@@ -14,9 +14,12 @@ right behind the request survive until hijack(); see ``_install_aiohttp_patches`
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import select
+import struct
+import termios
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web, web_protocol
 from aiohttp.http_parser import HttpRequestParserPy
@@ -28,6 +31,7 @@ from .streams import MEDIA_MULTIPLEXED, MEDIA_RAW, EscapeDetector, frames
 READ_LIMIT = 64 * 1024          # most bytes one read() returns
 READ_HIGH_WATER = 256 * 1024    # unread stdin above this pauses the socket
 CLOSE_GRACE = 5.0               # how long close() lets buffered output flush
+HEAD_WAIT = 0.5                 # longest wait for a client to read our response head
 _OWN_HEADERS = {"content-type", "connection", "upgrade", "content-length", "transfer-encoding"}
 
 
@@ -154,6 +158,23 @@ class _Detached(web.StreamResponse):
         return None
 
 
+class StreamConnection(Protocol):
+    """What pump() drives: a hijacked socket, or a websocket (api/attach.py)."""
+
+    closed: asyncio.Event  # set when the client went away
+
+    async def read(self) -> bytes:
+        """Next stdin bytes; b"" once stdin ended."""
+
+    async def write_frame(self, stream: int, data: bytes) -> None: ...
+
+    async def head_taken(self) -> None:
+        """Wait until the client has read the response head."""
+
+    async def close_write(self) -> None:
+        """End of output."""
+
+
 class Hijacked:
     """The client's connection after hijack(): stdin in, output out."""
 
@@ -192,6 +213,27 @@ class Hijacked:
             return
         for piece in frames(stream, data):
             await self.write(piece)
+
+    async def head_taken(self, timeout: float = HEAD_WAIT) -> None:
+        """Wait until the client has read our response head (bounded). Clients that read
+        the head through a buffer and then switch to the raw socket (docker-py) lose what
+        arrived with it: output that is ready at once (replayed logs) waits for this.
+        The kernel counts what the peer has not read yet (SIOCOUTQ: for a unix socket,
+        bytes the peer has not read; for TCP, bytes it has not acknowledged)."""
+        transport = self._proto.transport
+        sock = transport.get_extra_info("socket") if transport is not None else None
+        if sock is None:
+            return
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not self.closed.is_set() and asyncio.get_running_loop().time() < deadline:
+            try:
+                pending = struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ,
+                                                         b"\0\0\0\0"))[0]
+            except OSError:
+                return
+            if pending == 0:
+                return
+            await asyncio.sleep(0.001)
 
     async def close_write(self) -> None:
         """End of output: half-close our side once buffered bytes are sent (moby's
@@ -303,7 +345,7 @@ async def _app_headers(request: web.Request) -> list[str]:
     return lines
 
 
-async def pump(hijacked: Hijacked, output: AsyncIterator[tuple[int, bytes]],
+async def pump(hijacked: StreamConnection, output: AsyncIterator[tuple[int, bytes]],
                stdin_sink: Callable[[bytes], Awaitable[None]] | None,
                on_stdin_eof: Callable[[], Awaitable[None]] | None,
                *, tty: bool, detach_keys: bytes | None) -> str:

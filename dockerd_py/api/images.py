@@ -204,17 +204,12 @@ async def load_images(request: web.Request) -> web.StreamResponse:
     quiet = query_bool(request, "quiet")
     stream = JsonMessageStream(request)
     messages = image_load.load(request.app[IMAGES], body_chunks(request))
+    # As dockerd: every load error goes in-band after a 200, also one found before any
+    # progress, so that clients raise their load error (docker-py's ImageLoadError).
     try:
-        first = await anext(messages)
-    except StopAsyncIteration:
-        return await stream.finish()
-    # Errors before the first message are plain JSON errors; later ones go in-band.
-    try:
-        message: dict[str, Any] | None = first
-        while message is not None:
+        async for message in messages:
             if not (quiet and "progressDetail" in message):
                 await stream.send(message)
-            message = await anext(messages, None)
     except DaemonError as e:
         await stream.error(str(e))
     return await stream.finish()

@@ -18,6 +18,7 @@ from ..engine.timestamps import to_nanos
 from ..errors import InvalidParameter
 from ..version import API_VERSION, GIT_COMMIT, MIN_API_VERSION, VERSION
 from . import build as build_api
+from .containers import summary as container_summary
 from .httputil import JSON, json_bytes, json_response, query_filters
 from .images import shared_layer_counts, shared_size, summary
 from .keys import CONFIG, CONTAINERS, DAEMON_ID, EVENTS, IMAGES, RUNTIMES, SNAPSHOTS, VOLUMES
@@ -165,10 +166,13 @@ async def disk_usage(request: web.Request) -> web.Response:
         counts = shared_layer_counts(images)
         snapshots = await request.app[SNAPSHOTS].list()
         out["LayersSize"] = sum(s.size for s in snapshots if s.kind == "committed")
-        out["Images"] = [summary(i, version, shared_size=shared_size(i, counts), containers=0)
-                         for i in images]
+        users = request.app[IMAGES].containers_using
+        out["Images"] = [summary(i, version, shared_size=shared_size(i, counts),
+                                 containers=sum(map(len, users(i.id)))) for i in images]
     if "container" in types:
-        out["Containers"] = []
+        containers = request.app[CONTAINERS]
+        out["Containers"] = [container_summary(c, await containers.sizes(c), request=request)
+                             for c in containers.list()]
     if "volume" in types:
         out["Volumes"] = [volume_json(v, (size, refs))
                           for v, size, refs in await request.app[VOLUMES].disk_usage()]
@@ -219,25 +223,3 @@ async def events(request: web.Request) -> web.StreamResponse:
         return response
     finally:
         request.app[EVENTS].unsubscribe(queue)
-
-
-# Plugin-less, swarm-less daemon answers (see API-NOTES §1).
-
-@routes.get("/plugins")
-async def plugins(request: web.Request) -> web.Response:
-    return json_response([])
-
-
-@routes.get("/plugins/{name:.+}/json")
-async def plugin_inspect(request: web.Request) -> web.Response:
-    return json_response({"message": f"plugin {request.match_info['name']!r} not found"}, 404)
-
-
-async def no_swarm(request: web.Request) -> web.Response:
-    return json_response({"message": 'This node is not a swarm manager. Use "docker swarm init" '
-                          'or "docker swarm join" to connect this node to swarm and try again.'},
-                         503)
-
-
-for _path in ("/swarm", "/nodes", "/services", "/tasks", "/secrets", "/configs"):
-    routes.get(_path)(no_swarm)

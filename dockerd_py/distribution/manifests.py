@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import json
 import platform as _platform
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..dockerfile.golang import go_quote
 from ..engine.content.contract import sha256_bytes
 from ..engine.images.mediatypes import (
     DOCKER_MANIFEST,
@@ -101,16 +103,38 @@ def normalize(p: Platform) -> Platform:
     return Platform(os_, arch, variant)
 
 
+# containerd's platforms package: the names it knows, and what a component may hold.
+_KNOWN_OS = frozenset({"aix", "android", "darwin", "dragonfly", "freebsd", "hurd", "illumos",
+                       "ios", "js", "linux", "nacl", "netbsd", "openbsd", "plan9", "solaris",
+                       "windows", "zos"})
+_KNOWN_ARCH = frozenset({"386", "amd64", "amd64p32", "arm", "armbe", "arm64", "arm64be",
+                         "ppc64", "ppc64le", "loong64", "mips", "mipsle", "mips64", "mips64le",
+                         "mips64p32", "mips64p32le", "ppc", "riscv", "riscv64", "s390", "s390x",
+                         "sparc", "sparc64", "wasm"})
+_COMPONENT = re.compile(r"[A-Za-z0-9_-]+")
+
+
 def parse_platform(text: str) -> Platform:
-    """``os[/arch[/variant]]`` or a bare arch, as `--platform` takes it."""
-    parts = text.strip().split("/")
-    if not text.strip() or len(parts) > 3 or not all(parts):
-        raise InvalidParameter(f'"{text}": unknown operating system or architecture: '
+    """``os[/arch[/variant]]`` or a bare os or arch, as containerd's platforms.Parse reads
+    `--platform`, with its errors."""
+    parts = text.split("/")
+    if len(parts) > 3:
+        raise InvalidParameter(f"{go_quote(text)}: cannot parse platform specifier: "
                                "invalid argument")
+    for part in parts:
+        if not _COMPONENT.fullmatch(part):
+            raise InvalidParameter(
+                f"{go_quote(part)} is an invalid component of {go_quote(text)}: platform "
+                'specifier component must match "^[A-Za-z0-9_-]+$": invalid argument')
     if len(parts) == 1:
-        if parts[0].lower() in ("linux", "windows", "darwin", "freebsd"):
-            return normalize(Platform(parts[0], ARCH))
-        return normalize(Platform(OS, parts[0]))
+        name = parts[0].lower()
+        if name in _KNOWN_OS:
+            return normalize(Platform(name, ARCH))
+        arch = normalize(Platform(OS, name))
+        if arch.architecture not in _KNOWN_ARCH:
+            raise InvalidParameter(f"{go_quote(text)}: unknown operating system or "
+                                   "architecture: invalid argument")
+        return arch
     return normalize(Platform(parts[0], parts[1], parts[2] if len(parts) == 3 else ""))
 
 

@@ -26,8 +26,14 @@ class Attachments:
         self.monitor = monitor
         self._pending: dict[str, list[asyncio.Future[AttachStream | None]]] = {}
 
-    async def attach(self, ref: str) -> tuple[Container, AttachStream | DeferredAttach]:
+    async def attach(self, ref: str, *, live: bool = True
+                     ) -> tuple[Container, AttachStream | DeferredAttach | None]:
+        """The container's stdio; not live, only the attach is recorded (dockerd's
+        `attach?stream=0`, after the logs it replays)."""
         c = self.store.get(ref)
+        if not live:
+            self.store.event(c, "attach")
+            return c, None
         async with self.store.lock(c.id):
             try:
                 proc = await self.launcher.ensure_created(self.store.get(c.id))

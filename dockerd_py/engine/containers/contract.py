@@ -137,7 +137,10 @@ class Containers(Protocol):
                      ) -> builtins.list[str] | None: ...
 
     # -- streams and processes
-    async def attach(self, ref: str) -> tuple[Container, StdioStream]: ...
+    async def attach(self, ref: str, *, live: bool = True
+                     ) -> tuple[Container, StdioStream | None]:
+        """Connect to the container's stdio (also before its start, see attach.py);
+        live=False only records the attach and gives no stream."""
 
     def resize(self, ref: str, height: int, width: int) -> None: ...
 
@@ -188,3 +191,6 @@ class Execs(Protocol):
                     console_size: list[int] | None = None) -> StdioStream | None: ...
 
     def resize(self, exec_id: str, height: int, width: int) -> None: ...
+
+    def of_container(self, cid: str) -> builtins.list[str]:
+        """The IDs of a container's exec sessions, oldest first."""

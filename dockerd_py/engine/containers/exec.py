@@ -53,6 +53,10 @@ class ExecService:
         self.containers.event(c, "exec_create: " + " ".join(config["Cmd"]), execID=session.id)
         return session
 
+    def of_container(self, cid: str) -> list[str]:
+        """The IDs of a container's exec sessions (inspect's ExecIDs), oldest first."""
+        return [i for i, s in self._sessions.items() if s.container_id == cid]
+
     def forget(self, exec_id: str) -> None:
         """Drop a finished session (the health checker's probes)."""
         self._sessions.pop(exec_id, None)

@@ -48,6 +48,8 @@ from .store import ContainerStore
 
 log = logging.getLogger(__name__)
 
+_KILL_WAIT = 10.0  # seconds dockerd waits for a SIGKILLed container to be gone
+
 
 class ContainerService:
     def __init__(self, store: ContainerStore, images: Images,
@@ -246,12 +248,16 @@ class ContainerService:
             if c.state.status not in ("running", "paused"):
                 raise Conflict(f"container {c.id} is not running")
             c = await self.store.save(c.with_state(manually_stopped=True))
+            exited = self.exit_event(c.id)
             proc = self.monitor.load(c.id)
             await proc.oci_runtime().kill(c.id, number, all=number == signals.SIGKILL)
             if c.state.status == "paused" and number == signals.SIGKILL:
                 with contextlib.suppress(DaemonError):
                     await proc.oci_runtime().resume(c.id)
         self.store.event(c, "kill", signal=str(number))
+        if number == signals.SIGKILL:  # as dockerd: a kill returns once the container is dead
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(exited.wait(), _KILL_WAIT)
 
     async def stop(self, ref: str, timeout: int | None = None, sig: str | None = None) -> None:
         c = self.get(ref)
@@ -414,9 +420,10 @@ class ContainerService:
 
     # -- streams -------------------------------------------------------------------
 
-    async def attach(self, ref: str) -> tuple[Container, AttachStream | DeferredAttach]:
+    async def attach(self, ref: str, *, live: bool = True
+                     ) -> tuple[Container, AttachStream | DeferredAttach | None]:
         """A stream of the container's stdio (see attach.py)."""
-        return await self.attachments.attach(ref)
+        return await self.attachments.attach(ref, live=live)
 
     def resize(self, ref: str, height: int, width: int) -> None:
         c = self.get(ref)

@@ -31,6 +31,7 @@ from typing import Any
 from ...errors import InvalidParameter, NotFound
 from ..host import host as host_facts
 from ..images.mediatypes import now_rfc3339
+from . import netstats
 from .records import ZERO_TIME, Container
 from .store import ContainerStore
 
@@ -374,13 +375,17 @@ def sample(c: Container) -> dict[str, Any]:
     read = now_rfc3339()
     if not online:
         online = len(raw["cpu_usage"].get("percpu_usage") or ())
-    return {
+    record = {
         "name": "/" + c.name, "id": c.id, "read": read, "preread": ZERO_TIME,
         "pids_stats": raw["pids_stats"], "blkio_stats": raw["blkio_stats"], "num_procs": 0,
         "storage_stats": {},
         "cpu_stats": _cpu_stats(raw["cpu_usage"], system, online, raw["throttling"]),
         "precpu_stats": _cpu_stats(), "memory_stats": raw["memory_stats"],
     }
+    networks = netstats.read(c)
+    if networks is not None:
+        record["networks"] = networks
+    return record
 
 
 # --- the endpoint's streams ------------------------------------------------------------
