@@ -1,4 +1,5 @@
-"""mount(2)/umount(2) for container root filesystems (blocking; call from threads)."""
+"""mount(2)/umount(2) for container root filesystems and the mounts around them (blocking;
+call from threads)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from .snapshots.contract import Mount
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
 MS_RDONLY = 0x1
+MS_NOSUID, MS_NODEV, MS_NOEXEC = 0x2, 0x4, 0x8
 MS_BIND = 0x1000
 MS_REC = 0x4000
 MNT_DETACH = 0x2
@@ -47,6 +49,17 @@ def mount_all(mounts: Sequence[Mount], target: str, *, cwd: str | None = None) -
             continue
         _check(_libc.mount(m.source.encode(), target.encode(), m.type.encode(), 0,
                            data.encode()), f"mount {m.type} on {target}")
+
+
+def bind(source: str, target: str) -> None:
+    """A non-recursive bind mount (source may be /proc/self/fd/N: the object itself)."""
+    _check(_libc.mount(source.encode(), target.encode(), None, MS_BIND, None),
+           f"bind mount {source} on {target}")
+
+
+def mount_tmpfs(target: str, data: str, flags: int = 0) -> None:
+    _check(_libc.mount(b"shm", target.encode(), b"tmpfs", flags, data.encode()),
+           f"mount tmpfs on {target}")
 
 
 def unmount(target: str) -> None:

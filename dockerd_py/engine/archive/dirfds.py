@@ -11,6 +11,9 @@ caller:
     go-archive does: symlinks and ".." are followed but never leave the root (a symlink
     to "/" means the root); missing components are created 0755, owned by 0:0.
 
+`open_beneath` is the third reading, for a volume's sub-path: links are followed only
+while they stay below the root; one that leaves it is an error, not a rewrite.
+
 Descriptors are cached by path (most recently used kept). A cached path may resolve
 differently once a directory or a symlink is removed, so `forget()` drops them all;
 descriptors are closed only at `trim()` (between entries) or `close()`, never while a
@@ -29,7 +32,7 @@ from collections import OrderedDict
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
 _SYS_OPENAT2 = 437  # the same number on every architecture
-_RESOLVE_NO_MAGICLINKS, _RESOLVE_IN_ROOT = 0x02, 0x10
+_RESOLVE_NO_MAGICLINKS, _RESOLVE_BENEATH, _RESOLVE_IN_ROOT = 0x02, 0x08, 0x10
 _DIR = os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC
 _CACHED = 64  # more than a tree is deep: tars list a directory's entries together
 
@@ -39,15 +42,25 @@ class _OpenHow(ctypes.Structure):
                 ("resolve", ctypes.c_uint64)]
 
 
-def open_in_root(root_fd: int, rel: str, flags: int = _DIR) -> int:
-    """openat2(RESOLVE_IN_ROOT): rel's symlinks and ".." never leave root_fd's directory."""
-    how = _OpenHow(flags | os.O_CLOEXEC, 0, _RESOLVE_IN_ROOT | _RESOLVE_NO_MAGICLINKS)
+def _openat2(root_fd: int, rel: str, flags: int, resolve: int) -> int:
+    how = _OpenHow(flags | os.O_CLOEXEC, 0, resolve | _RESOLVE_NO_MAGICLINKS)
     fd = _libc.syscall(_SYS_OPENAT2, root_fd, (rel or ".").encode("utf-8", "surrogateescape"),
                        ctypes.byref(how), ctypes.sizeof(how))
     if fd < 0:
         err = ctypes.get_errno()
         raise OSError(err, os.strerror(err), rel)
     return int(fd)
+
+
+def open_in_root(root_fd: int, rel: str, flags: int = _DIR) -> int:
+    """openat2(RESOLVE_IN_ROOT): rel's symlinks and ".." never leave root_fd's directory."""
+    return _openat2(root_fd, rel, flags, _RESOLVE_IN_ROOT)
+
+
+def open_beneath(root_fd: int, rel: str, flags: int = os.O_PATH) -> int:
+    """openat2(RESOLVE_BENEATH): relative symlinks inside root_fd's directory are followed;
+    an absolute one, or a ".." that would leave it, fails with EXDEV (never rewritten)."""
+    return _openat2(root_fd, rel, flags, _RESOLVE_BENEATH)
 
 
 class BadParent(Exception):

@@ -17,7 +17,9 @@ Lifecycle:
     ``name``, ``driver``, ``label`` and ``dangling`` (used by no container). disk
     usage covers local volumes without driver options: (volume, bytes, users).
   * A container *uses* a volume from its create on, when one of its mount points
-    names it; ``VolumeUsers`` (the container store) says which containers those are.
+    names it (its own, or one `--volumes-from` copied); ``VolumeUsers`` (the container
+    store) says which containers those are. A point may mount only a ``Subpath`` of
+    its volume: ``safepath.py`` finds it without leaving the volume.
     ``remove(name)`` refuses a volume in use (Conflict, even when forced: ``force``
     only makes a missing volume no error); ``prune`` removes unused local volumes
     without driver options, anonymous ones only unless the ``all`` filter is true.
@@ -27,8 +29,9 @@ As the container service uses it (``ContainerVolumes``):
     mount point names (an anonymous one for a point without a name) and records it
     in the point (Name, Source, Driver); ``discard_created(names)`` removes the
     anonymous volumes of a create that failed, best effort.
-  * at start, ``populate(name, image_dir)`` copies the image's directory at the
-    mount point into the volume if the volume is empty, then ``before_start``
+  * at start, ``populate(name, image_dir, subpath)`` copies the image's directory at
+    the mount point into the volume (or the sub-path the point mounts, when it exists)
+    if that is empty, then ``before_start``
     mounts every volume of the container: ``mount(name, container_id)`` mounts a
     device for its first holder and returns the host path to bind. Holders are
     counted by container id; a ``mount`` event is published for each.
@@ -116,8 +119,9 @@ class VolumeMounter(VolumeLookup, Protocol):
 
     async def unmount(self, name: str, container_id: str) -> None: ...
 
-    async def populate(self, name: str, source_dir: str) -> bool:
-        """Copy source_dir into the volume if it is empty; whether anything was copied."""
+    async def populate(self, name: str, source_dir: str, subpath: str = "") -> bool:
+        """Copy source_dir into the volume (or its existing `subpath` directory) if it is
+        empty; whether anything was copied."""
 
 
 class ContainerVolumes(VolumeMounter, Protocol):

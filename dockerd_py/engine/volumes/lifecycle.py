@@ -7,15 +7,17 @@ import asyncio
 import builtins
 import contextlib
 import logging
+import os
 from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
-from ...errors import Conflict, DaemonError, InternalError, NotFound
+from ...errors import Conflict, DaemonError, InternalError, InvalidParameter, NotFound
 from ..events import EventBus
 from .contract import MountingContainer, VolumeUsers
 from .locks import NameLocks
 from .mounts import LocalMounts
 from .records import DEFAULT_DRIVER, Volume
+from .safepath import open_subpath
 from .tree import copy_into_empty
 
 log = logging.getLogger(__name__)
@@ -87,11 +89,14 @@ class ContainerLifecycle:
         if not self.mounts.restored:
             await self.restore()
 
-    async def populate(self: _Service, name: str, source_dir: str) -> bool:
+    async def populate(self: _Service, name: str, source_dir: str, subpath: str = "") -> bool:
         """Copy `source_dir` (a directory of the container's image) into the volume if the
         volume is empty, preserving owners, modes, times, xattrs, symlinks, hard links and
         device nodes; the volume's root takes the source directory's owner and mode, as
         dockerd does. Returns whether anything was copied.
+
+        With a subpath, its directory is filled instead, if it exists inside the volume
+        (as dockerd, nothing is copied otherwise: the mount reports the problem).
 
         Call it after `mount()`: for a device-backed volume that is not mounted, the device
         is mounted just for the copy (useless for tmpfs, whose content then goes away)."""
@@ -102,7 +107,7 @@ class ContainerLifecycle:
             if temporary:
                 await self.mounts.mount(vol)
             try:
-                return await asyncio.to_thread(copy_into_empty, source_dir, vol.mountpoint)
+                return await asyncio.to_thread(_fill, source_dir, vol.mountpoint, subpath)
             except OSError as e:
                 raise InternalError(f"populate volume {name} from {source_dir}: {e}") from None
             finally:
@@ -164,6 +169,19 @@ class ContainerLifecycle:
                     except InternalError as e:
                         log.warning("removing volume %s of container %s: %s", name,
                                     container.id, e)
+
+
+def _fill(source_dir: str, mountpoint: str, subpath: str) -> bool:
+    if not subpath:
+        return copy_into_empty(source_dir, mountpoint)
+    try:
+        fd = open_subpath(mountpoint, subpath, os.O_RDONLY | os.O_DIRECTORY)
+    except (NotFound, InvalidParameter):
+        return False
+    try:
+        return copy_into_empty(source_dir, fd)
+    finally:
+        os.close(fd)
 
 
 def _volume_points(container: MountingContainer) -> builtins.list[Mapping[str, Any]]:

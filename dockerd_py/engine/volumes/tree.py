@@ -68,16 +68,16 @@ _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _IGNORED_XATTR_ERRORS = (errno.ENOTSUP, errno.EOPNOTSUPP)
 
 
-def copy_into_empty(source: str, target: str) -> bool:
-    """Copy the tree under `source` into the empty directory `target` (fd-relative, never
-    following a symlink of the source). False if `source` is not a directory or `target`
-    is not empty."""
+def copy_into_empty(source: str, target: str | int) -> bool:
+    """Copy the tree under `source` into the empty directory `target` (a path, or a
+    directory descriptor the caller keeps; fd-relative, never following a symlink of the
+    source). False if `source` is not a directory or `target` is not empty."""
     try:
         src = os.open(source, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     except (FileNotFoundError, NotADirectoryError):
         return False
     try:
-        dst = os.open(target, _DIR_FLAGS)
+        dst = os.open(target, _DIR_FLAGS) if isinstance(target, str) else os.dup(target)
         try:
             if os.listdir(dst):
                 return False
