@@ -143,12 +143,12 @@ def default_device_rules() -> list[dict[str, Any]]:
     )
 
 
-_CGROUP_RULE = re.compile(r"^([acb]) ([0-9]+|\*):([0-9]+|\*) ([rwm]{1,3})$")
+_CGROUP_RULE = re.compile(r"([acb]) ([0-9]{1,10}|\*):([0-9]{1,10}|\*) ([rwm]{1,3})")
 
 
 def parse_device_cgroup_rule(text: str) -> dict[str, Any]:
     """`--device-cgroup-rule 'c 1:3 mr'` → an allow rule ("*" = any major/minor)."""
-    m = _CGROUP_RULE.match(text)
+    m = _CGROUP_RULE.fullmatch(text) if isinstance(text, str) else None  # no final newline
     if not m:
         raise SpecError(f"invalid device cgroup rule format: '{text}'")
     typ, major, minor, access = m.groups()

@@ -14,8 +14,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from dockerd_py.engine.runtime import defaults, seccomp
+from dockerd_py.engine.runtime import defaults, devices, seccomp
 from dockerd_py.engine.runtime.defaults import SpecError, num
+from dockerd_py.engine.runtime.devices import DeviceNode
 from dockerd_py.engine.runtime.users import ResolvedUser
 
 __all__ = ["DeviceNode", "HostLimits", "MountSpec", "SpecError", "SpecInput", "build_spec",
@@ -64,20 +65,6 @@ class MountSpec:
     source: str
     type: str = "bind"  # "bind" | "volume" | "tmpfs"
     options: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class DeviceNode:
-    """A device node as stat(2) found it on the host, at `path` in the container."""
-
-    path: str
-    type: str  # "c" | "b" | "p"
-    major: int
-    minor: int
-    file_mode: int = 0o666
-    uid: int = 0
-    gid: int = 0
-    permissions: str = "rwm"  # cgroup access (HostConfig.Devices[].CgroupPermissions)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -148,6 +135,7 @@ def validate(config: Mapping[str, Any], hc: Mapping[str, Any], host: HostLimits)
         defaults.tmpfs_options(data or "")
     for rule in hc.get("DeviceCgroupRules") or ():
         defaults.parse_device_cgroup_rule(rule)
+    devices.check(hc.get("Devices") or ())
 
 
 def check_env(entries: Sequence[Any]) -> None:
