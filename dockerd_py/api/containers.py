@@ -259,11 +259,23 @@ async def list_containers(request: web.Request) -> web.Response:
     return json_response(out)
 
 
+def _subpaths(body: dict[str, Any]) -> bool:
+    """Does a mount ask for a volume's sub-path (API 1.45)?"""
+    hc = body.get("HostConfig")
+    mounts = hc.get("Mounts") if isinstance(hc, dict) else None
+    if not isinstance(mounts, list):
+        return False
+    return any(isinstance(m, dict) and isinstance(m.get("VolumeOptions"), dict)
+               and bool(m["VolumeOptions"].get("Subpath")) for m in mounts)
+
+
 @routes.post("/containers/create")
 async def create_container(request: web.Request) -> web.Response:
     body = await read_json(request, required=True)
     if not isinstance(body, dict):
         raise InvalidParameter("invalid JSON: the container config must be an object")
+    if api_version(request) < (1, 45) and _subpaths(body):
+        raise InvalidParameter("VolumeOptions.Subpath needs API v1.45 or newer")
     c, warnings = await request.app[CONTAINERS].create(request.query.get("name") or None, body)
     return json_response({"Id": c.id, "Warnings": warnings}, status=201)
 

@@ -1,8 +1,9 @@
 """Getting a container ready for its runtime, and tidying up after it.
 
 prepare(): mount the root filesystem, write /etc files, resolve the user
-from the image's passwd/group, build the OCI spec and write config.json into
-the monitor's bundle directory. teardown(): the reverse, idempotent.
+from the image's passwd/group and the host devices it maps, pin volume sub-paths,
+mount a shareable /dev/shm, build the OCI spec and write config.json into the
+monitor's bundle directory. teardown(): the reverse, idempotent.
 """
 
 from __future__ import annotations
@@ -15,11 +16,14 @@ from typing import Any
 from ...errors import InvalidParameter
 from ..mount import mount_all, unmount
 from ..networks.contract import Attachment
+from ..runtime import devices
 from ..runtime.hostlimits import host_limits
 from ..runtime.spec import MountSpec, SpecInput, build_spec
 from ..runtime.users import resolve_user
 from ..snapshots.contract import Mount
-from . import etcfiles
+from ..volumes import safepath
+from . import etcfiles, ipc
+from .ipc import Sharing
 from .records import Container
 
 INIT_BINARIES = ("/usr/bin/tini-static", "/usr/bin/catatonit", "/usr/libexec/podman/catatonit")
@@ -41,9 +45,11 @@ def init_binary() -> str | None:
     return next((p for p in INIT_BINARIES if os.access(p, os.X_OK)), None)
 
 
-def _mount_specs(c: Container) -> list[MountSpec]:
+def _mount_specs(c: Container, state_dir: str) -> list[MountSpec]:
+    """The container's mount points for the spec; a volume's sub-path is pinned first
+    (safepath.py), and the pin is what the runtime mounts."""
     out = []
-    for p in c.mounts:
+    for i, p in enumerate(c.mounts):
         options: list[str] = [] if p["RW"] else ["ro"]
         if p["Type"] == "tmpfs":
             data = [o for o in (p.get("Mode") or "").split(",") if o]
@@ -52,8 +58,20 @@ def _mount_specs(c: Container) -> list[MountSpec]:
         if p.get("Propagation"):
             options.append(p["Propagation"])
         kind = "bind" if p["Type"] == "bind" else "volume"
-        out.append(MountSpec(p["Destination"], p["Source"], kind, tuple(options)))
+        source = p["Source"]
+        if kind == "volume" and p.get("Subpath"):
+            source = safepath.pin(source, p["Subpath"], os.path.join(pins_dir(state_dir), str(i)))
+        out.append(MountSpec(p["Destination"], source, kind, tuple(options)))
     return out
+
+
+def pins_dir(state_dir: str) -> str:
+    return os.path.join(state_dir, "subpaths")
+
+
+def release_pins(state_dir: str) -> None:
+    """Once the runtime has mounted them (or failed to), the pins can go."""
+    safepath.unpin_all(pins_dir(state_dir))
 
 
 def mount_rootfs(state_dir: str, mounts: list[Mount], snapshots_root: str) -> str:
@@ -73,9 +91,11 @@ def path_in_root(rootfs: str, path: str) -> str | None:
 
 def prepare(c: Container, *, state_dir: str, bundle_dir: str, mounts: list[Mount],
             snapshots_root: str, cgroup_parent: str,
-            net: Attachment | None = None) -> dict[str, Any]:
+            net: Attachment | None = None, sharing: Sharing | None = None) -> dict[str, Any]:
     """Blocking. Returns the spec written to bundle_dir/config.json. `net` is the
-    network service's Attachment (None: a new network namespace)."""
+    network service's Attachment (None: a new network namespace); `sharing` what the
+    container takes from others (ipc.py). On failure, what it mounted is gone."""
+    sharing = sharing or Sharing()
     rootfs = mount_rootfs(state_dir, mounts, snapshots_root)
     try:
         for p in c.mounts:
@@ -98,22 +118,30 @@ def prepare(c: Container, *, state_dir: str, bundle_dir: str, mounts: list[Mount
         netns = "host" if hc.get("NetworkMode") == "host" else None
         if net is not None:
             netns = net.netns_path
+        mapped, host_devices = devices.resolve(hc)
+        shm = sharing.shm_path
+        if hc.get("IpcMode") == "shareable" and not ipc.has_shm_mount(c):
+            shm = ipc.mount_shareable(state_dir, hc)
         spec = build_spec(SpecInput(
             container_id=c.id, rootfs=rootfs, config=c.config, host_config=hc,
-            host=host_limits(), mounts=_mount_specs(c), user=user, etc_files=etc,
-            netns_path=netns, cgroup_parent=cgroup_parent,
-            init_path=init_binary() if hc.get("Init") else None))
+            host=host_limits(), mounts=_mount_specs(c, state_dir), user=user, etc_files=etc,
+            netns_path=netns, ns_paths=sharing.ns_paths, shm_path=shm,
+            cgroup_parent=cgroup_parent, init_path=init_binary() if hc.get("Init") else None,
+            devices=mapped, host_devices=host_devices))
         with open(os.path.join(bundle_dir, "config.json"), "w") as f:
             json.dump(spec, f)
         return spec
     except BaseException:
-        unmount(rootfs)
+        teardown(state_dir)
         raise
 
 
 def teardown(state_dir: str) -> None:
-    """Unmount the root filesystem (idempotent)."""
+    """Unmount the root filesystem, the sub-path pins and a shareable /dev/shm
+    (idempotent)."""
     unmount(os.path.join(state_dir, "rootfs"))
+    release_pins(state_dir)
+    ipc.unmount_shareable(state_dir)
 
 
 def remove_state(state_dir: str) -> None:

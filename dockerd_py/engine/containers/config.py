@@ -1,16 +1,16 @@
 """Container configuration as dockerd prepares it at create time (pure).
 
 Merging the image's defaults, checking the restart policy, and turning
-`Binds`, `Mounts` and the image's `Volumes` into mount points.
+`VolumesFrom`, `Binds`, `Mounts` and the image's `Volumes` into mount points.
 """
 
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ...errors import InvalidParameter
+from ...errors import InvalidParameter, NotFound
 
 _RESTART = ("no", "always", "on-failure", "unless-stopped")
 
@@ -107,9 +107,40 @@ def _point(kind: str, source: str, dest: str, mode: str, spec: str) -> dict[str,
     return point
 
 
+_OPTIONS = {"bind": "BindOptions", "volume": "VolumeOptions", "tmpfs": "TmpfsOptions"}
+
+
+def _mount_error(kind: str, text: str) -> InvalidParameter:
+    return InvalidParameter(f'invalid mount config for type "{kind}": {text}')
+
+
+def _is_local(path: str) -> bool:
+    """Go's filepath.IsLocal: relative, not empty, never above where it starts."""
+    if not path or path.startswith("/"):
+        return False
+    clean = posixpath.normpath(path)
+    return clean != ".." and not clean.startswith("../")
+
+
+def _subpath(kind: str, source: str, options: Mapping[str, Any]) -> str:
+    """VolumeOptions.Subpath as moby's parser checks it; "" when not set."""
+    subpath = options.get("Subpath") or ""
+    if not isinstance(subpath, str):
+        raise _mount_error(kind, "subpath must be a relative path within the volume")
+    if subpath and not source:
+        raise _mount_error(kind, "must not set Subpath when using anonymous volumes")
+    # NUL reaches no syscall in Go either: it fails there; here it never gets that far.
+    if subpath and (not _is_local(subpath) or "\0" in subpath):
+        raise _mount_error(kind, "subpath must be a relative path within the volume")
+    return subpath
+
+
 def parse_mount(m: Mapping[str, Any]) -> dict[str, Any]:
     """One `--mount` (HostConfig.Mounts entry)."""
     kind = m.get("Type") or "volume"
+    for other, field in _OPTIONS.items():
+        if other != kind and m.get(field) is not None:
+            raise _mount_error(kind, f"field {field} must not be specified")
     target = m.get("Target") or ""
     if not target.startswith("/"):
         raise InvalidParameter(f"invalid mount config for type \"{kind}\": invalid mount path: "
@@ -125,11 +156,18 @@ def parse_mount(m: Mapping[str, Any]) -> dict[str, Any]:
         return {"Type": "bind", "Source": source, "Destination": dest, "Mode": "", "RW": not ro,
                 "Propagation": prop, "MustExist": True}
     if kind == "volume":
-        nocopy = (m.get("VolumeOptions") or {}).get("NoCopy", False)
-        return {"Type": "volume", "Name": m.get("Source") or "", "Source": "",
-                "Destination": dest, "Driver": "local", "Mode": "z", "RW": not ro,
-                "Propagation": "", "CopyData": not nocopy,
-                "Labels": (m.get("VolumeOptions") or {}).get("Labels") or {}}
+        options = m.get("VolumeOptions") or {}
+        if not isinstance(options, Mapping):
+            raise _mount_error(kind, "VolumeOptions must be an object")
+        name = str(m.get("Source") or "")
+        point = {"Type": "volume", "Name": name, "Source": "",
+                 "Destination": dest, "Driver": "local", "Mode": "z", "RW": not ro,
+                 "Propagation": "", "CopyData": not options.get("NoCopy", False),
+                 "Labels": options.get("Labels") or {}}
+        subpath = _subpath(kind, name, options)
+        if subpath:
+            point["Subpath"] = subpath  # not shown in Mounts: dockerd keeps it in the Spec
+        return point
     if kind == "tmpfs":
         opts = m.get("TmpfsOptions") or {}
         data = []
@@ -142,8 +180,47 @@ def parse_mount(m: Mapping[str, Any]) -> dict[str, Any]:
     raise InvalidParameter(f"mount type unknown: {kind}")
 
 
-def mount_points(config: Mapping[str, Any], hc: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """All mount points of a new container; image volumes become anonymous volumes."""
+_MODE_GROUPS = (
+    frozenset({"rw", "ro"}), frozenset({"z", "Z"}), frozenset({"nocopy"}),
+    frozenset({"private", "rprivate", "shared", "rshared", "slave", "rslave"}),
+    frozenset({"consistent", "cached", "delegated"}),
+)
+
+
+def parse_volumes_from(spec: str) -> tuple[str, bool]:
+    """One `--volumes-from` value, `container[:mode]` → (container, read-write), as
+    moby's ParseVolumesFrom: only ro/rw and a label mode; no propagation or copy mode."""
+    if not spec:
+        raise InvalidParameter("volumes-from specification cannot be an empty string")
+    ref, _, mode = spec.partition(":")
+    options = mode.split(",") if mode else []
+    counts = [sum(o in group for o in options) for group in _MODE_GROUPS]
+    if (any(not any(o in g for g in _MODE_GROUPS) for o in options) or max(counts, default=0) > 1
+            or counts[2] or counts[3]):
+        raise InvalidParameter(f"invalid mode: {mode}")
+    return ref, "ro" not in options
+
+
+def inherited(points: Iterable[Mapping[str, Any]], rw: bool) -> list[dict[str, Any]]:
+    """Another container's mount points as `--volumes-from` gives them: the same
+    volumes and binds, read-only if either says so, never filled from the image."""
+    out = []
+    for p in points:
+        if p.get("Type") == "tmpfs":
+            # dockerd looks a tmpfs point up as a volume without a name, and fails so.
+            raise NotFound("get: no such volume")
+        copy = {**p, "Mode": "", "RW": bool(p.get("RW", True)) and rw}
+        if p.get("Type") == "volume":
+            copy["CopyData"] = False
+        out.append(copy)
+    return out
+
+
+def mount_points(config: Mapping[str, Any], hc: Mapping[str, Any],
+                 volumes_from: Iterable[Mapping[str, Any]] = ()) -> list[dict[str, Any]]:
+    """All mount points of a new container: those of `--volumes-from` (already
+    `inherited`), replaced by Binds and Mounts at the same destination; image volumes
+    where nothing is mounted yet become anonymous volumes."""
     points = [parse_bind(b) for b in hc.get("Binds") or []]
     points += [parse_mount(m) for m in hc.get("Mounts") or []]
     seen: set[str] = set()
@@ -151,6 +228,9 @@ def mount_points(config: Mapping[str, Any], hc: Mapping[str, Any]) -> list[dict[
         if p["Destination"] in seen:
             raise InvalidParameter(f"Duplicate mount point: {p['Destination']}")
         seen.add(p["Destination"])
+    earlier = {p["Destination"]: dict(p) for p in volumes_from}  # a later donor wins
+    points = [p for d, p in earlier.items() if d not in seen] + points
+    seen |= earlier.keys()
     tmpfs = {posixpath.normpath(d) for d in (hc.get("Tmpfs") or {})}
     for dest in sorted(config.get("Volumes") or {}):
         dest = posixpath.normpath(dest)

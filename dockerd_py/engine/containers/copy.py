@@ -32,6 +32,7 @@ from ...errors import DaemonError, InternalError, InvalidParameter, NotFound
 from .. import archive
 from ..aio import ThreadReader, ThreadWriter
 from ..runtime.users import resolve_user
+from ..volumes import safepath
 from . import bundle
 from .fsverbs import FileAccess, check_exportable, check_ref
 from .gopath import absolute, go_base, go_error, go_file_mode, preserve_trailing, rfc3339_ns
@@ -42,12 +43,12 @@ _ETC_FILES = (("/etc/resolv.conf", "resolv.conf"), ("/etc/hostname", "hostname")
               ("/etc/hosts", "hosts"))
 
 
-def _binds(fs: FileAccess, c: Container) -> list[Bind]:
-    """Volumes and bind mounts, then the /etc files a user mount does not replace;
-    parents before children."""
+def _binds(fs: FileAccess, c: Container, pinned: dict[int, str]) -> list[Bind]:
+    """Volumes and bind mounts (a volume's sub-path by its pin), then the /etc files a
+    user mount does not replace; parents before children."""
     out, taken = [], set()
-    for p in c.mounts:
-        source = p.get("Source") or ""
+    for i, p in enumerate(c.mounts):
+        source = pinned.get(i) or p.get("Source") or ""
         if p.get("Type") == "tmpfs" or not source or not os.path.exists(source):
             continue
         out.append(Bind(source, absolute(p["Destination"]), bool(p.get("RW", True))))
@@ -104,14 +105,15 @@ async def rootfs(fs: FileAccess, container: Container) -> AsyncIterator[str]:
 async def _view(fs: FileAccess, c: Container, *, mounts: bool) -> AsyncIterator[View]:
     """A view of the container's files; with mounts, its volumes and binds are in it."""
     held: list[tuple[str, str]] = []
+    pins = os.path.join(fs.store.state_dir(c.id), f"cp-{uuid.uuid4().hex[:12]}")
     async with rootfs(fs, c) as path:
         try:
-            binds = _binds(fs, c) if mounts else []
             volumes = fs.volumes
+            pinned: dict[int, str] = {}
             if mounts:
                 # Device-backed volumes must be mounted to be seen. A reference of our own
                 # keeps the container's reference count (and its unmount at exit) intact.
-                for p in c.mounts:
+                for i, p in enumerate(c.mounts):
                     if p.get("Type") == "volume" and p.get("Name"):
                         vol = await volumes.get(p["Name"])
                         if vol.needs_mount:
@@ -119,7 +121,11 @@ async def _view(fs: FileAccess, c: Container, *, mounts: bool) -> AsyncIterator[
                             await volumes.mount(vol.name, ref, destination=p["Destination"],
                                                 rw=bool(p.get("RW", True)))
                             held.append((vol.name, ref))
-            view = View(path, binds)
+                        if p.get("Subpath"):  # as dockerd, the sub-path the container sees
+                            pinned[i] = await asyncio.to_thread(
+                                safepath.pin, p["Source"], p["Subpath"],
+                                os.path.join(pins, str(i)))
+            view = View(path, _binds(fs, c, pinned) if mounts else [])
             try:
                 await view.open()
             except OSError as e:
@@ -131,6 +137,7 @@ async def _view(fs: FileAccess, c: Container, *, mounts: bool) -> AsyncIterator[
             finally:
                 await view.close()
         finally:
+            await asyncio.to_thread(safepath.unpin_all, pins)
             for name, ref in held:
                 with contextlib.suppress(DaemonError):
                     await volumes.unmount(name, ref)

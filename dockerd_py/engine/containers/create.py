@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ...errors import DaemonError, InvalidParameter
+from ...errors import DaemonError, InvalidParameter, NotFound
 from ..images.contract import Images
 from ..images.mediatypes import now_rfc3339
 from ..leases import LeaseManager, protect_snapshot
@@ -28,8 +28,14 @@ from ..runtime.hostlimits import host_limits
 from ..runtime.spec import validate as validate_spec
 from ..snapshots.contract import Snapshotter
 from ..volumes.contract import ContainerVolumes
-from . import etcfiles, names
-from .config import check_restart_policy, merge_image_config, mount_points
+from . import etcfiles, ipc, names
+from .config import (
+    check_restart_policy,
+    inherited,
+    merge_image_config,
+    mount_points,
+    parse_volumes_from,
+)
 from .records import Container
 from .store import ContainerStore
 
@@ -85,8 +91,9 @@ class Creator:
                                   else cid[:12])
         validate_spec(merged, hc, host_limits())
         etcfiles.validate(merged, hc)
+        ipc.adapt(self.store, hc)
         networking = self.networks.validate(hc, networking, merged)
-        points = mount_points(merged, hc)
+        points = mount_points(merged, hc, self._volumes_from(hc))
         for p in points:
             if p.pop("MustExist", False) and not os.path.exists(p["Source"]):
                 raise InvalidParameter('invalid mount config for type "bind": bind source path '
@@ -114,6 +121,18 @@ class Creator:
             os.makedirs(self.store.state_dir(cid), mode=0o710, exist_ok=True)
         self.store.event(c, "create")
         return c, []
+
+    def _volumes_from(self, hc: Mapping[str, Any]) -> builtins.list[dict[str, Any]]:
+        """The mount points `--volumes-from` brings, in order (a later one wins)."""
+        out: builtins.list[dict[str, Any]] = []
+        for spec in hc.get("VolumesFrom") or ():
+            ref, rw = parse_volumes_from(str(spec) if isinstance(spec, str) else "")
+            try:
+                donor = self.store.get(ref)
+            except NotFound as e:
+                raise InvalidParameter(str(e)) from None
+            out += inherited(donor.mounts, rw)
+        return out
 
     async def _insert(self, c: Container) -> Container:
         try:

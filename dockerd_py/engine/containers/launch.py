@@ -11,19 +11,40 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+from collections.abc import Iterator
 
-from ...errors import DaemonError
+from ...errors import DaemonError, InternalError
 from ..networks.contract import Attacher
 from ..runtime import logs as runtime_logs
 from ..runtime.contract import RuntimeRegistry, Supervisor
 from ..runtime.process import Process
 from ..snapshots.contract import Snapshotter
 from ..volumes.contract import ContainerVolumes
-from . import bundle
+from . import bundle, ipc
 from .records import Container
 from .store import ContainerStore
 
 CGROUP_PARENT = "dockerd-py"
+
+
+class SetupFailed(Exception):
+    """A start failed before the runtime ran (a mount, a device, a namespace to join).
+    dockerd answers such an error in its own category and records exit code 128: its
+    126 and 127 come from the runtime's words only."""
+
+    def __init__(self, cause: DaemonError) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+@contextlib.contextmanager
+def _setup() -> Iterator[None]:
+    try:
+        yield
+    except DaemonError as e:
+        raise SetupFailed(e) from None
+    except OSError as e:
+        raise SetupFailed(InternalError(str(e))) from None
 
 
 class Launcher:
@@ -47,17 +68,20 @@ class Launcher:
         runtime = self.runtimes.get(c.host_config.get("Runtime") or self.runtimes.default)
         mounts = await self.snapshots.mounts(c.id)
         state_dir = self.store.state_dir(c.id)
-        rootfs = await asyncio.to_thread(bundle.mount_rootfs, state_dir, mounts,
-                                         self.snapshots.root)
-        await self._populate_volumes(c, rootfs)
-        await self.volumes.before_start(c)
-        bundle_dir = await asyncio.to_thread(self.monitor.bundle_dir, c.id)
+        with _setup():
+            rootfs = await asyncio.to_thread(bundle.mount_rootfs, state_dir, mounts,
+                                             self.snapshots.root)
+            await self._populate_volumes(c, rootfs)
+            await self.volumes.before_start(c)
+            bundle_dir = await asyncio.to_thread(self.monitor.bundle_dir, c.id)
+            sharing = ipc.sharing(self.store, c)
         net = await self.networks.attach(c)
         try:
-            await asyncio.to_thread(bundle.prepare, c, state_dir=state_dir,
-                                    bundle_dir=bundle_dir, mounts=mounts,
-                                    snapshots_root=self.snapshots.root,
-                                    cgroup_parent=CGROUP_PARENT, net=net)
+            with _setup():
+                await asyncio.to_thread(bundle.prepare, c, state_dir=state_dir,
+                                        bundle_dir=bundle_dir, mounts=mounts,
+                                        snapshots_root=self.snapshots.root,
+                                        cgroup_parent=CGROUP_PARENT, net=net, sharing=sharing)
         except BaseException:
             await asyncio.shield(self.networks.detach(c.id, c.name))
             raise
@@ -73,6 +97,7 @@ class Launcher:
         except BaseException:
             await asyncio.to_thread(bundle.teardown, state_dir)
             raise
+        await asyncio.to_thread(bundle.release_pins, state_dir)  # the runtime mounted them
         size = c.host_config.get("ConsoleSize") or [0, 0]
         if c.tty and size and size[0] and size[1]:
             self.monitor.resize(proc, int(size[0]), int(size[1]))
@@ -84,7 +109,7 @@ class Launcher:
             if p["Type"] == "volume" and p.get("CopyData", True):
                 source = bundle.path_in_root(rootfs, p["Destination"])
                 if source is not None and os.path.isdir(source):
-                    await self.volumes.populate(p["Name"], source)
+                    await self.volumes.populate(p["Name"], source, p.get("Subpath") or "")
 
     async def release_volumes(self, c: Container) -> None:
         for p in c.mounts:

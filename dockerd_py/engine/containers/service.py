@@ -41,7 +41,7 @@ from . import update as update_mod
 from .attach import Attachments, DeferredAttach
 from .contract import LifecycleHooks
 from .create import ContainerSettings, Creator
-from .launch import Launcher
+from .launch import Launcher, SetupFailed
 from .records import ZERO_TIME, Container
 from .restart import Restarts, should_restart, starts_with_daemon
 from .store import ContainerStore
@@ -147,10 +147,12 @@ class ContainerService:
         except Exception as failure:
             # OS errors (a bind source that cannot be made, a full disk) fail the start
             # the same way, with the cleanup, and reach the client as dockerd's 500.
-            e = failure if isinstance(failure, DaemonError) else InternalError(str(failure))
+            setup = isinstance(failure, SetupFailed)
+            cause = failure.cause if isinstance(failure, SetupFailed) else failure
+            e = cause if isinstance(cause, DaemonError) else InternalError(str(cause))
             await self.launcher.cleanup(c.id)
             await self.launcher.release_volumes(c)
-            code = start_failure_exit_code(str(e))
+            code = 128 if setup else start_failure_exit_code(str(e))
             status = "exited" if c.state.started_at != ZERO_TIME else "created"
             await self.store.save(c.with_state(status=status, exit_code=code, error=str(e)))
             if c.host_config.get("AutoRemove"):  # `run --rm` waits for the removal
