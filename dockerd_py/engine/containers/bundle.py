@@ -22,6 +22,7 @@ from ..runtime.spec import MountSpec, SpecInput, build_spec
 from ..runtime.users import resolve_user
 from ..snapshots.contract import Mount
 from ..volumes import safepath
+from ..volumes.mounts import mounts_under
 from . import etcfiles, ipc
 from .ipc import Sharing
 from .records import Container
@@ -98,6 +99,7 @@ def prepare(c: Container, *, state_dir: str, bundle_dir: str, mounts: list[Mount
     sharing = sharing or Sharing()
     rootfs = mount_rootfs(state_dir, mounts, snapshots_root)
     try:
+        release_pins(state_dir)  # any a crash left: pins are made afresh for each start
         for p in c.mounts:
             if p["Type"] == "bind" and not os.path.exists(p["Source"]):
                 try:
@@ -150,4 +152,9 @@ def remove_state(state_dir: str) -> None:
     unmount(rootfs)
     if os.path.ismount(rootfs):
         raise OSError(f"{rootfs} is still mounted")
+    # A pin or a /dev/shm a crash left behind: never delete through it into a volume.
+    for point in sorted(mounts_under(state_dir), key=len, reverse=True):
+        unmount(point)
+    if left := mounts_under(state_dir):
+        raise OSError(f"{left[0]} is still mounted")
     shutil.rmtree(state_dir, ignore_errors=True)
