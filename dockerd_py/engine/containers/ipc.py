@@ -15,6 +15,7 @@ A user mount on /dev/shm wins over all of these.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -139,7 +140,5 @@ def mount_shareable(state_dir: str, hc: Mapping[str, Any]) -> str:
 def unmount_shareable(state_dir: str) -> None:
     path = shm_dir(state_dir)
     unmount(path)
-    try:
+    with contextlib.suppress(OSError):  # gone already
         os.rmdir(path)
-    except (FileNotFoundError, OSError):
-        pass
