@@ -147,12 +147,11 @@ class ContainerService:
         except Exception as failure:
             # OS errors (a bind source that cannot be made, a full disk) fail the start
             # the same way, with the cleanup, and reach the client as dockerd's 500.
-            setup = isinstance(failure, SetupFailed)
             cause = failure.cause if isinstance(failure, SetupFailed) else failure
             e = cause if isinstance(cause, DaemonError) else InternalError(str(cause))
             await self.launcher.cleanup(c.id)
             await self.launcher.release_volumes(c)
-            code = 128 if setup else start_failure_exit_code(str(e))
+            code = 128 if cause is not failure else start_failure_exit_code(str(e))
             status = "exited" if c.state.started_at != ZERO_TIME else "created"
             await self.store.save(c.with_state(status=status, exit_code=code, error=str(e)))
             if c.host_config.get("AutoRemove"):  # `run --rm` waits for the removal
