@@ -214,8 +214,6 @@ def test_credentials_go_to_a_plain_http_token_server_only_if_insecure(
         return web.Response(status=401, headers={"WWW-Authenticate": (
             f'Bearer realm="{tokens.url}/token",service="plain"')})
 
-    # A reload keeps a key the file no longer names (as dockerd's does): say it.
-    registry_daemon_config({"insecure-registries": []})
     with Listener(lo_address, token_server) as tokens, \
             Listener("127.0.0.1", registry) as front:
         refused = docker("login", front.host, "-u", "carol", "--password-stdin",
@@ -230,6 +228,5 @@ def test_credentials_go_to_a_plain_http_token_server_only_if_insecure(
                          input="pa55word\n")
         assert "Login Succeeded" in allowed.stdout
         docker("logout", front.host)
-        registry_daemon_config({"insecure-registries": []})
         (sent,) = {s[2] for s in tokens.authorized()}
         assert base64.b64decode(sent.split()[1]) == b"carol:pa55word"
