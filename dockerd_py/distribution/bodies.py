@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import aiohttp
 
-from .errors import RegistryError, go_method, transport_error
+from .errors import RegistryError, transport_error
 
 MAX_MANIFEST = 4 << 20      # the distribution spec's limit for manifests
 MAX_TAG_PAGE = 4 << 20      # one page of a tag list
@@ -52,8 +52,3 @@ async def read_head(resp: aiohttp.ClientResponse, limit: int = MAX_ERROR) -> byt
     except (TimeoutError, aiohttp.ClientError):
         pass
     return bytes(body[:limit])
-
-
-def what(method: str, url: str) -> str:
-    """How Go's http client names a request in an error: Get "https://host/v2/"."""
-    return f'{go_method(method)} "{url}"'
