@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ...errors import DaemonError, InvalidParameter
+from ...errors import DaemonError, InvalidParameter, NotFound
 from ..images.contract import Images
 from ..images.mediatypes import now_rfc3339
 from ..leases import LeaseManager, protect_snapshot
@@ -101,7 +101,13 @@ class Creator:
                 # the image's layers.
                 async with self.leases.lease():
                     if image.top_chain:
+                        # Protect, then look (leases.py): the image may have been removed
+                        # and collected since it was resolved.
                         protect_snapshot(image.top_chain)
+                        try:
+                            await self.snapshots.chain(image.top_chain)
+                        except NotFound:
+                            raise NotFound(f"No such image: {image_ref}") from None
                     await self.snapshots.prepare(cid, image.top_chain)
                     c = await self._insert(Container(
                         id=cid, name=name, image=image_ref, image_id=image.id,

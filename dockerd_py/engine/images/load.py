@@ -21,6 +21,7 @@ from ...errors import InvalidParameter
 from ..aio import ThreadReader
 from ..archive import ArchiveError, decompressed
 from ..content.contract import Store
+from ..leases import protect_digest
 from ..reference import InvalidReference, parse_normalized, with_default_tag
 from .contract import Images
 from .mediatypes import INDEXES, MANIFESTS, layer_media_type
@@ -144,9 +145,18 @@ def _descriptors(index: Any) -> list[dict[str, Any]]:
     return [d for d in index["manifests"] if isinstance(d, dict)]
 
 
+def _present(content: Store, digest: Any) -> bool:
+    """An OCI layout may name a blob the store already has rather than carry it:
+    into the lease first, then look (leases.py), so a collection keeps it."""
+    if not isinstance(digest, str):
+        return False
+    protect_digest(digest)
+    return content.exists(digest)
+
+
 def _blob_json(content: Store, desc: dict[str, Any], what: str) -> Any:
     digest = desc.get("digest")
-    if not isinstance(digest, str) or not content.exists(digest):
+    if not isinstance(digest, str) or not _present(content, digest):
         raise InvalidParameter(f"invalid archive: {what} {digest} not found")
     return _json(content, Blob(digest, content.size(digest)), f"{what} {digest}")
 
@@ -173,12 +183,12 @@ def _from_manifest(content: Store, desc: dict[str, Any], depth: int) -> ImageToL
     if media_type not in MANIFESTS and "config" not in doc:
         raise InvalidParameter(f"invalid archive: unsupported media type {media_type}")
     config = doc.get("config") or {}
-    if not isinstance(config.get("digest"), str) or not content.exists(config["digest"]):
+    if not _present(content, config.get("digest")):
         raise InvalidParameter("invalid archive: image config not found")
     layers = []
     for layer in doc.get("layers") or []:
         digest = layer.get("digest") if isinstance(layer, dict) else None
-        if not isinstance(digest, str) or not content.exists(digest):
+        if not isinstance(digest, str) or not _present(content, digest):
             raise InvalidParameter(f"invalid archive: layer {digest} not found")
         layers.append(LayerBlob(digest, _media_type(content, digest), content.size(digest)))
     return ImageToLoad(config["digest"], layers, _names(desc), desc["digest"])
