@@ -32,6 +32,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, cast
 
+from dockerd_py.engine.archive import open_regular
 from dockerd_py.engine.content.contract import Store
 from dockerd_py.engine.diff import diff_dirs, write_changes
 from dockerd_py.engine.images.mediatypes import OCI_LAYER, OCI_LAYER_GZIP
@@ -194,7 +195,7 @@ def _compressible(upper: str, found: Any) -> bool:
     sizes.sort(reverse=True)
     raw = packed = 0
     for _, path in sizes[:_SAMPLE_FILES]:
-        with contextlib.suppress(OSError), open(path, "rb") as f:
+        with contextlib.suppress(OSError), os.fdopen(open_regular(path), "rb") as f:
             data = f.read(_SAMPLE_BYTES)
             raw += len(data)
             packed += len(zlib.compress(data, 1))

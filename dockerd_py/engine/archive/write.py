@@ -39,6 +39,7 @@ from .format import (
     WHITEOUT_PREFIX,
     LayerStats,
 )
+from .regular import open_regular
 from .xattrs import capability, read_xattrs
 
 _KINDS = {stat.S_IFDIR: tarfile.DIRTYPE, stat.S_IFLNK: tarfile.SYMTYPE,
@@ -158,11 +159,11 @@ class TarWriter:
 
     def _regular(self, info: tarfile.TarInfo, name: str, dir_fd: int | None) -> None:
         try:
-            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+            fd = open_regular(name, dir_fd)
         except OSError:
             if self._all:
                 raise
-            return  # gone, or replaced by a symlink, meanwhile
+            return  # gone, or replaced by a symlink, a FIFO or a device node, meanwhile
         try:
             info.size = os.fstat(fd).st_size
             if not self._all and (cap := capability(fd)) is not None:
