@@ -8,8 +8,10 @@ package:
 - "user" alone takes the passwd entry's primary group plus every group in
   /etc/group that lists the user as a member; "user:group" takes exactly that group;
 - the first matching line wins; malformed numeric fields read as 0;
-- a file that cannot be read fails every lookup that reads it, numeric ones too (as
-  runc's GetExecUser does when its reader fails), with the reason in Go's words.
+- a file that cannot be read fails every lookup, numeric ones too, with the reason in Go's
+  words: runc's init reads both files in the container for every process (its user spec
+  is "uid:gid", so /etc/group is always parsed), where it fails the same way, or blocks
+  on a FIFO, and the start with it.
 """
 
 from __future__ import annotations
@@ -144,8 +146,9 @@ def resolve_user(
                 f"unable to find user {user_arg}: no matching entries in passwd file")
         uid = uid_arg
 
-    if isinstance(group, Unreadable) and (group_arg or matched_name):
-        raise UserLookupError(f"unable to find groups for spec {matched_name}: {group.reason}")
+    if isinstance(group, Unreadable):
+        raise UserLookupError(f"unable to find groups for spec {matched_name or user_arg or 0}: "
+                              f"{group.reason}")
     supplementary: list[int] = []
     if group_arg:
         if gid_arg is not None:
@@ -162,9 +165,6 @@ def resolve_user(
     elif matched_name:
         supplementary = [g.gid for g in groups() if matched_name in g.members]
 
-    if isinstance(group, Unreadable) and group_add:
-        raise UserLookupError(
-            f"Unable to find additional groups [{' '.join(group_add)}]: {group.reason}")
     extra = additional_groups(group_add, groups)
     return ResolvedUser(uid, gid, tuple(dict.fromkeys([gid, *supplementary, *extra])), home)
 
