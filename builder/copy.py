@@ -210,7 +210,9 @@ def _copy_entry(src: str, dst: str, owner: Ownership, *, follow: bool,
     if stat.S_ISREG(st.st_mode):
         fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
                      0o600)
-        with open(fd, "wb") as out, os.fdopen(archive.open_regular(src), "rb") as inp:
+        # live=False: src was just found regular, in a tree nothing runs in
+        with open(fd, "wb") as out, \
+                os.fdopen(archive.open_regular(src, live=False), "rb") as inp:
             shutil.copyfileobj(inp, out, 1 << 20)
     elif stat.S_ISFIFO(st.st_mode):
         os.mkfifo(dst, 0o600)
@@ -225,7 +227,7 @@ def _copy_entry(src: str, dst: str, owner: Ownership, *, follow: bool,
 def is_archive(path: str) -> bool:
     """A local file ADD extracts: a tar, maybe compressed (by content, as the reference)."""
     try:
-        with os.fdopen(archive.open_regular(path), "rb") as f:  # a context's FIFO: not a tar
+        with os.fdopen(archive.open_regular(path), "rb") as f:  # a FIFO or a device: no tar
             stream = archive.decompressed(cast(BinaryIO, f))
             head = b""
             while len(head) < 512 and (more := stream.read(512 - len(head))):

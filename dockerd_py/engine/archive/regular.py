@@ -3,17 +3,19 @@ without ever opening anything else.
 
 Opening a FIFO blocks until a writer comes; opening a device node runs its driver (a
 watchdog arms, a terminal becomes the controlling one) and reading it reads the host's
-hardware. So:
+hardware. A file is therefore first held as an O_PATH descriptor, which opens nothing,
+checked with fstat, and only a regular file is then opened for reading, through that
+descriptor (/proc/self/fd), so the inode checked is the inode read whatever the tree's
+owner renames meanwhile:
 
   * `read_in_root`, for a file named by its path (/etc/passwd, /etc/group): the path is
     resolved inside the root by openat2(RESOLVE_IN_ROOT), as dockerd's
-    FollowSymlinkInScope resolves it (a link to /etc/shadow names the tree's own), into
-    an O_PATH descriptor, which opens nothing; fstat checks it, and only a regular file
-    of at most `limit` bytes is then opened for reading, through that descriptor, so the
-    inode checked is the inode read whatever the tree's owner renames meanwhile;
-  * `open_regular`, for walkers that have just lstat'ed a regular file: O_NOFOLLOW |
-    O_NONBLOCK | O_NOCTTY, then fstat. A file swapped for a FIFO or a device in between
-    is never read from and never blocks.
+    FollowSymlinkInScope resolves it (a link to /etc/shadow names the tree's own), and the
+    file must hold at most `limit` bytes;
+  * `open_regular`, for walkers that have just lstat'ed a regular file (no symlink is
+    followed). live=False, for trees nothing runs in (a finished build step, an image, a
+    build context) and nothing can swap a file in: one open, O_NONBLOCK | O_NOCTTY, then
+    fstat; a hot path (layers) saves the O_PATH step there.
 """
 
 from __future__ import annotations
@@ -49,9 +51,19 @@ def _too_large(path: str) -> RefusedFile:
     return RefusedFile(errno.EFBIG, "file too large", path, "read")
 
 
-def open_regular(name: str, dir_fd: int | None = None) -> int:
+def open_regular(name: str, dir_fd: int | None = None, *, live: bool = True) -> int:
     """A descriptor to read the regular file `name` (a final symlink is not followed);
-    RefusedFile if it is anything else."""
+    RefusedFile if it is anything else. live: something may replace the file meanwhile
+    (a running container), see the module's doc."""
+    if live:
+        found = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+        try:
+            mode = os.fstat(found).st_mode
+            if not stat.S_ISREG(mode):
+                raise _refuse(name, mode)
+            return os.open(f"self/fd/{found}", _READ, dir_fd=_PROC)
+        finally:
+            os.close(found)
     fd = os.open(name, _READ | os.O_NOFOLLOW, dir_fd=dir_fd)
     try:
         mode = os.fstat(fd).st_mode
