@@ -144,6 +144,7 @@ EXTRA_FIELDS: dict[str, dict[str, dict[str, Any]]] = {
                    "identitytoken": scalar("str", "string"),
                    "registrytoken": scalar("str", "string")},
     "ExecCreate": {"Detach": scalar("bool", "bool")},
+    "Resources": {"KernelMemory": scalar("int", "int64")},   # deprecated, still decoded
     "NetworkCreate": {"CheckDuplicate": scalar("bool", "bool")},
 }
 
