@@ -157,7 +157,8 @@ def validate(req: Mapping[str, Any]) -> None:
     checked = dict(req)
     if not req["Memory"]:
         checked["MemorySwap"] = 0  # an update may set swap without memory
-    defaults.check_resources(checked, host_limits().ncpu)
+    host = host_limits()
+    defaults.check_resources(checked, host.ncpu, host.cpus, host.mems)
     if req["RestartPolicy"].get("Name"):
         check_restart_policy({"RestartPolicy": req["RestartPolicy"]})
 
@@ -167,6 +168,8 @@ async def update(store: ContainerStore, monitor: Supervisor, ref: str, body: Any
     """POST /containers/{id}/update; returns the warnings (None: dockerd's null)."""
     req = parse_request(body, api_version)
     c = store.get(ref)
+    host = host_limits()
+    warnings = defaults.discard_unsupported(req, host.blkio_weight, host.blkio_weight_device)
     validate(req)
     async with store.lock(c.id):
         c = store.get(c.id)
@@ -190,7 +193,7 @@ async def update(store: ContainerStore, monitor: Supervisor, ref: str, body: Any
                                         f"{_runtime_message(e)}") from None
         c = await store.save(dataclasses.replace(c, host_config=new_hc))
     store.event(c, "update")
-    return None
+    return warnings or None
 
 
 def _runtime_message(e: DaemonError) -> str:
