@@ -356,9 +356,9 @@ def ownership(rootfs: str, chown: str, mode: int | None) -> Ownership:
         return Ownership(0, 0, mode)
     user, _, group = chown.partition(":")
     group = group or user
-    uid = int(user) if user.isdigit() else _id_of(user, "uid", "user", [
+    uid = int(user) if user.isascii() and user.isdigit() else _id_of(user, "uid", "user", [
         (u.name, u.uid) for u in parse_passwd(read_in_root(rootfs, "/etc/passwd") or "")])
-    gid = int(group) if group.isdigit() else _id_of(group, "gid", "group", [
+    gid = int(group) if group.isascii() and group.isdigit() else _id_of(group, "gid", "group", [
         (g.name, g.gid) for g in parse_group(read_in_root(rootfs, "/etc/group") or "")])
     return Ownership(uid, gid, mode)
 

@@ -7,7 +7,8 @@ import re
 
 from ...errors import InvalidParameter
 
-VALID_NAME = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
+# Always fullmatch: with match(), `$` would also pass a name ending in "\n".
+VALID_NAME = re.compile(r"/?[a-zA-Z0-9][a-zA-Z0-9_.-]+")
 
 _ADJECTIVES = (
     "agile", "amazing", "bold", "brave", "bright", "calm", "clever", "cool", "curious",
@@ -28,7 +29,7 @@ _SURNAMES = (
 
 def validate(name: str) -> str:
     """The name without its leading '/', or InvalidParameter with dockerd's message."""
-    if not VALID_NAME.match(name):
+    if not VALID_NAME.fullmatch(name):
         raise InvalidParameter(
             f"Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
     return name.lstrip("/")
