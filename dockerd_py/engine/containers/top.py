@@ -14,7 +14,7 @@ import asyncio
 import re
 from typing import Any
 
-from ...errors import Conflict, InternalError
+from ...errors import Conflict, InternalError, InvalidParameter
 from ..runtime.contract import Supervisor
 from .store import ContainerStore
 
@@ -115,6 +115,8 @@ def parse_ps_output(output: str, pids: set[int], pid_first: bool) -> dict[str, A
 
 
 async def _ps(args: list[str]) -> tuple[int, bytes, bytes]:
+    if any("\0" in a for a in args):   # exec would refuse it (Go: "invalid argument")
+        raise InvalidParameter("ps: fork/exec ps: invalid argument")
     try:
         proc = await asyncio.create_subprocess_exec(
             "ps", *args, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
@@ -146,8 +148,9 @@ async def top(store: ContainerStore, monitor: Supervisor, ref: str, ps_args: str
         # Some listings (forest, -C ...) cannot take a pid list: filter ourselves.
         code, out, err = await _ps(args)
         if code != 0:
+            # ps refused the client's ps_args: dockerd answers 500, a client error is 400
             first_line = err.decode(errors="replace").split("\n", 1)[0]
-            raise InternalError(f"ps: {first_line or f'exit status {code}'}")
+            raise InvalidParameter(f"ps: {first_line or f'exit status {code}'}")
     result = parse_ps_output(out.decode(errors="replace"), set(pids), pid_first)
     store.event(c, "top")
     return result
