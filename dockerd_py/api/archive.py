@@ -25,6 +25,8 @@ def _path(request: web.Request) -> str:
     path = request.query.get("path", "")
     if not path:
         raise InvalidParameter("bad parameter: path cannot be empty")
+    if "\0" in path:   # no file has such a name; the system calls would refuse it
+        raise InvalidParameter(f"bad parameter: path {path!r} contains a NUL byte")
     return path
 
 

@@ -269,6 +269,18 @@ def check_resources(hc: Mapping[str, Any], ncpu: int, cpus: str = "", mems: str 
     if num(hc, "CpuShares") < 0:
         raise SpecError(f"invalid CPU shares ({num(hc, 'CpuShares')}): "
                         "value must be a positive integer")
+    rt_period, rt_runtime = num(hc, "CpuRealtimePeriod"), num(hc, "CpuRealtimeRuntime")
+    for value, what in ((rt_period, "period"), (rt_runtime, "runtime")):
+        if value < 0:
+            raise SpecError(f"invalid CPU real-time {what} ({value}): value must be a "
+                            "positive integer")
+    if rt_period and rt_runtime > rt_period:
+        raise SpecError("cpu real-time runtime cannot be higher than cpu real-time period")
+    if rt_runtime:
+        # The daemon gives its containers' cgroup parent no real-time budget (dockerd's
+        # --cpu-rt-runtime): the kernel refuses any, which was a runtime error (500).
+        raise SpecError("CPU real-time runtime is not available: the daemon allots no "
+                        "real-time CPU time to containers")
     if num(hc, "IOMaximumBandwidth") or num(hc, "IOMaximumIOps"):
         raise SpecError("Invalid QoS settings: linux does not support Maximum IO Bandwidth or "
                         "Maximum IO IOps")
