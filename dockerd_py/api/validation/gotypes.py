@@ -54,6 +54,7 @@ def _literal(value: Any) -> str:
 class Decoder:
     def __init__(self, types: Mapping[str, Node]) -> None:
         self.types = types
+        self._folded: dict[int, dict[str, str]] = {}  # id(fields) -> lowercased -> name
 
     def decode(self, node: Node, value: Any) -> Any:
         return self._value(node, value, None, ())
@@ -151,7 +152,9 @@ class Decoder:
         if not isinstance(value, dict):
             raise self._fail(json_kind(value), go, struct, path)
         fields: Mapping[str, Mapping[str, Any]] = node["fields"]
-        folded = {name.lower(): name for name in fields}
+        folded = self._folded.get(id(fields))
+        if folded is None:
+            folded = self._folded[id(fields)] = {name.lower(): name for name in fields}
         name_here = go.rpartition(".")[2]
         out: dict[str, Any] = {}
         for key, item in value.items():
