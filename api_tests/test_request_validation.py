@@ -326,3 +326,26 @@ def test_archive_path_with_nul_is_400(daemon: Daemon, busybox_image: str,
     conn.request("HEAD", f"/containers/{name}/archive?path=/a%00b")
     assert conn.getresponse().status == 400
     conn.close()
+
+
+def test_top_listing_without_pids_is_400(daemon: Daemon, busybox_image: str,
+                                         ctr: Callable[..., str], docker: Any) -> None:
+    name = ctr()
+    docker("run", "-d", "--name", name, busybox_image, "sleep", "60")
+    assert call(daemon, "GET", f"/containers/{name}/top?ps_args=L") == (
+        400, {"message": "Couldn't find PID field in ps output"})
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ({"MemorySwap": 1}, "You should always set the Memory limit when using Memoryswap limit, "
+                        "see usage"),
+    ({"Memory": 8 << 20, "MemorySwap": 7 << 20},
+     "Minimum memoryswap limit should be larger than memory limit, see usage"),
+])
+def test_update_swap_the_kernel_refuses_is_400(daemon: Daemon, busybox_image: str,
+                                               ctr: Callable[..., str], docker: Any,
+                                               body: Any, message: str) -> None:
+    name = ctr()
+    docker("run", "-d", "--name", name, busybox_image, "sleep", "60")
+    status, doc = call(daemon, "POST", f"/containers/{name}/update", body)
+    assert status == 400 and doc["message"].endswith(message), doc

@@ -77,12 +77,12 @@ def parse_ps_output(output: str, pids: set[int], pid_first: bool) -> dict[str, A
     titles = fields(lines[0]) if lines else []
     if pid_first:
         if not titles or titles[0] != "PID":
-            raise InternalError("Couldn't find PID field in ps output")
+            raise InvalidParameter("Couldn't find PID field in ps output")
         pid_index, first = 0, 1
         titles = titles[1:]
     else:
         if "PID" not in titles:
-            raise InternalError("Couldn't find PID field in ps output")
+            raise InvalidParameter("Couldn't find PID field in ps output")
         pid_index, first = titles.index("PID"), 0
     processes: list[list[str]] = []
 
@@ -107,7 +107,7 @@ def parse_ps_output(output: str, pids: set[int], pid_first: bool) -> dict[str, A
         try:
             pid = int(value)
         except ValueError:
-            raise InternalError(f"Unexpected pid '{value}': invalid syntax") from None
+            raise InvalidParameter(f"Unexpected pid '{value}': invalid syntax") from None
         in_container = pid in pids
         if in_container:
             add(row)

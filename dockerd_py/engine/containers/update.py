@@ -46,6 +46,16 @@ def merge(hc: Mapping[str, Any], req: Mapping[str, Any]) -> dict[str, Any]:
     if memory > 0 and swap == 0:
         # What dockerd stores at create for a memory limit without a swap limit.
         swap = new["MemorySwap"] = 2 * memory
+    if req["MemorySwap"] > 0:
+        # A swap limit under the memory limit (or with none) is refused by the kernel when
+        # runc writes it (a 500): refuse it as dockerd refuses it at create.
+        limit = req["Memory"] or memory
+        if limit == 0:
+            raise InvalidParameter("You should always set the Memory limit when using "
+                                   "Memoryswap limit, see usage")
+        if req["MemorySwap"] < limit:
+            raise InvalidParameter("Minimum memoryswap limit should be larger than memory "
+                                   "limit, see usage")
     if req["NanoCpus"] > 0 and int(hc.get("CpuPeriod") or 0) > 0:
         raise Conflict("Conflicting options: Nano CPUs cannot be updated as CPU Period has "
                        "already been set")
