@@ -349,3 +349,21 @@ def test_update_swap_the_kernel_refuses_is_400(daemon: Daemon, busybox_image: st
     docker("run", "-d", "--name", name, busybox_image, "sleep", "60")
     status, doc = call(daemon, "POST", f"/containers/{name}/update", body)
     assert status == 400 and doc["message"].endswith(message), doc
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ({"MemoryReservation": -36},
+     "invalid memory reservation (-36): value must be a positive integer"),
+    ({"Memory": 8 << 20, "MemorySwap": -2},
+     "invalid memory swap limit (-2): value must be a positive integer, or -1 for unlimited "
+     "swap"),
+    ({"CpuQuota": -5}, "CPU cfs quota can not be less than 1ms (i.e. 1000)"),
+])
+def test_update_negative_limits_are_400(daemon: Daemon, busybox_image: str,
+                                        ctr: Callable[..., str], docker: Any, body: Any,
+                                        message: str) -> None:
+    """The kernel refused them when runc wrote them (500)."""
+    name = ctr()
+    docker("run", "-d", "--name", name, busybox_image, "sleep", "60")
+    status, doc = call(daemon, "POST", f"/containers/{name}/update", body)
+    assert status == 400 and doc["message"].endswith(message), doc

@@ -248,6 +248,13 @@ def check_resources(hc: Mapping[str, Any], ncpu: int, cpus: str = "", mems: str 
                         "see usage")
     if swappiness is not None and swappiness != -1 and not 0 <= swappiness <= 100:
         raise SpecError(f"Invalid value: {swappiness}, valid memory swappiness range is 0-100")
+    # Values the kernel refuses when runc writes them (a runtime error, 500): 400 first.
+    if reservation < 0:
+        raise SpecError(f"invalid memory reservation ({reservation}): value must be a "
+                        "positive integer")
+    if swap < -1:
+        raise SpecError(f"invalid memory swap limit ({swap}): value must be a positive "
+                        "integer, or -1 for unlimited swap")
     if 0 < reservation < MIN_MEMORY:
         raise SpecError("Minimum memory reservation allowed is 6MB")
     if memory > 0 and reservation > 0 and memory < reservation:
@@ -264,7 +271,7 @@ def check_resources(hc: Mapping[str, Any], ncpu: int, cpus: str = "", mems: str 
     if period and not 1000 <= period <= 1_000_000:
         raise SpecError("CPU cfs period can not be less than 1ms (i.e. 1000) or larger than "
                         "1s (i.e. 1000000)")
-    if 0 < quota < 1000:
+    if 0 < quota < 1000 or quota < -1:  # -1: no quota
         raise SpecError("CPU cfs quota can not be less than 1ms (i.e. 1000)")
     if num(hc, "CpuShares") < 0:
         raise SpecError(f"invalid CPU shares ({num(hc, 'CpuShares')}): "
