@@ -17,7 +17,8 @@ Left out, and why:
     POST /build (FROM pulls, `remote` fetches);
   * streams that end only when the client leaves: GET /events, and on live
     objects logs, stats, attach, wait (the first pass still checks their
-    parameters against unknown containers);
+    parameters against unknown containers); export on live objects too (a
+    rootfs tar per request, slow and checked by the cp/export tests);
   * on live objects, what would take the objects away or block on them: DELETE,
     prune, rename, stop and restart (their `t` is fixed to 0 instead of skipped);
   * the network option com.docker.network.bridge.name is dropped from generated
