@@ -358,10 +358,10 @@ def ownership(rootfs: str, chown: str, mode: int | None) -> Ownership:
         return Ownership(0, 0, mode)
     user, _, group = chown.partition(":")
     group = group or user
-    uid = int(user) if user.isdigit() else _id_of(
+    uid = int(user) if user.isascii() and user.isdigit() else _id_of(
         user, "uid", "user", read_in_root(rootfs, "/etc/passwd"),
         lambda text: ((u.name, u.uid) for u in iter_passwd(text)))
-    gid = int(group) if group.isdigit() else _id_of(
+    gid = int(group) if group.isascii() and group.isdigit() else _id_of(
         group, "gid", "group", read_in_root(rootfs, "/etc/group"),
         lambda text: ((g.name, g.gid) for g in iter_group(text)))
     return Ownership(uid, gid, mode)

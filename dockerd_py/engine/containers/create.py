@@ -24,6 +24,7 @@ from ..leases import LeaseManager, protect_snapshot
 from ..networks.contract import NetworkValidator
 from ..runtime import logs as runtime_logs
 from ..runtime.contract import RuntimeRegistry
+from ..runtime.defaults import discard_unsupported
 from ..runtime.hostlimits import host_limits
 from ..runtime.spec import validate as validate_spec
 from ..snapshots.contract import Snapshotter
@@ -67,7 +68,6 @@ class Creator:
         image_ref = config.get("Image") or ""
         if not image_ref:
             raise InvalidParameter("config.Image must be set")
-        image = await self.images.resolve(image_ref)
         check_restart_policy(hc)
         hc.setdefault("NetworkMode", "default")
         if hc.get("Memory") and not hc.get("MemorySwap"):
@@ -77,6 +77,13 @@ class Creator:
         hc.setdefault("LogConfig", {"Type": self.settings.log_driver,
                                     "Config": dict(self.settings.log_opts)})
         runtime_logs.parse_log_opts((hc.get("LogConfig") or {}).get("Config") or {})
+        # As dockerd (verifyContainerSettings before GetImage): the client's settings
+        # are checked before the image is looked up; again below with the image's.
+        host = host_limits()
+        warnings = discard_unsupported(hc, host.blkio_weight, host.blkio_weight_device)
+        validate_spec(config, hc, host)
+        mount_points(config, hc)
+        image = await self.images.resolve(image_ref)
         merged = merge_image_config(config, (image.config.get("config") or {}))
         cid = secrets.token_hex(32)
         merged["Image"] = image_ref
@@ -119,7 +126,7 @@ class Creator:
                 raise
             os.makedirs(self.store.state_dir(cid), mode=0o710, exist_ok=True)
         self.store.event(c, "create")
-        return c, []
+        return c, warnings
 
     async def _insert(self, c: Container) -> Container:
         try:
