@@ -22,7 +22,7 @@ DEB_PACKAGES := busybox-static runc crun conmon tini zstd iproute2 netavark aard
 TEST_PACKAGES := skopeo umoci docker.io docker-registry
 REFERENCE_PACKAGES := docker.io
 # What `import` must find for the tests to run; when one fails, pip installs the project again.
-PY_PROBE := import aiohttp, isal, zstandard, pytest, pytest_asyncio, hypothesis, docker, aiodocker, cryptography, requests
+PY_PROBE := import aiohttp, isal, zstandard, pytest, pytest_asyncio, hypothesis, docker, aiodocker, cryptography, requests, schemathesis, yaml
 
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 APT_ENV := DEBIAN_FRONTEND=noninteractive

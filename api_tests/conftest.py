@@ -108,8 +108,9 @@ def network_leftovers(d: Daemon, networks: list[dict[str, Any]]) -> list[str]:
 class Daemon:
     """A dockerd-py subprocess on roots under one short temporary directory."""
 
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, extra_args: tuple[str, ...] = ()) -> None:
         self.tmp = tmp
+        self.extra_args = extra_args  # more dockerd flags (another -H, ...)
         self.sock = str(tmp / "docker.sock")  # AF_UNIX paths must stay under 108 bytes
         self.host = f"unix://{self.sock}"
         self.data_root = tmp / "root"
@@ -134,6 +135,7 @@ class Daemon:
         argv = [sys.executable, "-m", "dockerd_py", "-H", self.host, "--log-level", "debug"]
         argv += ["--data-root", str(self.data_root), "--exec-root", str(self.exec_root)]
         argv += ["--pidfile", str(self.pidfile), "--config-file", str(self.config_file)]
+        argv += self.extra_args
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
         with open(self.log_path, "ab") as log:
@@ -205,6 +207,12 @@ def daemon(session_dir: Path) -> Iterator[Daemon]:
     d = Daemon(session_dir)
     d.start()
     yield d
+    stop_and_check(d, session_dir)
+
+
+def stop_and_check(d: Daemon, root: Path) -> None:
+    """Teardown of a test daemon: remove its containers, stop it, and fail when it had
+    died, ignored SIGTERM, or left mounts under root or networking on the host."""
     problems = []
     networks: list[dict[str, Any]] = []
     if (code := d.proc.poll() if d.proc else None) is not None:
@@ -214,7 +222,7 @@ def daemon(session_dir: Path) -> Iterator[Daemon]:
         networks = _networks(d)
     if not d.stop():
         problems.append(f"daemon ignored SIGTERM for {STOP_TIMEOUT:.0f}s and was SIGKILLed")
-    leftovers = _mounts_under(session_dir)
+    leftovers = _mounts_under(root)
     for point in leftovers:
         subprocess.run(["umount", "-l", point], capture_output=True, check=False)
     if leftovers:

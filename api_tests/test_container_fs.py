@@ -493,4 +493,4 @@ def test_put_archive_options_and_compression(dockerpy, sleeper) -> None:
     assert dockerpy.containers.get(sleeper).exec_run("cat /tmp/gz.txt").output == b"gz\n"
     assert api.put(url, params={"path": "/tmp"}, data=b"").status_code == 200  # no entries
     r = api.put(url, params={"path": "/tmp"}, data=b"x" * 1024)
-    assert r.status_code == 500 and r.json()["message"].startswith("archive/tar: ")
+    assert r.status_code == 400 and r.json()["message"].startswith("archive/tar: ")

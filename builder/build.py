@@ -20,6 +20,7 @@ from typing import Any
 
 from dockerd_py.dockerfile import instructions as ins
 from dockerd_py.dockerfile.lexer import expand
+from dockerd_py.engine.images.hold import hold
 from dockerd_py.engine.mount import mount_all
 from dockerd_py.engine.reference import parse_normalized
 from dockerd_py.engine.types import ImageRecord
@@ -212,13 +213,20 @@ class Build:
             ref = parse_normalized(name)
         except Exception as e:
             raise InvalidParameter(str(e)) from None
-        if not pull:
-            with contextlib.suppress(NotFound):
-                return await self.backend.images.resolve(name)
-        image: ImageRecord = await self.backend.puller.pull(
-            name, auth=self._auth_for(ref), platform=self.options.platform or None,
-            progress=emit)
-        return image
+        # The build's lease holds the image's layers before the build relies on them; one
+        # removed (and collected) since the lookup is looked up, or pulled, again.
+        for _ in range(2):
+            image: ImageRecord | None = None
+            if not pull:
+                with contextlib.suppress(NotFound):
+                    image = await self.backend.images.resolve(name)
+            if image is None:
+                image = await self.backend.puller.pull(
+                    name, auth=self._auth_for(ref), platform=self.options.platform or None,
+                    progress=emit)
+            if await hold(self.backend.content, self.backend.snapshots, image):
+                return image
+        raise NotFound(f"No such image: {name}")
 
     def _auth_for(self, ref: Any) -> dict[str, Any] | None:
         domain = ref.string().split("/", 1)[0]

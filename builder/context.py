@@ -176,7 +176,7 @@ class _Prefixed(io.RawIOBase):
 
 def file_digest(path: str) -> str:
     sha = hashlib.sha256()
-    with open(path, "rb") as f:
+    with os.fdopen(archive.open_regular(path, live=False), "rb") as f:
         while chunk := f.read(1 << 20):
             sha.update(chunk)
     return sha.hexdigest()

@@ -28,13 +28,13 @@ import tarfile
 import tempfile
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO, cast
 
 from dockerd_py.engine import archive
 from dockerd_py.engine.containers.bundle import read_in_root
-from dockerd_py.engine.runtime.users import parse_group, parse_passwd
+from dockerd_py.engine.runtime.users import Unreadable, iter_group, iter_passwd
 from dockerd_py.errors import InvalidParameter
 
 _MAX_LINKS = 255
@@ -210,7 +210,9 @@ def _copy_entry(src: str, dst: str, owner: Ownership, *, follow: bool,
     if stat.S_ISREG(st.st_mode):
         fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
                      0o600)
-        with open(fd, "wb") as out, open(src, "rb") as inp:
+        # live=False: src was just found regular, in a tree nothing runs in
+        with open(fd, "wb") as out, \
+                os.fdopen(archive.open_regular(src, live=False), "rb") as inp:
             shutil.copyfileobj(inp, out, 1 << 20)
     elif stat.S_ISFIFO(st.st_mode):
         os.mkfifo(dst, 0o600)
@@ -225,7 +227,7 @@ def _copy_entry(src: str, dst: str, owner: Ownership, *, follow: bool,
 def is_archive(path: str) -> bool:
     """A local file ADD extracts: a tar, maybe compressed (by content, as the reference)."""
     try:
-        with open(path, "rb") as f:
+        with os.fdopen(archive.open_regular(path), "rb") as f:  # a FIFO or a device: no tar
             stream = archive.decompressed(cast(BinaryIO, f))
             head = b""
             while len(head) < 512 and (more := stream.read(512 - len(head))):
@@ -271,7 +273,7 @@ def copy_into(rootfs: str, sources: list[Source], dest: str, owner: Ownership, *
         if extract_archives and src.host_path not in (never_extract or set()) \
                 and is_archive(src.host_path):  # --chown never applies to extracted archives
             directory = make_dirs(rootfs, rel_target, None)
-            with open(src.host_path, "rb") as f:
+            with os.fdopen(archive.open_regular(src.host_path), "rb") as f:
                 _extract_archive(f, directory, written)
             continue
         if dest_is_dir:
@@ -351,22 +353,28 @@ def is_url(text: str) -> bool:
 
 def ownership(rootfs: str, chown: str, mode: int | None) -> Ownership:
     """--chown as the legacy builder reads it: "user" means user:user, names are looked
-    up in the image's /etc/passwd and /etc/group."""
+    up in the image's /etc/passwd and /etc/group (read as container starts read them)."""
     if not chown:
         return Ownership(0, 0, mode)
     user, _, group = chown.partition(":")
     group = group or user
-    uid = int(user) if user.isdigit() else _id_of(user, "uid", "user", [
-        (u.name, u.uid) for u in parse_passwd(read_in_root(rootfs, "/etc/passwd") or "")])
-    gid = int(group) if group.isdigit() else _id_of(group, "gid", "group", [
-        (g.name, g.gid) for g in parse_group(read_in_root(rootfs, "/etc/group") or "")])
+    uid = int(user) if user.isascii() and user.isdigit() else _id_of(
+        user, "uid", "user", read_in_root(rootfs, "/etc/passwd"),
+        lambda text: ((u.name, u.uid) for u in iter_passwd(text)))
+    gid = int(group) if group.isascii() and group.isdigit() else _id_of(
+        group, "gid", "group", read_in_root(rootfs, "/etc/group"),
+        lambda text: ((g.name, g.gid) for g in iter_group(text)))
     return Ownership(uid, gid, mode)
 
 
-def _id_of(name: str, kind: str, what: str, entries: list[tuple[str, int]]) -> int:
+def _id_of(name: str, kind: str, what: str, text: str | Unreadable | None,
+           entries: Callable[[str], Iterator[tuple[str, int]]]) -> int:
     """The id of the first entry with this name, as the reference looks it up."""
-    for entry_name, number in entries:
+    prefix = f"unable to convert uid/gid chown string to host mapping: can't find {kind} " \
+             f"for {what} {name}"
+    if isinstance(text, Unreadable):
+        raise InvalidParameter(f"{prefix}: {text.reason}")
+    for entry_name, number in entries(text or ""):
         if entry_name == name:
             return number
-    raise InvalidParameter("unable to convert uid/gid chown string to host mapping: "
-                           f"can't find {kind} for {what} {name}: no such {what}: {name}")
+    raise InvalidParameter(f"{prefix}: no such {what}: {name}")

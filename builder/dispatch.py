@@ -27,6 +27,7 @@ from typing import Any, Protocol
 from dockerd_py.dockerfile import instructions as ins
 from dockerd_py.dockerfile.lexer import expand as expand_word
 from dockerd_py.dockerfile.parser import parse_instruction
+from dockerd_py.engine.images.hold import hold
 from dockerd_py.engine.images.mediatypes import now_rfc3339
 from dockerd_py.engine.timestamps import parse_time
 from dockerd_py.engine.types import ImageRecord
@@ -186,7 +187,8 @@ class StageBuilder:
             cached_id = await self.backend.cache.lookup(key)
             if cached_id is not None:
                 cached = await self.backend.images.get(cached_id)
-                if cached is not None:
+                if cached is not None and await hold(self.backend.content,
+                                                     self.backend.snapshots, cached):
                     await self.emit(progress.using_cache())
                     if not self.quiet_images:
                         await self.emit(progress.image(cached.id))

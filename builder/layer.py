@@ -32,6 +32,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, cast
 
+from dockerd_py.engine.archive import open_regular
 from dockerd_py.engine.content.contract import Store
 from dockerd_py.engine.diff import diff_dirs, write_changes
 from dockerd_py.engine.images.mediatypes import OCI_LAYER, OCI_LAYER_GZIP
@@ -194,7 +195,7 @@ def _compressible(upper: str, found: Any) -> bool:
     sizes.sort(reverse=True)
     raw = packed = 0
     for _, path in sizes[:_SAMPLE_FILES]:
-        with contextlib.suppress(OSError), open(path, "rb") as f:
+        with contextlib.suppress(OSError), os.fdopen(open_regular(path, live=False), "rb") as f:
             data = f.read(_SAMPLE_BYTES)
             raw += len(data)
             packed += len(zlib.compress(data, 1))
@@ -205,13 +206,13 @@ def _store_gzip_layer(content: Store, upper: str, found: Any) -> tuple[LayerBlob
     with content.writer() as w:
         if not _compressible(upper, found):
             tee = _DiffIdWriter(cast(BinaryIO, w))
-            write_changes(upper, found, tee)
+            write_changes(upper, found, tee, live=False)
             digest = w.commit()
             return LayerBlob(digest, OCI_LAYER, w.size), "sha256:" + tee.sha.hexdigest()
         # mtime=0: the gzip header carries no timestamp, so equal tars give equal blobs.
         with gzip.GzipFile(fileobj=cast(BinaryIO, w), mode="wb", compresslevel=1,
                            mtime=0) as gz:
             tee = _DiffIdWriter(cast(BinaryIO, gz))
-            write_changes(upper, found, tee)
+            write_changes(upper, found, tee, live=False)
         digest = w.commit()
         return LayerBlob(digest, OCI_LAYER_GZIP, w.size), "sha256:" + tee.sha.hexdigest()

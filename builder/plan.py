@@ -30,7 +30,7 @@ def stage_index(stages: list[Stage], name: str, before: int) -> int | None:
     for stage in stages[:before]:
         if stage.name is not None and stage.name == lowered:
             return stage.index
-    if name.isdigit():
+    if name.isascii() and name.isdigit():
         index = int(name)
         if index >= before:
             raise DockerfileError(f"invalid from flag value {name}: refers to current or "

@@ -35,6 +35,7 @@ from dockerd_py.engine.runtime.hostlimits import host_limits
 from dockerd_py.engine.runtime.oci import ForegroundRun, OCIRuntime
 from dockerd_py.engine.runtime.spec import MountSpec, SpecError, SpecInput, build_spec
 from dockerd_py.engine.runtime.users import resolve_user
+from dockerd_py.engine.volumes.tree import copy_into_empty
 from dockerd_py.errors import InvalidParameter, NotFound
 
 from .copy import Ownership, make_dirs, resolve_in_root
@@ -115,15 +116,16 @@ def _prepare(fs: StepFS, config: Mapping[str, Any], hc: Mapping[str, Any],
 def _volumes(fs: StepFS, config: Mapping[str, Any], bundle: str) -> list[MountSpec]:
     """The image's VOLUMEs, as anonymous volumes of the build container: a scratch copy
     of what the image has there, so that what RUN writes to them is discarded (as the
-    reference); the mount points themselves are created in the image."""
+    reference); the mount points themselves are created in the image. The copy is the
+    one container starts make (device nodes and FIFOs made anew, never opened)."""
     out = []
     for index, path in enumerate(sorted(config.get("Volumes") or {})):
         target = resolve_in_root(fs.rootfs, path)
         rel = os.path.relpath(target, fs.rootfs)
         make_dirs(fs.rootfs, "" if rel == "." else rel, Ownership())
         scratch = os.path.join(bundle, f"volume-{index}")
-        shutil.copytree(target, scratch, symlinks=True)
-        shutil.copystat(target, scratch)
+        os.mkdir(scratch, 0o700)
+        copy_into_empty(target, scratch)
         out.append(MountSpec(path, scratch, "volume"))
     return out
 

@@ -282,6 +282,11 @@ def layered_image(docker: Callable[..., Any], busybox_image: str,
     docker("rmi", "-f", f"{name}:latest", check=False)
 
 
+_REGISTRY_DEFAULTS: dict[str, Any] = {"insecure-registries": [], "registry-mirrors": [],
+                                      "max-concurrent-downloads": 3,
+                                      "max-concurrent-uploads": 5}
+
+
 @pytest.fixture
 def registry_daemon_config(daemon: Any) -> Iterator[Callable[[dict[str, Any]], None]]:
     """write(keys): merge keys into daemon.json and SIGHUP the daemon; restored afterwards."""
@@ -297,11 +302,20 @@ def registry_daemon_config(daemon: Any) -> Iterator[Callable[[dict[str, Any]], N
                 pytest.fail("daemon did not reload its configuration")
             time.sleep(0.05)
 
+    written: set[str] = set()
+
     def write(keys: dict[str, Any]) -> None:
         doc = json.loads(original or "{}")
         doc.update(keys)
+        written.update(keys)
         reload(json.dumps(doc))
 
     yield write
     if daemon.config_file.read_text() != original:
+        # A reload keeps a key the file no longer names (as dockerd's does): put the
+        # defaults back explicitly before the original file returns.
+        doc = json.loads(original or "{}")
+        reset = {k: v for k, v in _REGISTRY_DEFAULTS.items() if k in written and k not in doc}
+        if reset:
+            reload(json.dumps({**doc, **reset}))
         reload(original)

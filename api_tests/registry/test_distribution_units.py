@@ -13,6 +13,7 @@ from dockerd_py.distribution.auth import AuthConfig, decode_header, parse_challe
 from dockerd_py.distribution.endpoints import RegistrySettings, endpoints, is_insecure, login_domain
 from dockerd_py.distribution.errors import registry_error
 from dockerd_py.distribution.progress import Throttle, human_size, render_bar
+from dockerd_py.distribution.registry import origin
 from dockerd_py.errors import InvalidParameter, NotFound
 
 
@@ -137,6 +138,16 @@ def test_insecure_rules_and_endpoints() -> None:
     hub = endpoints("docker.io", RegistrySettings(mirrors=("http://127.0.0.1:5001/",)))
     assert [(e.url, e.mirror) for e in hub] == [("http://127.0.0.1:5001", True),
                                                  ("https://registry-1.docker.io", False)]
+
+
+def test_origins_are_scheme_host_and_port() -> None:
+    """Credentials follow the origin: the same one however it is spelled, another one
+    for another scheme (plain HTTP), host or port."""
+    assert origin("https://Reg.Example/v2/") == origin("https://reg.example:443/x")
+    assert origin("http://reg.example") == origin("http://reg.example:80/v2/")
+    mine = origin("https://reg.example:5000")
+    assert {origin("http://reg.example:5000"), origin("https://reg.example:5001"),
+            origin("https://other.example:5000"), origin("https://reg.example")} & {mine} == set()
 
 
 def test_login_addresses() -> None:

@@ -6,6 +6,7 @@ import pytest
 
 from dockerd_py.engine.runtime.users import (
     ResolvedUser,
+    Unreadable,
     UserLookupError,
     parse_group,
     parse_passwd,
@@ -122,3 +123,30 @@ def test_numeric_user_is_never_a_name() -> None:
     # A user literally named "1001" does not shadow uid 1001.
     passwd = "1001:x:5:5::/five:/bin/sh\napp:x:1001:1001::/srv/app:/bin/sh\n"
     assert resolve_user("1001", passwd, "").home == "/srv/app"
+
+
+def test_an_unreadable_passwd_fails_every_lookup_in_runcs_words() -> None:
+    bad = Unreadable("open /etc/passwd: not a regular file")
+    for spec, shown in (("", "0"), ("app", "app"), ("1000", "1000"), ("0:0", "0")):
+        with pytest.raises(UserLookupError) as e:
+            resolve_user(spec, bad, GROUP)
+        assert str(e.value) == f"unable to find user {shown}: open /etc/passwd: not a regular file"
+
+
+def test_an_unreadable_group_fails_every_lookup_after_the_passwd_one() -> None:
+    bad = Unreadable("read /etc/group: is a directory")
+    for spec, shown in (("", "root"), ("app", "app"), ("4242", "4242"), ("user:0", "user")):
+        with pytest.raises(UserLookupError) as e:
+            resolve_user(spec, PASSWD, bad)
+        assert str(e.value) == f"unable to find groups for spec {shown}: " \
+            "read /etc/group: is a directory"
+    with pytest.raises(UserLookupError, match="^unable to find user nope: no matching"):
+        resolve_user("nope", PASSWD, bad)
+
+
+def test_lines_split_at_newlines_only_and_lazily() -> None:
+    # Go's bufio.ScanLines: "\r" alone or "\f" do not end a line; a trailing "\r" is trimmed.
+    assert [u.name for u in parse_passwd("a:x:1:1::/:\rb:x:2:2::/:\r\nc:x:3:3::/:\f")] \
+        == ["a", "c"]
+    many = "x:x:5:5::/:\n" * 200_000 + "app:x:7:7::/app:\n"
+    assert resolve_user("app", many, None) == ResolvedUser(7, 7, (7,), "/app")

@@ -11,7 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from ..errors import InvalidParameter
-from .httputil import body_chunks, json_response, query_bool, read_json
+from .httputil import body_chunks, json_response, query_bool, read_body
 from .keys import FILES
 
 log = logging.getLogger(__name__)
@@ -25,6 +25,8 @@ def _path(request: web.Request) -> str:
     path = request.query.get("path", "")
     if not path:
         raise InvalidParameter("bad parameter: path cannot be empty")
+    if "\0" in path:   # no file has such a name; the system calls would refuse it
+        raise InvalidParameter(f"bad parameter: path {path!r} contains a NUL byte")
     return path
 
 
@@ -93,9 +95,10 @@ async def container_changes(request: web.Request) -> web.Response:
 
 @routes.post("/commit")
 async def commit_container(request: web.Request) -> web.Response:
-    config = await read_json(request)
-    if config is not None and not isinstance(config, dict):
-        raise InvalidParameter("invalid JSON: the body must be a container config object")
+    # As dockerd: the body is decoded as a create request; only its Config part counts.
+    body = await read_body(request, "ContainerCreate")
+    config = None if body is None else {k: v for k, v in body.items()
+                                        if k not in ("HostConfig", "NetworkingConfig")}
     query = request.query
     # pause is on unless the client turns it off explicitly.
     pause = "pause" not in query or query_bool(request, "pause")

@@ -14,7 +14,7 @@ from ..engine.timestamps import parse_time, to_nanos
 from ..engine.types import ImageRecord
 from ..errors import Conflict, DaemonError, InvalidParameter
 from . import shapes
-from .httputil import json_bytes, json_response, query_bool, query_filters, query_int, read_json
+from .httputil import json_bytes, json_response, query_bool, query_filters, query_int, read_body
 from .keys import CONTAINERS, EXECS, IMAGES
 from .networks import container_networks, network_settings, port_filter_matches, summary_ports
 from .server import api_version
@@ -271,9 +271,7 @@ def _subpaths(body: dict[str, Any]) -> bool:
 
 @routes.post("/containers/create")
 async def create_container(request: web.Request) -> web.Response:
-    body = await read_json(request, required=True)
-    if not isinstance(body, dict):
-        raise InvalidParameter("invalid JSON: the container config must be an object")
+    body = await read_body(request, "ContainerCreate", required=True)
     if api_version(request) < (1, 45) and _subpaths(body):
         raise InvalidParameter("VolumeOptions.Subpath needs API v1.45 or newer")
     c, warnings = await request.app[CONTAINERS].create(request.query.get("name") or None, body)

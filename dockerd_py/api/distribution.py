@@ -14,8 +14,8 @@ from aiohttp import web
 from ..distribution.auth import decode_header
 from ..distribution.manifests import parse_platform
 from ..engine.reference import InvalidReference, parse_normalized, validate_digest, with_tag
-from ..errors import DaemonError, InvalidParameter
-from .httputil import JsonMessageStream, json_response, read_json
+from ..errors import DaemonError
+from .httputil import JsonMessageStream, json_response, read_body
 from .keys import DISTRIBUTION
 
 routes = web.RouteTableDef()
@@ -78,9 +78,7 @@ async def push_image(request: web.Request) -> web.StreamResponse:
 
 @routes.post("/auth")
 async def login(request: web.Request) -> web.Response:
-    body = await read_json(request, required=True)
-    if not isinstance(body, dict):
-        raise InvalidParameter("invalid auth configuration: expected a JSON object")
+    body = await read_body(request, "Auth", required=True)
     token = await request.app[DISTRIBUTION].login(body)
     return json_response({"IdentityToken": token, "Status": "Login Succeeded"})
 

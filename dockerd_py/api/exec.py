@@ -10,7 +10,7 @@ from aiohttp import web
 
 from ..errors import DaemonError, InvalidParameter
 from .hijack import hijack, pump
-from .httputil import json_response, query_int, read_json
+from .httputil import json_response, query_int, read_body
 from .keys import EXECS
 from .streams import parse_detach_keys
 
@@ -19,9 +19,7 @@ routes = web.RouteTableDef()
 
 @routes.post("/containers/{id}/exec")
 async def create_exec(request: web.Request) -> web.Response:
-    body = await read_json(request, required=True)
-    if not isinstance(body, dict):
-        raise InvalidParameter("invalid JSON: the exec config must be an object")
+    body = await read_body(request, "ExecCreate", required=True)
     if body.get("DetachKeys"):
         try:
             parse_detach_keys(body["DetachKeys"])
@@ -34,7 +32,7 @@ async def create_exec(request: web.Request) -> web.Response:
 @routes.post("/exec/{id}/start")
 async def start_exec(request: web.Request) -> web.StreamResponse:
     execs = request.app[EXECS]
-    body = await read_json(request) or {}
+    body = await read_body(request, "ExecStart") or {}
     session = execs.check_startable(request.match_info["id"])
     detach = bool(body.get("Detach"))
     console = body.get("ConsoleSize")

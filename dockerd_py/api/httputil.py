@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -10,9 +11,11 @@ from aiohttp import web
 
 from ..engine.filters import Filters, InvalidFilter
 from ..errors import InvalidParameter
+from . import validation
 
 JSON = "application/json"
 MAX_JSON_BODY = 8 << 20  # container configs are small; a huge JSON body is hostile
+_ATOI = re.compile(r"[+-]?[0-9]+")
 
 
 def query_bool(request: web.Request, name: str, default: bool = False) -> bool:
@@ -24,13 +27,16 @@ def query_bool(request: web.Request, name: str, default: bool = False) -> bool:
 
 
 def query_int(request: web.Request, name: str, default: int | None = None) -> int | None:
+    """Go's strconv.Atoi: ASCII digits with an optional sign, in int64's range."""
     value = request.query.get(name)
     if value is None or value == "":
         return default
-    try:
-        return int(value)
-    except ValueError:
-        raise InvalidParameter(f"invalid value for {name}: {value!r}") from None
+    if not _ATOI.fullmatch(value):
+        raise InvalidParameter(f'strconv.Atoi: parsing "{value}": invalid syntax')
+    number = int(value)
+    if not -(1 << 63) <= number < (1 << 63):
+        raise InvalidParameter(f'strconv.Atoi: parsing "{value}": value out of range')
+    return number
 
 
 def query_filters(request: web.Request, accepted: tuple[str, ...] | None = None) -> Filters:
@@ -43,8 +49,10 @@ def query_filters(request: web.Request, accepted: tuple[str, ...] | None = None)
     return filters
 
 
-async def read_json(request: web.Request, *, required: bool = False) -> Any:
-    """The JSON body, capped; an empty body is None unless required."""
+async def read_json(request: web.Request, *, required: bool = False,
+                    trailing: bool = False) -> Any:
+    """The JSON body as Go's decoder reads it (validation.gojson), capped; an empty body
+    is None unless required. Content after the value is refused unless trailing."""
     if request.content_length is not None and request.content_length > MAX_JSON_BODY:
         raise InvalidParameter("request body is too large")
     # read(n) returns what is buffered (at most n): loop to EOF or just past the cap.
@@ -64,9 +72,32 @@ async def read_json(request: web.Request, *, required: bool = False) -> Any:
     if ctype and ctype.split(";")[0].strip() != JSON:
         raise InvalidParameter(f'unsupported Content-Type header ({ctype}): must be "{JSON}"')
     try:
-        return json.loads(data)
-    except (ValueError, UnicodeDecodeError) as e:
+        return validation.loads(bytes(data), trailing=trailing)
+    except validation.SyntaxErr as e:
         raise InvalidParameter(f"invalid JSON: {e}") from None
+
+
+async def read_body(request: web.Request, body_type: str, *, required: bool = False) -> Any:
+    """The JSON body checked against its type in the API spec (validation.BODY_TYPES),
+    as dockerd's decoder reads it: None when empty and not required, else the value
+    with the type's key spelling; a mismatch is dockerd's 400, "invalid JSON: json:
+    cannot unmarshal ..." (for POST /auth, which dockerd decodes bare, without the
+    prefix and with trailing content ignored)."""
+    bare = body_type == "Auth"
+    try:
+        value = await read_json(request, trailing=bare)
+    except InvalidParameter as e:
+        if bare and str(e).startswith("invalid JSON: "):
+            raise InvalidParameter(str(e).removeprefix("invalid JSON: ")) from None
+        raise
+    if value is None:
+        if required:
+            raise InvalidParameter("invalid JSON: got EOF while reading request body")
+        return None
+    try:
+        return validation.decode(body_type, value)
+    except validation.TypeMismatch as e:
+        raise InvalidParameter(str(e) if bare else f"invalid JSON: {e}") from None
 
 
 def json_bytes(data: Any) -> bytes:

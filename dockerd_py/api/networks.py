@@ -13,7 +13,7 @@ from ..engine.networks import ports
 from ..engine.networks.contract import Endpoint, Network, network_mode
 from ..engine.timestamps import parse_time, to_nanos
 from ..errors import InvalidParameter
-from .httputil import json_response, query_filters, read_json
+from .httputil import json_response, query_filters, read_body
 from .keys import CONTAINERS, NETWORKS
 
 routes = web.RouteTableDef()
@@ -91,18 +91,15 @@ async def inspect_network(request: web.Request) -> web.Response:
 
 @routes.post("/networks/create")
 async def create_network(request: web.Request) -> web.Response:
-    body = await read_json(request, required=True)
-    if not isinstance(body, dict):
-        raise InvalidParameter("json: cannot unmarshal into Go value of type "
-                               "network.CreateRequest")
+    body = await read_body(request, "NetworkCreate", required=True)
     n = await request.app[NETWORKS].create(body)
     return json_response({"Id": n.id, "Warning": ""}, status=201)
 
 
 @routes.post("/networks/{id}/connect")
 async def connect_network(request: web.Request) -> web.Response:
-    body = await read_json(request, required=True) or {}
-    container = str(body.get("Container") or "")
+    body = await read_body(request, "NetworkConnect", required=True)
+    container = body.get("Container") or ""
     if not container:
         raise InvalidParameter("container ID or name is required")  # as dockerd, 400
     await request.app[NETWORKS].connect(request.match_info["id"], container,
@@ -112,8 +109,8 @@ async def connect_network(request: web.Request) -> web.Response:
 
 @routes.post("/networks/{id}/disconnect")
 async def disconnect_network(request: web.Request) -> web.Response:
-    body = await read_json(request, required=True) or {}
-    container = str(body.get("Container") or "")
+    body = await read_body(request, "NetworkDisconnect", required=True)
+    container = body.get("Container") or ""
     if not container:
         raise InvalidParameter("container ID or name is required")
     await request.app[NETWORKS].disconnect(request.match_info["id"], container,

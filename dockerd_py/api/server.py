@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Iterable
+from http import HTTPStatus
 
 from aiohttp import web
+from aiohttp.http_exceptions import LineTooLong
+from aiohttp.web_protocol import RequestHandler
 
 from ..errors import DaemonError
 from ..version import API_VERSION, MIN_API_VERSION, VERSION, parse_api_version
@@ -20,6 +23,10 @@ _VERSION_PREFIX = "/v{version:[0-9]+(?:\\.[0-9]+)?}"
 _API_MAX = parse_api_version(API_VERSION)
 _API_MIN = parse_api_version(MIN_API_VERSION)
 _SERVER = f"Docker/{VERSION} (linux)"
+# Go's net/http lets a request line or header take up to 1 MiB (DefaultMaxHeaderBytes),
+# so long query strings (`docker save` of many images, big filters) work; aiohttp's
+# default is 8 KiB.
+MAX_HEADER_BYTES = 1 << 20
 
 
 def add_routes(app: web.Application, tables: Iterable[web.RouteTableDef]) -> None:
@@ -71,16 +78,47 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         return error_response(500, str(e) or type(e).__name__)
 
 
-async def _docker_headers(request: web.Request, response: web.StreamResponse) -> None:
+def _set_docker_headers(response: web.StreamResponse) -> None:
     response.headers["Api-Version"] = API_VERSION
     response.headers["Server"] = _SERVER
     response.headers["Ostype"] = "linux"
     response.headers["Docker-Experimental"] = "false"
 
 
+async def _docker_headers(request: web.Request, response: web.StreamResponse) -> None:
+    _set_docker_headers(response)
+
+
+_aiohttp_handle_error = RequestHandler.handle_error
+
+
+def _handle_error(self: RequestHandler, request: web.BaseRequest, status: int = 500,
+                  exc: BaseException | None = None,
+                  message: str | None = None) -> web.StreamResponse:
+    """aiohttp's own answer, for a request it could not parse (or a failure outside the
+    app's middleware), in dockerd's shape: {"message"} JSON with Docker's headers. A
+    request line or header over the limit is 431, as Go's server answers."""
+    if status >= 500 or request.writer.output_size > 0:
+        _aiohttp_handle_error(self, request, status, exc, message)  # logs; raises if too late
+    else:
+        log.debug("malformed request: %s", exc or message)
+    if isinstance(exc, LineTooLong):
+        status = HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE
+        message = f"request line or header field longer than {MAX_HEADER_BYTES} bytes"
+    response = error_response(status, message or HTTPStatus(status).phrase)
+    response.force_close()
+    _set_docker_headers(response)
+    return response
+
+
+RequestHandler.handle_error = _handle_error  # type: ignore[method-assign]
+
+
 def make_app(tables: Iterable[web.RouteTableDef]) -> web.Application:
     # client_max_size only bounds request.read()/json(); large bodies are streamed.
-    app = web.Application(middlewares=[errors_middleware], client_max_size=8 << 20)
+    limits = {"max_line_size": MAX_HEADER_BYTES, "max_field_size": MAX_HEADER_BYTES}
+    app = web.Application(middlewares=[errors_middleware], client_max_size=8 << 20,
+                          handler_args=limits)
     app.on_response_prepare.append(_docker_headers)
     add_routes(app, tables)
     return app

@@ -6,7 +6,7 @@ import contextlib
 
 from aiohttp import web
 
-from .httputil import json_bytes, json_response, query_bool, read_json
+from .httputil import json_bytes, json_response, query_bool, read_body
 from .keys import CONTAINERS
 from .server import api_version
 
@@ -42,7 +42,7 @@ async def container_stats(request: web.Request) -> web.StreamResponse:
 
 @routes.post("/containers/{id}/update")
 async def container_update(request: web.Request) -> web.Response:
-    body = await read_json(request)
+    body = await read_body(request, "ContainerUpdate")
     warnings = await request.app[CONTAINERS].update(request.match_info["id"], body,
                                                     api_version(request))
     return json_response({"Warnings": warnings})

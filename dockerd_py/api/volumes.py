@@ -7,8 +7,8 @@ from typing import Any
 from aiohttp import web
 
 from ..engine.volumes.contract import Volume
-from ..errors import InvalidParameter, Unavailable
-from .httputil import json_response, query_bool, query_filters, read_json
+from ..errors import Unavailable
+from .httputil import json_response, query_bool, query_filters, read_body
 from .keys import VOLUMES
 from .server import api_version
 
@@ -34,53 +34,6 @@ def volume_json(vol: Volume, usage: tuple[int, int] | None = None) -> dict[str, 
     return out
 
 
-def _field(body: dict[str, Any], name: str) -> Any:
-    """Go's json decoding: an exact key wins, else a case-insensitive one."""
-    if name in body:
-        return body[name]
-    found = None
-    for key, value in body.items():
-        if key.lower() == name.lower():
-            found = value
-    return found
-
-
-def _string(body: dict[str, Any], name: str) -> str:
-    value = _field(body, name)
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        raise InvalidParameter(f"json: cannot unmarshal {_json_kind(value)} into Go struct "
-                               f"field CreateOptions.{name} of type string")
-    return value
-
-
-def _string_map(body: dict[str, Any], name: str) -> dict[str, str] | None:
-    value = _field(body, name)
-    if value is None:
-        return None
-    if not isinstance(value, dict):
-        raise InvalidParameter(f"json: cannot unmarshal {_json_kind(value)} into Go struct "
-                               f"field CreateOptions.{name} of type map[string]string")
-    out = {}
-    for key, item in value.items():
-        if item is not None and not isinstance(item, str):
-            raise InvalidParameter(f"json: cannot unmarshal {_json_kind(item)} into Go struct "
-                                   f"field CreateOptions.{name} of type string")
-        out[key] = item or ""
-    return out
-
-
-def _json_kind(value: Any) -> str:
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, (int, float)):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    return "array" if isinstance(value, list) else "object"
-
-
 @routes.get("/volumes")
 async def list_volumes(request: web.Request) -> web.Response:
     volumes, warnings = await request.app[VOLUMES].list(query_filters(request))
@@ -91,17 +44,12 @@ async def list_volumes(request: web.Request) -> web.Response:
 
 @routes.post("/volumes/create")
 async def create_volume(request: web.Request) -> web.Response:
-    body = await read_json(request)
-    if body is None:
-        body = {}
-    if not isinstance(body, dict):
-        raise InvalidParameter(f"json: cannot unmarshal {_json_kind(body)} into Go value of "
-                               "type volume.CreateOptions")
-    if _field(body, "ClusterVolumeSpec") is not None and api_version(request) >= (1, 42):
+    body = await read_body(request, "VolumeCreate") or {}
+    if body.get("ClusterVolumeSpec") is not None and api_version(request) >= (1, 42):
         raise Unavailable(_NO_SWARM)
     vol = await request.app[VOLUMES].create(
-        _string(body, "Name") or None, _string(body, "Driver") or None,
-        _string_map(body, "DriverOpts"), _string_map(body, "Labels"))
+        body.get("Name") or None, body.get("Driver") or None, body.get("DriverOpts"),
+        body.get("Labels"))
     return json_response(volume_json(vol), status=201)
 
 

@@ -7,23 +7,35 @@ from the realm, with the credentials if any, and send that). An `Authorizer`
 holds one set of credentials for one registry, remembers the challenge, and
 caches tokens per scope set until they expire, so every request of a pull or
 push, and later pulls with the same credentials, reuse them.
+
+The registry sends its Authorization header only to the endpoint that issued
+the challenge (registry.py). A bearer challenge names the token server (its
+realm), which gets the credentials (a password or a refresh token) as the token
+protocol wants, but only over TLS, unless the realm's host is one the daemon
+may talk to in clear (insecure-registries, 127.0.0.0/8): over plain HTTP
+anyone on the path would read them. Token answers are read up to a cap.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from ssl import CERT_NONE, SSLContext
 from typing import Any
 from urllib.parse import urlencode
 
 import aiohttp
+from yarl import URL
 
 from ..errors import DaemonError, Unauthorized
+from .bodies import MAX_TOKEN, read_capped, read_head
+from .endpoints import RegistrySettings, is_insecure
 from .errors import registry_error, transport_error
 
 _TOKEN_LEEWAY = 10.0        # refresh a token this many seconds before it expires
@@ -116,11 +128,19 @@ class _Token:
     expires: float
 
 
-class Authorizer:
-    """Credentials for one registry, its challenge, and the tokens it granted."""
+def _loopback_only(host: str) -> bool:
+    return is_insecure(host, RegistrySettings())
 
-    def __init__(self, creds: AuthConfig) -> None:
+
+class Authorizer:
+    """Credentials for one registry, its challenge, and the tokens it granted.
+    `plain_ok(host[:port])` (blocking) tells whether credentials may go to that host
+    over plain HTTP: the registry settings' notion of insecure."""
+
+    def __init__(self, creds: AuthConfig,
+                 plain_ok: Callable[[str], bool] = _loopback_only) -> None:
         self.creds = creds
+        self._plain_ok = plain_ok
         self.challenge: Challenge | None = None
         self._tokens: dict[tuple[str, ...], _Token] = {}
         self.refresh_token = ""     # granted by a token server on login (offline_token)
@@ -132,8 +152,19 @@ class Authorizer:
         if chosen is None:
             return False
         changed = chosen != self.challenge
+        if changed:
+            self._tokens.clear()  # granted for another challenge
         self.challenge = chosen
         return changed
+
+    def pinged(self, status: int, headers: list[str]) -> None:
+        """What the endpoint's /v2/ answered: a 401 names the challenge, anything else
+        means none is wanted now (distribution's client keeps no stale one either)."""
+        if status == 401:
+            self.learn(headers)
+        elif self.challenge is not None:
+            self.challenge = None
+            self._tokens.clear()
 
     def forget(self, scopes: tuple[str, ...]) -> None:
         self._tokens.pop(scopes, None)
@@ -171,11 +202,14 @@ class Authorizer:
             query.append(("service", service))
         query += [("scope", s) for s in scopes]
         refresh = creds.identity_token or self.refresh_token
+        if refresh or creds.username:
+            ssl = await self._credentials_tls(realm, ssl)
         try:
             if refresh:  # OAuth2 refresh-token grant, as the distribution token spec says
                 form = {"grant_type": "refresh_token", "refresh_token": refresh,
                         "service": service, "client_id": "docker", "scope": " ".join(scopes)}
-                resp = await session.post(realm, data=form, ssl=ssl)
+                # The token is in the body: a redirect must not carry it elsewhere.
+                resp = await session.post(realm, data=form, ssl=ssl, allow_redirects=False)
             else:
                 if creds.username:
                     pair = f"{creds.username}:{creds.password}".encode()
@@ -186,12 +220,12 @@ class Authorizer:
                 url = realm + ("&" if "?" in realm else "?") + urlencode(query)
                 resp = await session.get(url, headers=headers, ssl=ssl)
             async with resp:
-                body = await resp.read()
                 if resp.status != 200:
-                    raise registry_error(resp.status, body, fallback=(
+                    raise registry_error(resp.status, await read_head(resp), fallback=(
                         f"token auth attempt for registry: {resp.method} {realm} request "
                         f"failed with status: {resp.status} {resp.reason}"))
-        except aiohttp.ClientError as e:
+                body = await read_capped(resp, MAX_TOKEN, f"token response from {realm}")
+        except (TimeoutError, aiohttp.ClientError) as e:
             raise transport_error("GET", realm, e) from None
         try:
             doc = json.loads(body)
@@ -205,6 +239,29 @@ class Authorizer:
         life = doc.get("expires_in")
         life = float(life) if isinstance(life, (int, float)) and life > 0 else _DEFAULT_TOKEN_LIFE
         return _Token(value, time.monotonic() + life)
+
+    async def _credentials_tls(self, realm: str, ssl: Any) -> Any:
+        """The TLS setting for sending credentials to the token server: plain HTTP or
+        an unverified certificate only for a host that may be insecure, else the
+        endpoint's verifying context or the system's roots."""
+        if isinstance(ssl, SSLContext) and ssl.verify_mode != CERT_NONE:
+            verifying: Any = ssl
+        else:
+            verifying = True
+        url = URL(realm)
+        if url.scheme == "https" and verifying is ssl:
+            return ssl
+        host = url.host or ""
+        if ":" in host:
+            host = f"[{host}]"
+        if url.explicit_port is not None:
+            host = f"{host}:{url.explicit_port}"
+        if await asyncio.to_thread(self._plain_ok, host):
+            return ssl
+        if url.scheme == "http":
+            raise Unauthorized(f"refusing to send credentials to the token server {realm} "
+                               "over plain HTTP: it is not an insecure registry")
+        return verifying
 
     async def login(self, session: aiohttp.ClientSession, ssl: Any) -> str:
         """Prove the credentials against a bearer challenge; the refresh token if granted."""

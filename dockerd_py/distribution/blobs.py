@@ -22,6 +22,7 @@ import aiohttp
 
 from ..engine import archive
 from ..engine.content.contract import BlobWriter, Store
+from ..engine.leases import protect_digest
 from ..engine.snapshots.contract import Snapshotter
 from ..errors import DaemonError
 from . import progress
@@ -113,6 +114,7 @@ async def fetch_json_blob(registry: Registry, repo: str, digest: str, size: int,
     """A config: small, kept in memory and in the store."""
     if size > _MAX_CONFIG:
         raise VerificationError(f"image config {digest} is too large ({size} bytes)")
+    protect_digest(digest)  # before looking: a collection meanwhile keeps what we find
     if not await asyncio.to_thread(content.exists, digest):
         await fetch_blob(registry, repo, digest, size, content)
     data = await asyncio.to_thread(content.read_bytes, digest)

@@ -20,6 +20,7 @@ import aiohttp
 
 from ..engine.content.contract import sha256_bytes
 from ..engine.images.contract import Images
+from ..engine.images.hold import hold
 from ..engine.images.load import checked_diff_ids
 from ..engine.images.mediatypes import OCI_CONFIG
 from ..engine.images.unpack import chain_ids
@@ -90,6 +91,11 @@ async def _fetch_layers(engine: Images, slots: int, resolved: Resolved,
     layers = resolved.manifest.layers
     chains = chain_ids(diff_ids)
     digests = [d.digest for d in layers]
+    # Into the lease before looking (leases.py): what is found here stays until recorded.
+    for digest in digests:
+        protect_digest(digest)
+    for chain in chains:
+        protect_snapshot(chain)
     have_blob = await asyncio.to_thread(lambda: [engine.content.exists(d) for d in digests])
     have_snap = []
     for chain in chains:
@@ -107,8 +113,6 @@ async def _fetch_layers(engine: Images, slots: int, resolved: Resolved,
     for i, desc in enumerate(layers):
         ident = progress.short(desc.digest)
         if have_blob[i] and have_snap[i]:
-            protect_digest(desc.digest)
-            protect_snapshot(chains[i])
             await emit(progress.layer("Already exists", ident))
         else:
             await emit(progress.layer("Pulling fs layer", ident))
@@ -125,7 +129,6 @@ async def _fetch_layers(engine: Images, slots: int, resolved: Resolved,
         counter = blobs.Counter(progress.short(desc.digest), desc.size, emit)
         parent = chains[i - 1] if i else ""
         if have_snap[i]:
-            protect_snapshot(chains[i])
             info = await engine.snapshots.stat(chains[i])
             sizes[i] = info.size if info else 0
             if have_blob[i]:
@@ -135,7 +138,6 @@ async def _fetch_layers(engine: Images, slots: int, resolved: Resolved,
                                        engine.content, counter)
             await emit(progress.layer("Download complete", counter.ident))
         elif have_blob[i]:
-            protect_digest(desc.digest)
             unpacked = await blobs.unpack_stored(engine.content, engine.snapshots, desc.digest,
                                                  diff_ids[i], chains[i], parent)
             sizes[i] = unpacked.size
@@ -188,7 +190,8 @@ async def pull_tag(registries: Registries, engine: Images,
         diff_ids = _check_config(config, manifest, ref, platform,
                                  resolved.top_digest != resolved.manifest_digest)
         existing = await engine.get(manifest.config.digest)
-        if existing is not None and len(existing.layers) == len(diff_ids):
+        if existing is not None and len(existing.layers) == len(diff_ids) \
+                and await hold(engine.content, engine.snapshots, existing):
             layers = list(existing.layers)
         else:
             layers = await _fetch_layers(engine, registries.settings.max_concurrent_downloads,

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from ..engine.reference import Reference
 from ..errors import DaemonError
 from .auth import AuthConfig, Authorizer
-from .endpoints import Endpoint, RegistrySettings, endpoints, login_domain
+from .endpoints import Endpoint, RegistrySettings, endpoints, is_insecure, login_domain
 from .errors import RegistryError, TransportError, not_found
 from .registry import Registry
 
@@ -35,11 +35,18 @@ class Registries:
     async def endpoints(self, domain: str) -> list[Endpoint]:
         return await asyncio.to_thread(endpoints, domain, self.settings)
 
+    def plain_http_allowed(self, host: str) -> bool:
+        """Whether credentials may go to `host` in clear (blocking: may resolve it)."""
+        return is_insecure(host, self.settings)
+
+    def new_authorizer(self, creds: AuthConfig) -> Authorizer:
+        return Authorizer(creds, self.plain_http_allowed)
+
     def authorizer(self, endpoint: Endpoint, creds: AuthConfig) -> Authorizer:
         key = (endpoint.url, creds.key)
         found = self._authorizers.get(key)
         if found is None:
-            found = self._authorizers[key] = Authorizer(creds)
+            found = self._authorizers[key] = self.new_authorizer(creds)
             while len(self._authorizers) > _AUTHORIZERS_KEPT:
                 self._authorizers.popitem(last=False)
         self._authorizers.move_to_end(key)

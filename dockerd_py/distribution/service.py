@@ -102,7 +102,7 @@ class DistributionService:
             for endpoint in await self.registries.endpoints(domain):
                 if endpoint.mirror:
                     continue
-                authorizer = Authorizer(creds)
+                authorizer = self.registries.new_authorizer(creds)
                 registry = Registry(session, endpoint, authorizer)
                 try:
                     await registry.ping()

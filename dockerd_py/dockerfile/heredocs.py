@@ -12,13 +12,13 @@ from .errors import DockerfileError
 from .instructions import Heredoc
 from .lexer import Lexer
 
-_HEREDOC_WORD = re.compile(r"^(\d*)<<(-?)\s*([^<]*)$", re.DOTALL)
+_HEREDOC_WORD = re.compile(r"(\d*)<<(-?)\s*([^<]*)", re.DOTALL | re.ASCII)  # fullmatch
 
 
 def opener(word: str) -> Heredoc | None:
     """A heredoc opener → Heredoc without content; None when `word` is not one.
     DockerfileError when its delimiter does not lex (an unterminated quote)."""
-    match = _HEREDOC_WORD.match(word)
+    match = _HEREDOC_WORD.fullmatch(word)
     if not match or not match.group(3):
         return None
     rest = match.group(3)

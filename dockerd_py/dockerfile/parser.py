@@ -31,7 +31,7 @@ from .instructions import Heredoc
 from .nodes import Node
 from .reader import read
 
-_STAGE_NAME = re.compile(r"^[a-z][a-z0-9-_.]*$")
+_STAGE_NAME = re.compile(r"[a-z][a-z0-9-_.]*")  # fullmatch: `$` passes a final "\n"
 # Go's regexp `(?i)^\s*ONBUILD\s*`: its \s is [\t\n\f\r ] only
 _ONBUILD_PREFIX = re.compile(r"^[\t\n\f\r ]*ONBUILD[\t\n\f\r ]*", re.IGNORECASE)
 
@@ -131,7 +131,7 @@ def _from(node: Node, dialect: Dialect) -> ins.Instruction:
     stage = None
     if len(args) == 3 and args[1].lower() == "as":
         stage = args[2].lower()
-        if not _STAGE_NAME.match(stage):
+        if not _STAGE_NAME.fullmatch(stage):
             raise ValueError(f"invalid name for build stage: {go_quote(args[2])}, "
                              "name can't start with a number or contain symbols")
     elif len(args) != 1:

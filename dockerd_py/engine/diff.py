@@ -195,10 +195,12 @@ def diff_dirs(upper: str, lowers: Sequence[str]) -> list[Change]:
     return differ.out
 
 
-def write_changes(upper: str, found: Sequence[Change], fileobj: Any) -> None:
+def write_changes(upper: str, found: Sequence[Change], fileobj: Any, *,
+                  live: bool = True) -> None:
     """go-archive's ExportChanges, from the upper dir: entries in path order, a ".wh."
-    file per deletion. Files are opened below upper without following any symlink."""
-    out = TarWriter(fileobj)
+    file per deletion. Files are opened below upper without following any symlink, and
+    only if regular; live=False when nothing runs on upper (see archive.open_regular)."""
+    out = TarWriter(fileobj, live=live)
     root = os.open(upper, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     now = int(time.time())
     try:

@@ -4,7 +4,9 @@
 containerd's pkg/gc). `collect` supplies the graph from the database: images
 reach their config, manifest and layer blobs and their top snapshot;
 snapshots reach their parents; live leases are extra roots. It runs under the
-lease manager's GC lock and re-checks leases before deleting each blob.
+lease manager's GC lock, and asks the leases again at the moment it deletes:
+for each blob, and inside the transaction that deletes snapshot rows, so work
+that protected something after the mark (leases.py: protect, then look) keeps it.
 """
 
 from __future__ import annotations
@@ -86,18 +88,20 @@ async def collect(db: Database, content: Store, snapshots: Snapshotter,
         roots += [("snapshot", s) for s in leased_snapshots]
         live = mark(roots, lambda n: graph.edges.get(n, ()))
         keep_snapshots = {name for kind, name in live if kind == "snapshot"}
-        stats.snapshots = len(await snapshots.sweep(keep_snapshots, startup=startup))
+        stats.snapshots = len(await snapshots.sweep(keep_snapshots, startup=startup,
+                                                    leased=leases.leased_snapshots))
 
         def sweep_blobs() -> None:
             for digest in list(content.digests()):
-                if ("content", digest) in live or digest in leases.protected()[0]:
+                if ("content", digest) in live:
                     continue
                 try:
-                    stats.bytes += content.size(digest)
+                    size = content.size(digest)
                 except Exception:
-                    pass
-                content.delete(digest)
-                stats.blobs += 1
+                    size = 0
+                if leases.delete_unless_leased(digest, content.delete):
+                    stats.bytes += size
+                    stats.blobs += 1
             if startup:
                 content.clear_ingest()
 

@@ -14,21 +14,22 @@ import time
 
 from ..errors import InvalidParameter
 
-_DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h))+$")
-_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
+# fullmatch, ASCII digits: as Go (`$` would pass a final "\n", `\d` other scripts' digits)
+_DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h))+", re.ASCII)
+_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)", re.ASCII)
 _UNIT = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
 # dockerd's other layouts, beyond full RFC 3339 times: no seconds or no zone (local time).
 _FORMATS = ("%Y-%m-%dT%H:%M%z", "%Y-%m-%dT%H:%M:%S.%f", "%Y-%m-%dT%H:%M:%S",
             "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H", "%Y-%m-%d")
-_RFC3339 = re.compile(r"^(\d{4}-\d\d-\d\d)[Tt](\d\d:\d\d:\d\d)(?:\.(\d+))?"
-                      r"([Zz]|[+-]\d\d:\d\d)$")
+_RFC3339 = re.compile(r"(\d{4}-\d\d-\d\d)[Tt](\d\d:\d\d:\d\d)(?:\.(\d+))?"
+                      r"([Zz]|[+-]\d\d:\d\d)", re.ASCII)
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
 
 
 def rfc3339_nanos(value: str) -> int:
     """Nanoseconds since the epoch of an RFC 3339 time ("Z" or an offset; any fraction,
     kept to the nanosecond as Go does); ValueError when `value` is not one."""
-    m = _RFC3339.match(value)
+    m = _RFC3339.fullmatch(value)
     if m is None:
         raise ValueError(f"not an RFC 3339 time: {value!r}")
     date, clock, fraction, zone = m.groups()
@@ -37,6 +38,11 @@ def rfc3339_nanos(value: str) -> int:
     # Integer arithmetic: a float timestamp cannot hold nanoseconds at today's epoch.
     whole = (when - _EPOCH) // datetime.timedelta(seconds=1)
     return whole * 1_000_000_000 + int((fraction or "").ljust(9, "0")[:9])
+
+
+def _digits(s: str) -> bool:
+    """Go's digits: ASCII only (str.isdigit() also takes "²" and other scripts')."""
+    return s.isascii() and s.isdigit()
 
 
 def parse_time(value: str) -> float:
@@ -52,7 +58,7 @@ def parse_timestamp(value: str, now: float | None = None) -> float:
     """Seconds since the epoch."""
     value = value.strip()
     now = time.time() if now is None else now
-    if _DURATION.match(value):
+    if _DURATION.fullmatch(value):
         return now - sum(float(n) * _UNIT[u] for n, u in _PART.findall(value))
     if "-" in value[1:] or "T" in value:
         try:
@@ -70,13 +76,13 @@ def parse_timestamp(value: str, now: float | None = None) -> float:
             return parsed.timestamp()  # naive values are local time, as in dockerd
         raise InvalidParameter(f'failed to parse value as time or duration: "{value}"')
     secs, _, frac = value.partition(".")
-    if not secs.lstrip("-").isdigit() or (frac and not frac.isdigit()):
+    if not _digits(secs.lstrip("-")) or (frac and not _digits(frac)):
         raise InvalidParameter(f'failed to parse value as time or duration: "{value}"')
     return int(secs) + (int(frac) / 10 ** len(frac) if frac else 0.0)
 
 
 def to_nanos(value: str, now: float | None = None) -> int:
-    if "." in value and value.replace(".", "", 1).isdigit():
+    if "." in value and _digits(value.replace(".", "", 1)):
         secs, frac = value.split(".")
         return int(secs) * 1_000_000_000 + int(frac.ljust(9, "0")[:9])
     try:

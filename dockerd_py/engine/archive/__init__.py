@@ -10,6 +10,8 @@ Blocking code: the engine runs it through `asyncio.to_thread` (or a thread of it
     resolve, wording of refusals), pure.
   * write.py: the one tar writer (`TarWriter`), and `write_layer`/`tar_paths` over it.
   * compression.py: gzip/zstd/bzip2/xz recognised by magic and decompressed on the fly.
+  * regular.py: regular files of a hostile tree, opened without opening anything else
+    (a FIFO, a device node), for every reader of an image's or a container's files.
   * stream.py, dirfds.py, xattrs.py, format.py: the pieces they share.
 """
 
@@ -24,10 +26,11 @@ from .format import (
     ArchiveError,
     LayerStats,
 )
+from .regular import RefusedFile, open_regular
 from .rules import clean_name
 from .write import TarWriter, tar_paths, walk, write_layer
 
 __all__ = ["CHUNK", "OPAQUE_MARKER", "OPAQUE_XATTR", "WHITEOUT_META_PREFIX", "WHITEOUT_PREFIX",
-           "ArchiveError", "LayerStats", "TarWriter", "apply_layer", "clean_name",
-           "decompressed", "detect_compression", "tar_paths", "unpack_to_dir", "walk",
-           "write_layer"]
+           "ArchiveError", "LayerStats", "RefusedFile", "TarWriter", "apply_layer", "clean_name",
+           "decompressed", "detect_compression", "open_regular", "tar_paths", "unpack_to_dir",
+           "walk", "write_layer"]

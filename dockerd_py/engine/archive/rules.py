@@ -26,7 +26,7 @@ import posixpath
 import tarfile
 from typing import Protocol
 
-from ...errors import InternalError
+from ...errors import InternalError, InvalidParameter
 from .compression import eof_wording
 from .format import OVERLAY_XATTRS, ArchiveError, TarFormatError
 
@@ -220,12 +220,14 @@ class CopyRules:
         return None  # go-archive has no such check: the system call decides
 
     def error(self, e: BaseException, m: tarfile.TarInfo | None) -> BaseException | None:
+        # A body that is no tar, or a tar no file system can hold, is the client's error:
+        # 400 (dockerd answers these with a 500), in go-archive's words.
         if isinstance(e, TarFormatError):
-            return InternalError(f"archive/tar: {e.detail}")
+            return InvalidParameter(f"archive/tar: {e.detail}")
         if isinstance(e, tarfile.TarError):
-            return InternalError(f"archive/tar: {e}")
+            return InvalidParameter(f"archive/tar: {e}")
         if isinstance(e, ValueError):  # e.g. a NUL in a link target
-            return InternalError(str(e))
+            return InvalidParameter(str(e))
         if isinstance(e, FileNotFoundError):
             return None  # the caller words it as dockerd does
         if isinstance(e, OSError):

@@ -39,6 +39,7 @@ from .format import (
     WHITEOUT_PREFIX,
     LayerStats,
 )
+from .regular import open_regular
 from .xattrs import capability, read_xattrs
 
 _KINDS = {stat.S_IFDIR: tarfile.DIRTYPE, stat.S_IFLNK: tarfile.SYMTYPE,
@@ -95,7 +96,10 @@ def header(name: str, st: os.stat_result, kind: bytes = tarfile.REGTYPE) -> tarf
 class TarWriter:
     def __init__(self, sink: Any, *, xattrs: Literal["capability", "all"] = "capability",
                  overlay: Literal["keep", "convert", "drop"] = "keep",
-                 hashing: bool = False) -> None:
+                 hashing: bool = False, live: bool = True) -> None:
+        """live=False: nothing runs in the tree (a finished build step), files are opened
+        the cheaper way (archive.open_regular)."""
+        self._live = live
         self._sink = _Sink(sink, hashing)
         self.tar = tarfile.TarFile(fileobj=cast(BinaryIO, self._sink), mode="w",
                                    format=tarfile.PAX_FORMAT, copybufsize=CHUNK)
@@ -158,11 +162,11 @@ class TarWriter:
 
     def _regular(self, info: tarfile.TarInfo, name: str, dir_fd: int | None) -> None:
         try:
-            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+            fd = open_regular(name, dir_fd, live=self._live)
         except OSError:
             if self._all:
                 raise
-            return  # gone, or replaced by a symlink, meanwhile
+            return  # gone, or replaced by a symlink, a FIFO or a device node, meanwhile
         try:
             info.size = os.fstat(fd).st_size
             if not self._all and (cap := capability(fd)) is not None:
@@ -223,7 +227,7 @@ def write_layer(root: str, fileobj: BinaryIO, *, parents_whiteouts: bool = True)
     parent layers has nothing to hide. trusted.overlay.* xattrs are never written.
     """
     out = TarWriter(fileobj, xattrs="all", overlay="convert" if parents_whiteouts else "drop",
-                    hashing=True)
+                    hashing=True, live=False)
     for rel, path, st in walk(root):
         out.add(rel, path, st=st)
     return out.close()
@@ -231,7 +235,7 @@ def write_layer(root: str, fileobj: BinaryIO, *, parents_whiteouts: bool = True)
 
 def tar_paths(root: str, fileobj: BinaryIO) -> None:
     """Tar the whole tree at root as it is (no whiteout conversion), in path order."""
-    out = TarWriter(fileobj, xattrs="all")
+    out = TarWriter(fileobj, xattrs="all", live=False)
     for rel, path, st in walk(root):
         out.add(rel, path, st=st)
     out.close()

@@ -14,32 +14,38 @@ import shutil
 from typing import Any
 
 from ...errors import InvalidParameter
+from ..archive import RefusedFile, regular
 from ..mount import mount_all, unmount
 from ..networks.contract import Attachment
 from ..runtime import devices
 from ..runtime.hostlimits import host_limits
 from ..runtime.spec import MountSpec, SpecInput, build_spec
-from ..runtime.users import resolve_user
+from ..runtime.users import Unreadable, resolve_user
 from ..snapshots.contract import Mount
 from ..volumes import safepath
 from ..volumes.mounts import mounts_under
 from . import etcfiles, ipc
+from .gopath import go_error
 from .ipc import Sharing
 from .records import Container
 
 INIT_BINARIES = ("/usr/bin/tini-static", "/usr/bin/catatonit", "/usr/libexec/podman/catatonit")
+# /etc/passwd and /etc/group: kilobytes in real images, and parsed in full (dockerd reads
+# any size; a cap keeps a hostile image from costing the daemon memory and time).
+ETC_FILE_LIMIT = 4 << 20
 
 
-def read_in_root(rootfs: str, path: str) -> str | None:
-    """A text file of the container, never following a link out of its root."""
-    real = path_in_root(rootfs, path)
-    if real is None:
-        return None
+def read_in_root(rootfs: str, path: str) -> str | Unreadable | None:
+    """A small text file of the container (/etc/passwd, /etc/group), resolved inside its
+    root and read only if it is a regular file (archive/regular.py): None when nothing is
+    there, Unreadable (in Go's words) when something else is, or a larger file."""
     try:
-        with open(real, encoding="utf-8", errors="replace") as f:
-            return f.read(1 << 20)
-    except OSError:
-        return None
+        data = regular.read_in_root(rootfs, path, ETC_FILE_LIMIT)
+    except RefusedFile as e:
+        return Unreadable(go_error(e.op, path, e))
+    except OSError as e:  # a symlink loop, most likely
+        return Unreadable(go_error("open", path, e))
+    return None if data is None else data.decode("utf-8", "replace")
 
 
 def init_binary() -> str | None:

@@ -31,7 +31,7 @@ from typing import Any, BinaryIO, cast
 from ...errors import DaemonError, InternalError, InvalidParameter, NotFound
 from .. import archive
 from ..aio import ThreadReader, ThreadWriter
-from ..runtime.users import resolve_user
+from ..runtime.users import Unreadable, resolve_user
 from ..volumes import safepath
 from . import bundle
 from .fsverbs import FileAccess, check_exportable, check_ref
@@ -231,16 +231,8 @@ def _writable(c: Container, abs_path: str) -> None:
         raise InvalidParameter("container rootfs is marked read-only")
 
 
-def _read_text(path: str) -> str | None:
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            return f.read(1 << 20)
-    except OSError:
-        return None
-
-
 def _extraction_point(path: str, shown: str, ref: str, c: Container
-                      ) -> tuple[str, str | None, str | None]:
+                      ) -> tuple[str, str | Unreadable | None, str | Unreadable | None]:
     """In the view: the resolved directory to extract into (every symlink followed, the
     last one too), checked as dockerd does; plus /etc/passwd and /etc/group."""
     try:
@@ -253,7 +245,8 @@ def _extraction_point(path: str, shown: str, ref: str, c: Container
     if not stat.S_ISDIR(os.lstat(resolved).st_mode):
         raise InvalidParameter("extraction point is not a directory")
     _writable(c, posixpath.normpath(resolved))
-    return resolved, _read_text("/etc/passwd"), _read_text("/etc/group")
+    return (resolved, bundle.read_in_root("/", "/etc/passwd"),
+            bundle.read_in_root("/", "/etc/group"))
 
 
 async def extract_to_dir(fs: FileAccess, ref: str, path: str, chunks: AsyncIterator[bytes], *,

@@ -24,6 +24,7 @@ from ..leases import LeaseManager, protect_snapshot
 from ..networks.contract import NetworkValidator
 from ..runtime import logs as runtime_logs
 from ..runtime.contract import RuntimeRegistry
+from ..runtime.defaults import discard_unsupported
 from ..runtime.hostlimits import host_limits
 from ..runtime.spec import validate as validate_spec
 from ..snapshots.contract import Snapshotter
@@ -73,7 +74,6 @@ class Creator:
         image_ref = config.get("Image") or ""
         if not image_ref:
             raise InvalidParameter("config.Image must be set")
-        image = await self.images.resolve(image_ref)
         check_restart_policy(hc)
         hc.setdefault("NetworkMode", "default")
         if hc.get("Memory") and not hc.get("MemorySwap"):
@@ -83,6 +83,13 @@ class Creator:
         hc.setdefault("LogConfig", {"Type": self.settings.log_driver,
                                     "Config": dict(self.settings.log_opts)})
         runtime_logs.parse_log_opts((hc.get("LogConfig") or {}).get("Config") or {})
+        # As dockerd (verifyContainerSettings before GetImage): the client's settings
+        # are checked before the image is looked up; again below with the image's.
+        host = host_limits()
+        warnings = discard_unsupported(hc, host.blkio_weight, host.blkio_weight_device)
+        validate_spec(config, hc, host)
+        mount_points(config, hc)
+        image = await self.images.resolve(image_ref)
         merged = merge_image_config(config, (image.config.get("config") or {}))
         cid = secrets.token_hex(32)
         merged["Image"] = image_ref
@@ -108,7 +115,13 @@ class Creator:
                 # the image's layers.
                 async with self.leases.lease():
                     if image.top_chain:
+                        # Protect, then look (leases.py): the image may have been removed
+                        # and collected since it was resolved.
                         protect_snapshot(image.top_chain)
+                        try:
+                            await self.snapshots.chain(image.top_chain)
+                        except NotFound:
+                            raise NotFound(f"No such image: {image_ref}") from None
                     await self.snapshots.prepare(cid, image.top_chain)
                     c = await self._insert(Container(
                         id=cid, name=name, image=image_ref, image_id=image.id,
@@ -120,7 +133,7 @@ class Creator:
                 raise
             os.makedirs(self.store.state_dir(cid), mode=0o710, exist_ok=True)
         self.store.event(c, "create")
-        return c, []
+        return c, warnings
 
     def _volumes_from(self, hc: Mapping[str, Any]) -> builtins.list[dict[str, Any]]:
         """The mount points `--volumes-from` brings, in order (a later one wins)."""

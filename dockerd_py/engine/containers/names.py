@@ -7,7 +7,8 @@ import re
 
 from ...errors import InvalidParameter
 
-VALID_NAME = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
+# Always fullmatch: with match(), `$` would also pass a name ending in "\n".
+VALID_NAME = re.compile(r"/?[a-zA-Z0-9][a-zA-Z0-9_.-]+")
 
 _ADJECTIVES = (
     "agile", "amazing", "bold", "brave", "bright", "calm", "clever", "cool", "curious",

@@ -135,7 +135,10 @@ def _mount_point(destination: str, is_dir: bool) -> str:
             os.makedirs(real, 0o755, exist_ok=True)
         else:
             os.makedirs(os.path.dirname(real), 0o755, exist_ok=True)
-            os.close(os.open(real, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o755))
+            # O_EXCL: what a running container put there meanwhile (a FIFO) is never opened
+            with contextlib.suppress(FileExistsError):
+                os.close(os.open(real, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW
+                                 | os.O_CLOEXEC, 0o755))
     return real
 
 

@@ -23,7 +23,7 @@ from . import records
 from .records import Container
 from .state import check_transition
 
-_HEX = re.compile(r"^[0-9a-f]+$")
+_HEX = re.compile(r"[0-9a-f]+")  # fullmatch
 
 
 class ContainerStore:
@@ -45,7 +45,7 @@ class ContainerStore:
         for c in self._containers.values():
             if c.name == name:
                 return c
-        if ref and _HEX.match(ref):
+        if ref and _HEX.fullmatch(ref):
             found = [c for c in self._containers.values() if c.id.startswith(ref)]
             if len(found) == 1:
                 return found[0]

@@ -77,12 +77,12 @@ def parse_ps_output(output: str, pids: set[int], pid_first: bool) -> dict[str, A
     titles = fields(lines[0]) if lines else []
     if pid_first:
         if not titles or titles[0] != "PID":
-            raise InternalError("Couldn't find PID field in ps output")
+            raise InvalidParameter("Couldn't find PID field in ps output")
         pid_index, first = 0, 1
         titles = titles[1:]
     else:
         if "PID" not in titles:
-            raise InternalError("Couldn't find PID field in ps output")
+            raise InvalidParameter("Couldn't find PID field in ps output")
         pid_index, first = titles.index("PID"), 0
     processes: list[list[str]] = []
 
@@ -107,7 +107,7 @@ def parse_ps_output(output: str, pids: set[int], pid_first: bool) -> dict[str, A
         try:
             pid = int(value)
         except ValueError:
-            raise InternalError(f"Unexpected pid '{value}': invalid syntax") from None
+            raise InvalidParameter(f"Unexpected pid '{value}': invalid syntax") from None
         in_container = pid in pids
         if in_container:
             add(row)
@@ -115,6 +115,8 @@ def parse_ps_output(output: str, pids: set[int], pid_first: bool) -> dict[str, A
 
 
 async def _ps(args: list[str]) -> tuple[int, bytes, bytes]:
+    if any("\0" in a for a in args):   # exec would refuse it (Go: "invalid argument")
+        raise InvalidParameter("ps: fork/exec ps: invalid argument")
     try:
         proc = await asyncio.create_subprocess_exec(
             "ps", *args, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
@@ -148,8 +150,9 @@ async def top(store: ContainerStore, monitor: Supervisor, ref: str, ps_args: str
         # Some listings (forest, -C ...) cannot take a pid list: filter ourselves.
         code, out, err = await _ps(args)
         if code != 0:
+            # ps refused the client's ps_args: dockerd answers 500, a client error is 400
             first_line = err.decode(errors="replace").split("\n", 1)[0]
-            raise InternalError(f"ps: {first_line or f'exit status {code}'}")
+            raise InvalidParameter(f"ps: {first_line or f'exit status {code}'}")
     result = parse_ps_output(out.decode(errors="replace"), set(pids), pid_first)
     store.event(c, "top")
     return result

@@ -46,6 +46,16 @@ def merge(hc: Mapping[str, Any], req: Mapping[str, Any]) -> dict[str, Any]:
     if memory > 0 and swap == 0:
         # What dockerd stores at create for a memory limit without a swap limit.
         swap = new["MemorySwap"] = 2 * memory
+    if req["MemorySwap"] > 0:
+        # A swap limit under the memory limit (or with none) is refused by the kernel when
+        # runc writes it (a 500): refuse it as dockerd refuses it at create.
+        limit = req["Memory"] or memory
+        if limit == 0:
+            raise InvalidParameter("You should always set the Memory limit when using "
+                                   "Memoryswap limit, see usage")
+        if req["MemorySwap"] < limit:
+            raise InvalidParameter("Minimum memoryswap limit should be larger than memory "
+                                   "limit, see usage")
     if req["NanoCpus"] > 0 and int(hc.get("CpuPeriod") or 0) > 0:
         raise Conflict("Conflicting options: Nano CPUs cannot be updated as CPU Period has "
                        "already been set")
@@ -157,7 +167,8 @@ def validate(req: Mapping[str, Any]) -> None:
     checked = dict(req)
     if not req["Memory"]:
         checked["MemorySwap"] = 0  # an update may set swap without memory
-    defaults.check_resources(checked, host_limits().ncpu)
+    host = host_limits()
+    defaults.check_resources(checked, host.ncpu, host.cpus, host.mems)
     if req["RestartPolicy"].get("Name"):
         check_restart_policy({"RestartPolicy": req["RestartPolicy"]})
 
@@ -167,6 +178,8 @@ async def update(store: ContainerStore, monitor: Supervisor, ref: str, body: Any
     """POST /containers/{id}/update; returns the warnings (None: dockerd's null)."""
     req = parse_request(body, api_version)
     c = store.get(ref)
+    host = host_limits()
+    warnings = defaults.discard_unsupported(req, host.blkio_weight, host.blkio_weight_device)
     validate(req)
     async with store.lock(c.id):
         c = store.get(c.id)
@@ -190,7 +203,7 @@ async def update(store: ContainerStore, monitor: Supervisor, ref: str, body: Any
                                         f"{_runtime_message(e)}") from None
         c = await store.save(dataclasses.replace(c, host_config=new_hc))
     store.event(c, "update")
-    return None
+    return warnings or None
 
 
 def _runtime_message(e: DaemonError) -> str:

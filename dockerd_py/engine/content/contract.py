@@ -32,12 +32,12 @@ from typing import BinaryIO, Protocol
 
 from ...errors import InvalidParameter
 
-_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")  # fullmatch: `$` passes a final "\n"
 
 
 def check_digest(digest: str) -> str:
     """The digest if it is a well-formed sha256 digest; InvalidParameter otherwise."""
-    if not _DIGEST.match(digest):
+    if not _DIGEST.fullmatch(digest):
         raise InvalidParameter(f"invalid digest: {digest!r}")
     return digest
 

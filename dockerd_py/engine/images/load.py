@@ -21,6 +21,7 @@ from ...errors import InvalidParameter
 from ..aio import ThreadReader
 from ..archive import ArchiveError, decompressed
 from ..content.contract import Store
+from ..leases import protect_digest
 from ..reference import InvalidReference, parse_normalized, with_default_tag
 from .contract import Images
 from .mediatypes import INDEXES, MANIFESTS, layer_media_type
@@ -98,6 +99,31 @@ def _normalized(name: str) -> str | None:
         return None
 
 
+# The archive's JSON documents are typed before use: a field of the wrong JSON type is
+# a 400 naming it, never a Python error on a list where a dict was expected.
+
+def _object(value: Any, what: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise InvalidParameter(f"invalid archive: {what} is not a JSON object")
+    return value
+
+
+def _array(value: Any, what: str) -> list[Any]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise InvalidParameter(f"invalid archive: {what} is not a JSON array")
+    return value
+
+
+def _string(value: Any, what: str) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise InvalidParameter(f"invalid archive: {what} is not a string")
+    return value
+
+
 def docker_archive(content: Store, files: dict[str, Blob]) -> list[ImageToLoad]:
     manifest = _json(content, files.get("manifest.json"), "manifest.json")
     if not isinstance(manifest, list):
@@ -110,14 +136,16 @@ def docker_archive(content: Store, files: dict[str, Blob]) -> list[ImageToLoad]:
         if config is None:
             raise InvalidParameter(f"invalid archive: {entry['Config']} not found")
         layers = []
-        for path in entry.get("Layers") or []:
-            blob = files.get(_clean(str(path)) or "")
+        for item in _array(entry.get("Layers"), "manifest.json Layers"):
+            path = _string(item, "a manifest.json layer")
+            blob = files.get(_clean(path) or "")
             if blob is None:
                 raise InvalidParameter(f"invalid archive: layer {path} not found")
             layers.append(LayerBlob(blob.digest, _media_type(content, blob.digest), blob.size))
         refs = []
-        for tag in entry.get("RepoTags") or []:
-            ref = _normalized(str(tag))
+        for item in _array(entry.get("RepoTags"), "manifest.json RepoTags"):
+            tag = _string(item, "a manifest.json tag")
+            ref = _normalized(tag)
             if ref is None:
                 raise InvalidParameter(f"invalid reference format: {tag}")
             refs.append(ref)
@@ -144,23 +172,34 @@ def _descriptors(index: Any) -> list[dict[str, Any]]:
     return [d for d in index["manifests"] if isinstance(d, dict)]
 
 
-def _blob_json(content: Store, desc: dict[str, Any], what: str) -> Any:
+def _present(content: Store, digest: Any) -> bool:
+    """An OCI layout may name a blob the store already has rather than carry it:
+    into the lease first, then look (leases.py), so a collection keeps it."""
+    if not isinstance(digest, str):
+        return False
+    protect_digest(digest)
+    return content.exists(digest)
+
+
+def _blob_json(content: Store, desc: dict[str, Any], what: str) -> dict[str, Any]:
     digest = desc.get("digest")
-    if not isinstance(digest, str) or not content.exists(digest):
+    if not isinstance(digest, str) or not _present(content, digest):
         raise InvalidParameter(f"invalid archive: {what} {digest} not found")
-    return _json(content, Blob(digest, content.size(digest)), f"{what} {digest}")
+    doc = _json(content, Blob(digest, content.size(digest)), f"{what} {digest}")
+    return _object(doc, f"{what} {digest}")
 
 
 def _matches_platform(desc: dict[str, Any]) -> bool:
-    p = desc.get("platform") or {}
-    os_name: str = p.get("os", OS)
-    arch: str = p.get("architecture", ARCH)
+    p = _object(desc.get("platform") or {}, "a descriptor's platform")
+    os_name = _string(p.get("os", OS), "a platform's os")
+    arch = _string(p.get("architecture", ARCH), "a platform's architecture")
     return os_name == OS and arch == ARCH
 
 
 def _from_manifest(content: Store, desc: dict[str, Any], depth: int) -> ImageToLoad:
     doc = _blob_json(content, desc, "manifest")
-    media_type = desc.get("mediaType") or doc.get("mediaType")
+    media_type = (_string(desc.get("mediaType"), "a descriptor's mediaType")
+                  or _string(doc.get("mediaType"), "a manifest's mediaType"))
     if media_type in INDEXES or "manifests" in doc:
         if depth > 2:
             raise InvalidParameter("invalid archive: index nesting too deep")
@@ -172,20 +211,20 @@ def _from_manifest(content: Store, desc: dict[str, Any], depth: int) -> ImageToL
         return ImageToLoad(image.config_digest, image.layers, _names(desc), image.manifest_digest)
     if media_type not in MANIFESTS and "config" not in doc:
         raise InvalidParameter(f"invalid archive: unsupported media type {media_type}")
-    config = doc.get("config") or {}
-    if not isinstance(config.get("digest"), str) or not content.exists(config["digest"]):
+    config = _object(doc.get("config") or {}, "a manifest's config")
+    if not _present(content, config.get("digest")):
         raise InvalidParameter("invalid archive: image config not found")
     layers = []
-    for layer in doc.get("layers") or []:
+    for layer in _array(doc.get("layers"), "a manifest's layers"):
         digest = layer.get("digest") if isinstance(layer, dict) else None
-        if not isinstance(digest, str) or not content.exists(digest):
+        if not isinstance(digest, str) or not _present(content, digest):
             raise InvalidParameter(f"invalid archive: layer {digest} not found")
         layers.append(LayerBlob(digest, _media_type(content, digest), content.size(digest)))
     return ImageToLoad(config["digest"], layers, _names(desc), desc["digest"])
 
 
 def _names(desc: dict[str, Any]) -> list[str]:
-    notes = desc.get("annotations") or {}
+    notes = _object(desc.get("annotations") or {}, "a descriptor's annotations")
     for key in ("io.containerd.image.name", "org.opencontainers.image.ref.name"):
         name = notes.get(key)
         # A bare tag ("latest") in ref.name names no repository: load untagged.
@@ -246,7 +285,7 @@ def checked_diff_ids(config: bytes) -> list[str]:
     return diff_ids
 
 
-_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)")
+_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)", re.ASCII)
 
 
 def _is_strs(v: Any) -> bool:

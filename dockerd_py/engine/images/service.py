@@ -31,8 +31,8 @@ from .mediatypes import now_rfc3339
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-_HEX = re.compile(r"^[a-f0-9]{1,64}$")
-_IMAGE_ID = re.compile(r"^sha256:[a-f0-9]{64}$")
+_HEX = re.compile(r"[a-f0-9]{1,64}")           # both fullmatch: `$` passes a final "\n"
+_IMAGE_ID = re.compile(r"sha256:[a-f0-9]{64}")
 
 
 
@@ -220,7 +220,7 @@ class ImageService:
 
 def _display(ref_or_id: str) -> str:
     """How dockerd names a missing image: the familiar reference with its tag."""
-    if _HEX.match(ref_or_id) or ref_or_id.startswith("sha256:"):
+    if _HEX.fullmatch(ref_or_id) or ref_or_id.startswith("sha256:"):
         return ref_or_id
     try:
         return with_default_tag(parse_normalized(ref_or_id)).familiar()
@@ -230,20 +230,20 @@ def _display(ref_or_id: str) -> str:
 
 def _resolve_id(conn: sqlite3.Connection, ref_or_id: str) -> tuple[str | None, bool]:
     """(image id or None, whether ref_or_id named the image by ID)."""
-    if _IMAGE_ID.match(ref_or_id):
+    if _IMAGE_ID.fullmatch(ref_or_id):
         return (ref_or_id if store.get(conn, ref_or_id) else None), True
-    if ref_or_id.startswith("sha256:") and _HEX.match(ref_or_id[7:]):
+    if ref_or_id.startswith("sha256:") and _HEX.fullmatch(ref_or_id[7:]):
         return _unique_prefix(conn, ref_or_id[7:]), True
-    if len(ref_or_id) == 64 and _HEX.match(ref_or_id):
+    if len(ref_or_id) == 64 and _HEX.fullmatch(ref_or_id):
         return _resolve_id(conn, "sha256:" + ref_or_id)
     try:
         ref = parse_normalized(ref_or_id)
     except InvalidReference as e:
-        if _HEX.match(ref_or_id):
+        if _HEX.fullmatch(ref_or_id):
             return _unique_prefix(conn, ref_or_id), True
         raise InvalidParameter(str(e)) from None
     image_id = store.by_ref(conn, with_default_tag(ref).string())
-    if image_id is None and _HEX.match(ref_or_id):
+    if image_id is None and _HEX.fullmatch(ref_or_id):
         return _unique_prefix(conn, ref_or_id), True
     return image_id, False
 

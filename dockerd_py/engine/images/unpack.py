@@ -2,8 +2,9 @@
 
 Chain IDs come from the config's diff IDs (chain_0 = diff_0, chain_i =
 sha256(chain_{i-1} + " " + diff_i)), so a layer already unpacked for another
-image is reused, not extracted again. Each overlay layer directory is
-independent of its parents, so missing layers are extracted in parallel.
+image is reused, not extracted again (protected by the caller's lease before
+it is looked up). Each overlay layer directory is independent of its parents,
+so missing layers are extracted in parallel.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from ...errors import InvalidParameter
 from .. import archive
 from ..content.contract import Store
+from ..leases import protect_digest, protect_snapshot
 from ..snapshots.contract import Snapshotter
 from ..types import Layer
 
@@ -54,6 +56,10 @@ async def unpack(snapshots: Snapshotter, content: Store,
     prepared: list[str] = []
 
     async def one(i: int) -> None:
+        # Into the lease before looking (leases.py): a snapshot reused here, and the blob
+        # recorded with it, stay until the image row references them.
+        protect_digest(blobs[i].digest)
+        protect_snapshot(chains[i])
         existing = await snapshots.stat(chains[i])
         if existing is not None and existing.kind == "committed":
             sizes[i] = existing.size

@@ -56,7 +56,7 @@ from .records import BRIDGE_NAME_OPTION, Endpoint, Network
 from .settings import NetworkSettings, free_subnet
 from .store import ANCHOR_PREFIX, BindingList, EndpointList, NetworkList, NetworkStore, StrList
 
-_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")  # fullmatch: `$` passes a final "\n"
 
 
 class NetworkService:
@@ -155,7 +155,7 @@ class NetworkService:
         name = str(body.get("Name") or "")
         if not name:
             raise InvalidParameter("network name must not be empty")  # CLI checks too
-        if not _NAME.match(name):
+        if not _NAME.fullmatch(name):
             raise InvalidParameter(f'invalid name "{name}": only [a-zA-Z0-9][a-zA-Z0-9_.-] are '
                                    "allowed")
         driver = str(body.get("Driver") or "bridge")

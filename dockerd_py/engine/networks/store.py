@@ -19,7 +19,7 @@ from ..metadata.db import Database
 from . import ports, records
 from .records import Endpoint, Network
 
-_HEX = re.compile(r"^[0-9a-f]+$")
+_HEX = re.compile(r"[0-9a-f]+")  # fullmatch
 
 # The default bridge's anchor: an endpoint of the daemon's own (anchor.py).
 ANCHOR_PREFIX = "anchor-"
@@ -54,7 +54,7 @@ class NetworkStore:
         for n in self.networks.values():
             if n.name == ref:
                 return n
-        if ref and _HEX.match(ref):
+        if ref and _HEX.fullmatch(ref):
             found = [n for n in self.networks.values() if n.id.startswith(ref)]
             if len(found) == 1:
                 return found[0]

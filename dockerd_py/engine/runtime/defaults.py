@@ -12,6 +12,8 @@ from typing import Any
 
 from dockerd_py.errors import InvalidParameter
 
+from . import cpuset
+
 
 class SpecError(InvalidParameter):
     """The container's configuration cannot become a runnable OCI spec on this host."""
@@ -143,7 +145,7 @@ def default_device_rules() -> list[dict[str, Any]]:
     )
 
 
-_CGROUP_RULE = re.compile(r"([acb]) ([0-9]{1,10}|\*):([0-9]{1,10}|\*) ([rwm]{1,3})")
+_CGROUP_RULE = re.compile(r"([acb]) ([0-9]{1,10}|\*):([0-9]{1,10}|\*) ([rwm]{1,3})")  # fullmatch
 
 
 def parse_device_cgroup_rule(text: str) -> dict[str, Any]:
@@ -216,11 +218,28 @@ def num(hc: Mapping[str, Any], key: str) -> int:
     return int(hc.get(key) or 0)
 
 
-def check_resources(hc: Mapping[str, Any], ncpu: int) -> None:
-    """dockerd's checks of the resource fields of a HostConfig (`ncpu` 0 = unknown)."""
+def discard_unsupported(hc: dict[str, Any], blkio_weight: bool,
+                        blkio_weight_device: bool) -> list[str]:
+    """As dockerd: block I/O weights the host's cgroups cannot take are dropped from hc,
+    with a warning each, rather than failing the container at start."""
+    warnings = []
+    if num(hc, "BlkioWeight") > 0 and not blkio_weight:
+        warnings.append("Your kernel does not support Block I/O weight or the cgroup is not "
+                        "mounted. Weight discarded.")
+        hc["BlkioWeight"] = 0
+    if hc.get("BlkioWeightDevice") and not blkio_weight_device:
+        warnings.append("Your kernel does not support Block I/O weight_device or the cgroup "
+                        "is not mounted. Weight-device discarded.")
+        hc["BlkioWeightDevice"] = []
+    return warnings
+
+
+def check_resources(hc: Mapping[str, Any], ncpu: int, cpus: str = "", mems: str = "") -> None:
+    """dockerd's checks of the resource fields of a HostConfig (`ncpu` 0 = unknown; `cpus`
+    and `mems` the host's cpuset lists, "" = unknown)."""
     memory, swap = num(hc, "Memory"), num(hc, "MemorySwap")
     reservation, swappiness = num(hc, "MemoryReservation"), hc.get("MemorySwappiness")
-    if 0 < memory < MIN_MEMORY:
+    if memory != 0 and memory < MIN_MEMORY:     # negative too, as dockerd
         raise SpecError("Minimum memory limit allowed is 6MB")
     if memory > 0 and 0 < swap < memory:
         raise SpecError("Minimum memoryswap limit should be larger than memory limit, see usage")
@@ -229,6 +248,13 @@ def check_resources(hc: Mapping[str, Any], ncpu: int) -> None:
                         "see usage")
     if swappiness is not None and swappiness != -1 and not 0 <= swappiness <= 100:
         raise SpecError(f"Invalid value: {swappiness}, valid memory swappiness range is 0-100")
+    # Values the kernel refuses when runc writes them (a runtime error, 500): 400 first.
+    if reservation < 0:
+        raise SpecError(f"invalid memory reservation ({reservation}): value must be a "
+                        "positive integer")
+    if swap < -1:
+        raise SpecError(f"invalid memory swap limit ({swap}): value must be a positive "
+                        "integer, or -1 for unlimited swap")
     if 0 < reservation < MIN_MEMORY:
         raise SpecError("Minimum memory reservation allowed is 6MB")
     if memory > 0 and reservation > 0 and memory < reservation:
@@ -245,11 +271,28 @@ def check_resources(hc: Mapping[str, Any], ncpu: int) -> None:
     if period and not 1000 <= period <= 1_000_000:
         raise SpecError("CPU cfs period can not be less than 1ms (i.e. 1000) or larger than "
                         "1s (i.e. 1000000)")
-    if 0 < quota < 1000:
+    if 0 < quota < 1000 or quota < -1:  # -1: no quota
         raise SpecError("CPU cfs quota can not be less than 1ms (i.e. 1000)")
     if num(hc, "CpuShares") < 0:
         raise SpecError(f"invalid CPU shares ({num(hc, 'CpuShares')}): "
                         "value must be a positive integer")
+    rt_period, rt_runtime = num(hc, "CpuRealtimePeriod"), num(hc, "CpuRealtimeRuntime")
+    for value, what in ((rt_period, "period"), (rt_runtime, "runtime")):
+        if value < 0:
+            raise SpecError(f"invalid CPU real-time {what} ({value}): value must be a "
+                            "positive integer")
+    if rt_period and rt_runtime > rt_period:
+        raise SpecError("cpu real-time runtime cannot be higher than cpu real-time period")
+    if rt_runtime:
+        # The daemon gives its containers' cgroup parent no real-time budget (dockerd's
+        # --cpu-rt-runtime): the kernel refuses any, which was a runtime error (500).
+        raise SpecError("CPU real-time runtime is not available: the daemon allots no "
+                        "real-time CPU time to containers")
+    if num(hc, "IOMaximumBandwidth") or num(hc, "IOMaximumIOps"):
+        raise SpecError("Invalid QoS settings: linux does not support Maximum IO Bandwidth or "
+                        "Maximum IO IOps")
+    cpuset.check(str(hc.get("CpusetCpus") or ""), cpus, "cpus")
+    cpuset.check(str(hc.get("CpusetMems") or ""), mems, "mems")
     weight = num(hc, "BlkioWeight")
     if weight and not 10 <= weight <= 1000:
         raise SpecError("Range of blkio weight is from 10 to 1000")

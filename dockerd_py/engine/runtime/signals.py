@@ -35,12 +35,12 @@ def signal_name(sig: int | str) -> str:
     if isinstance(sig, int):
         return str(sig)
     name = sig.strip().upper()
-    if name.isdigit():
+    if name.isascii() and name.isdigit():     # not "²": str.isdigit() is Unicode's
         return name
     name = name.removeprefix("SIG")
     try:
         _signal.Signals["SIG" + name]
     except KeyError:
-        if not re.fullmatch(r"RTMIN(\+\d+)?|RTMAX(-\d+)?", name):
+        if not re.fullmatch(r"RTMIN(\+\d+)?|RTMAX(-\d+)?", name, re.ASCII):
             raise InvalidParameter(f"Invalid signal: {sig}") from None
     return name

@@ -50,6 +50,10 @@ class HostLimits:
     kernel: tuple[int, int] = field(default_factory=_kernel_version)
     # e.g. /sys/devices/system/cpu/cpuN/thermal_throttle dirs that exist on this host
     extra_masked_paths: tuple[str, ...] = ()
+    cpus: str = ""                    # the CPUs and memory nodes containers may use, as
+    mems: str = ""                    # cpuset lists ("0-3"); "" = unknown
+    blkio_weight: bool = True         # the cgroup takes a block I/O weight
+    blkio_weight_device: bool = True  # ... and per-device weights
 
 
 @dataclass(frozen=True)
@@ -120,7 +124,7 @@ def validate(config: Mapping[str, Any], hc: Mapping[str, Any], host: HostLimits)
             raise SpecError(f"invalid {name} mode: {hc.get(key)}")
     if num(hc, "ShmSize") < 0:
         raise SpecError("SHM size can not be less than 0")
-    defaults.check_resources(hc, host.ncpu)
+    defaults.check_resources(hc, host.ncpu, host.cpus, host.mems)
     _oom_score_adj(hc, host)
     _rlimits(hc, host)
     seccomp.parse_security_opts(hc.get("SecurityOpt") or ())

@@ -20,8 +20,11 @@ Lifecycle:
     be made with ``root`` as the working directory.
   * ``remove(name)`` forgets a snapshot that has no children (Conflict if it has,
     NotFound if there is no such snapshot) and deletes its directory.
-  * ``sweep(keep)`` is the garbage collector's: every snapshot not in ``keep``
-    goes, and any directory no snapshot owns.
+  * ``sweep(keep, leased=...)`` is the garbage collector's: every snapshot not in
+    ``keep`` goes, and any directory no snapshot owns. ``leased()`` is asked inside
+    the transaction that deletes the rows, so a snapshot a lease protected after
+    the collector's mark (and before its own existence check, see leases.py) stays,
+    with its parents.
 
 Importing a two-layer image: prepare("extract-1", ""), apply layer 1 into its
 directory, commit(chainID1, "extract-1"); prepare("extract-2", chainID1),
@@ -32,7 +35,7 @@ prepare(<container id>, chainID2), mount, run, and later remove(<container id>).
 from __future__ import annotations
 
 import builtins
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -81,5 +84,5 @@ class Snapshotter(Protocol):
 
     async def remove(self, name: str) -> None: ...
 
-    async def sweep(self, keep: Iterable[str], *, startup: bool = False
-                    ) -> builtins.list[Info]: ...
+    async def sweep(self, keep: Iterable[str], *, startup: bool = False,
+                    leased: Callable[[], Iterable[str]] = tuple) -> builtins.list[Info]: ...

@@ -16,7 +16,7 @@ import shutil
 import sqlite3
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from ...errors import Conflict, NotFound
 from ..leases import protect_snapshot
@@ -154,16 +154,23 @@ class OverlaySnapshotter:
         return await self._db.run(
             lambda c: [_info(r) for r in c.execute("SELECT * FROM snapshots ORDER BY id")])
 
-    async def sweep(self, keep: Iterable[str], *, startup: bool = False
-                    ) -> builtins.list[Info]:
+    async def sweep(self, keep: Iterable[str], *, startup: bool = False,
+                    leased: Callable[[], Iterable[str]] = tuple) -> builtins.list[Info]:
         """Garbage collection: delete every snapshot not named in `keep` (the
-        marked set, which must be closed under parents), then directories
-        without a row. Staging directories of prepares in flight are only
-        touched at startup. Returns the removed snapshots."""
-        keep = set(keep)
+        marked set, which must be closed under parents) nor in `leased()` (asked
+        here, in the deleting transaction, and closed under parents here), then
+        directories without a row. Staging directories of prepares in flight are
+        only touched at startup. Returns the removed snapshots."""
+        marked = set(keep)
 
         def delete(conn: sqlite3.Connection) -> tuple[list[Info], set[int], int]:
             rows = [_info(r) for r in conn.execute("SELECT * FROM snapshots")]
+            parents = {i.name: i.parent for i in rows}
+            keep = set(marked)
+            for name in leased():
+                while name and name not in keep:
+                    keep.add(name)
+                    name = parents.get(name, "")
             gone = [i for i in rows if i.name not in keep]
             conn.executemany("DELETE FROM snapshots WHERE id = ?", [(i.id,) for i in gone])
             seq = conn.execute(

@@ -93,7 +93,7 @@ def validate_options(opts: Mapping[str, str]) -> None:
                     raise InvalidParameter(f"missing required option: {quote(other)}")
 
 
-_SIZE = re.compile(r"(\d+(?:\.\d+)*) ?([kKmMgGtTpP])?[iI]?[bB]?")
+_SIZE = re.compile(r"(\d+(?:\.\d+)*) ?([kKmMgGtTpP])?[iI]?[bB]?", re.ASCII)
 
 
 def ram_in_bytes(value: str) -> int:

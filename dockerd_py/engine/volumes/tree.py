@@ -2,7 +2,10 @@
 deleting what a removed volume left.
 
 The copy is fd-relative and never follows a symlink of the source: an image's tree is
-untrusted input, and a volume's root is a host directory.
+untrusted input, and a volume's root is a host directory. Only regular files are opened
+(archive.open_regular); device nodes and FIFOs are made anew with the same type, numbers
+and mode, symlinks are copied as links, sockets are left out. Container starts and the
+builder's RUN steps (an image's VOLUMEs) fill volumes with this one copy.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ import logging
 import os
 import shutil
 import stat
+
+from ..archive import open_regular
 
 log = logging.getLogger(__name__)
 
@@ -69,13 +74,15 @@ _IGNORED_XATTR_ERRORS = (errno.ENOTSUP, errno.EOPNOTSUPP)
 
 
 def copy_into_empty(source: str, target: str | int) -> bool:
-    """Copy the tree under `source` into the empty directory `target` (a path, or a
-    directory descriptor the caller keeps; fd-relative, never following a symlink of the
-    source). False if `source` is not a directory or `target` is not empty."""
+    """Copy the tree under `source` (a resolved path: no symlink in it) into the empty
+    directory `target` (a path, or a directory descriptor the caller keeps). False if
+    `source` is not a directory or `target` is not empty."""
     try:
-        src = os.open(source, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    except (FileNotFoundError, NotADirectoryError):
-        return False
+        src = os.open(source, _DIR_FLAGS)
+    except OSError as e:
+        if e.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
+            return False
+        raise
     try:
         dst = os.open(target, _DIR_FLAGS) if isinstance(target, str) else os.dup(target)
         try:
@@ -145,7 +152,7 @@ class _TreeCopy:
 
     @staticmethod
     def file(src: int, dst: int, name: str, st: os.stat_result) -> None:
-        fin = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=src)
+        fin = open_regular(name, src)
         try:
             fout = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
                            | os.O_CLOEXEC, 0o600, dir_fd=dst)

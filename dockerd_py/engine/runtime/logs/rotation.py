@@ -39,14 +39,14 @@ class RotationPolicy:
     max_file: int = 1
 
 
-_SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*([kmgtp]?)i?b?$", re.IGNORECASE)
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgtp]?)i?b?", re.IGNORECASE | re.ASCII)
 _KNOWN_OPTS = {"max-size", "max-file", "compress", "labels", "labels-regex", "env",
                "env-regex", "tag", "mode", "max-buffer-size"}
 
 
 def parse_size(value: str) -> int:
     """Docker's RAMInBytes: "10m" = 10 MiB; k/m/g/t/p, optional "b"/"ib"."""
-    m = _SIZE.match(value.strip())
+    m = _SIZE.fullmatch(value.strip())
     if not m:
         raise InvalidParameter(f"invalid size: '{value}'")
     mult = 1024 ** " kmgtp".index(m.group(2).lower() or " ")
