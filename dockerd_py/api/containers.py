@@ -16,7 +16,13 @@ from ..errors import Conflict, DaemonError, InvalidParameter
 from . import shapes
 from .httputil import json_bytes, json_response, query_bool, query_filters, query_int, read_json
 from .keys import CONTAINERS, EXECS, IMAGES
-from .networks import container_networks, network_settings, port_filter_matches, summary_ports
+from .networks import (
+    container_config,
+    container_networks,
+    network_settings,
+    port_filter_matches,
+    summary_ports,
+)
 from .server import api_version
 from .streams import frame
 
@@ -162,7 +168,7 @@ def inspect(request: web.Request, c: Container, layer_dirs: dict[str, str] | Non
         "GraphDriver": {"Data": layer_dirs, "Name": "overlay2"},
         "Mounts": _mounts(c),
         **({"SizeRw": sizes[0], "SizeRootFs": sizes[1]} if sizes else {}),
-        "Config": shapes.config(c.config),
+        "Config": container_config(request, c, shapes.config(c.config)),
         "NetworkSettings": network_settings(request, c),
     }
 

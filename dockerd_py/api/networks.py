@@ -205,6 +205,17 @@ def container_networks(request: web.Request, c: Container) -> dict[str, Any]:
     return out
 
 
+def container_config(request: web.Request, c: Container, config: dict[str, Any]
+                     ) -> dict[str, Any]:
+    """inspect's Config: a container on the default network of a daemon without one
+    (--bridge none) has run with networking disabled, as dockerd records at its start."""
+    started = not c.state.started_at.startswith("0001-")
+    if started and network_mode(c.host_config) == "bridge" and \
+            not any(n.name == "bridge" for n in request.app[NETWORKS].list()):
+        return {**config, "NetworkDisabled": True}
+    return config
+
+
 def network_settings(request: web.Request, c: Container) -> dict[str, Any]:
     """inspect's NetworkSettings: the deprecated top-level fields mirror the default bridge."""
     networks = container_networks(request, c)

@@ -13,7 +13,6 @@ import contextlib
 import dataclasses
 import ipaddress
 import logging
-import os
 import secrets
 from collections.abc import Mapping
 from typing import Any
@@ -24,6 +23,7 @@ from . import grammar, ipam, netns, plainveth, ports
 from .contract import Attachment, NetworkedContainer, network_mode
 from .isolation import Isolation
 from .netavark import Netavark
+from .ownership import BridgeOwnership, Owner
 from .records import Endpoint, Network
 from .store import ANCHOR_PREFIX, BindingList, NetworkList, NetworkStore, anchor_id
 
@@ -35,8 +35,9 @@ NetworkEndpoints = list[tuple[str, Endpoint]]
 class Attachments:
     def __init__(self, store: NetworkStore, containers: ContainerRecords, driver: Netavark,
                  port_allocator: ports.PortAllocator, isolation: Isolation,
-                 netns_root: str) -> None:
+                 netns_root: str, ownership: BridgeOwnership) -> None:
         self.store = store
+        self.ownership = ownership
         self.containers = containers
         self.driver = driver
         self.ports = port_allocator
@@ -60,6 +61,12 @@ class Attachments:
             return Attachment(f"/proc/{other.state.pid}/ns/net",
                               tuple(e.address for e in self.store.endpoints(other.id).values()))
         names = [mode, *(n for n in endpoints_config(c.networking) if n != mode)]
+        if "bridge" in names and not self.store.has("bridge"):
+            # --bridge none: the default network is no network (dockerd's NetworkDisabled);
+            # the container's other networks still join.
+            names.remove("bridge")
+            if not names:
+                return Attachment(None, host_gateway=self.store.host_gateway())
         nets = [self.store.get(n) for n in names]
         await self._settled(c.id)
         path = await asyncio.to_thread(netns.create, self.netns_root, c.id)
@@ -112,7 +119,7 @@ class Attachments:
             dns_names = [c.name, *aliases, c.id[:12]] if n.dns_enabled else []
             # The fast path makes the first interface only: it owns the default route.
             plain = not bindings and iface == "eth0" and (anchor_id(n.id), n.id) in \
-                self.store.endpoints_by and bridge_up(n)
+                self.store.endpoints_by and self.ownership.owner(n.bridge) is Owner.OURS
             ep = Endpoint(container_id=c.id, network_id=n.id, endpoint_id=endpoint_id,
                           interface=iface, address=str(addr), prefix_len=pool.subnet.prefixlen,
                           gateway=str(pool.gateway), mac=mac or ipam.mac_for(addr),
@@ -126,7 +133,9 @@ class Attachments:
                                       ep.gateway, ep.mac)
                 return ep
             async with self._setup_lock(n):
+                self.ownership.check(n.bridge)
                 result = await self.driver.setup(path, n, ep, c.name)
+                await self.ownership.claim(n.bridge)
             await self.isolation.after_setup()
         except BaseException as e:
             self.store.endpoints_by.pop((c.id, n.id), None)
@@ -155,14 +164,17 @@ class Attachments:
         speed: logged, not raised."""
         aid = anchor_id(n.id)
         if (aid, n.id) in self.store.endpoints_by:
-            if bridge_up(n):
+            owner = self.ownership.owner(n.bridge)
+            if owner is Owner.OURS:
                 return
             # Someone deleted the bridge under us (another daemon configured with the same
             # bridge name): the anchor is orphaned. Make a new one, and with it the bridge.
             log.warning("bridge %s disappeared; setting it up again", n.bridge)
             stale = self.store.endpoints_by.pop((aid, n.id))
-            with contextlib.suppress(InternalError):  # we hold the lock detach_one takes
-                await self.driver.teardown(netns.path(self.netns_root, aid), n, stale, aid)
+            if owner is Owner.ABSENT:  # never a teardown on another's bridge of that name
+                with contextlib.suppress(InternalError):  # we hold the lock detach_one takes
+                    await self.driver.teardown(netns.path(self.netns_root, aid), n, stale,
+                                               aid)
             await self.store.delete_endpoint(aid, n.id)
             await asyncio.to_thread(netns.remove, self.netns_root, aid)
         pool = ipam.Pool.from_api(n.subnets[0])
@@ -179,7 +191,9 @@ class Attachments:
             path = await asyncio.to_thread(netns.create, self.netns_root, aid)
             await self.store.save_endpoint(ep)
             self.store.endpoints_by[(aid, n.id)] = ep
+            self.ownership.check(n.bridge)
             await self.driver.setup(path, n, ep, aid)
+            await self.ownership.claim(n.bridge)
             await self.isolation.after_setup()
         except Exception as e:
             log.warning("default bridge anchor: %s", e)
@@ -267,10 +281,6 @@ class Attachments:
 
 def endpoints_config(networking: Mapping[str, Any]) -> dict[str, Any]:
     return dict((networking or {}).get("EndpointsConfig") or {})
-
-
-def bridge_up(n: Network) -> bool:
-    return os.path.exists(f"/sys/class/net/{n.bridge}")
 
 
 def _connectivity_error(name: str, endpoint_id: str, e: Exception) -> str:

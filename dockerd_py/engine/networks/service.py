@@ -35,7 +35,6 @@ import asyncio
 import contextlib
 import ipaddress
 import os
-import re
 import secrets
 from collections.abc import Callable
 from typing import Any
@@ -52,11 +51,26 @@ from .contract import Attachment, NetworkedContainer
 from .defaultbridge import ensure_predefined
 from .isolation import Isolation
 from .netavark import Netavark
+from .ownership import BridgeOwnership
 from .records import BRIDGE_NAME_OPTION, Endpoint, Network
 from .settings import NetworkSettings, free_subnet
 from .store import ANCHOR_PREFIX, BindingList, EndpointList, NetworkList, NetworkStore, StrList
 
-_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+# Go's unicode.IsSpace: dockerd refuses a name that is empty once these are trimmed.
+_GO_SPACE = "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006" \
+            "\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+# Names dockerd keeps for its predefined networks ("default" is the bridge's other name).
+_RESERVED = ("bridge", "host", "none", "default")
+
+
+def check_name(name: str) -> None:
+    """dockerd's rule: any name with a character that is not white space, except the
+    predefined networks' names. A name never reaches a program run as root: netavark and
+    aardvark-dns know networks by their IDs."""
+    if not name.strip(_GO_SPACE):
+        raise InvalidParameter(f"invalid name: {name}")
+    if name in _RESERVED:
+        raise Forbidden(f"operation is not permitted on predefined {name} network ")
 
 
 class NetworkService:
@@ -68,9 +82,10 @@ class NetworkService:
         self.ports = ports.PortAllocator()
         self.isolation = Isolation(settings.exec_root, enabled=settings.iptables)
         self.store = NetworkStore(db, events)
+        self.ownership = BridgeOwnership(settings.exec_root)
         self.attachments = Attachments(
             self.store, containers, Netavark(os.path.join(settings.exec_root, "netavark")),
-            self.ports, self.isolation, self.netns_root)
+            self.ports, self.isolation, self.netns_root, self.ownership)
         self.connections = Connections(self.store, containers, self.attachments)
 
     # -- lookup ------------------------------------------------------------
@@ -122,9 +137,17 @@ class NetworkService:
         await self.store.load()
         for e in self.store.endpoints_by.values():
             self.ports.hold(e.container_id, (ports.Binding.from_netavark(m) for m in e.ports))
-        await ensure_predefined(self.store, self.settings, self.attachments)
+        await self._mark_legacy_bridges()
+        await ensure_predefined(self.store, self.settings, self.attachments, self.ownership)
         if self.store.endpoints_by:
             await self.isolation.update(self.store.bridges(), start=True)
+
+    async def _mark_legacy_bridges(self) -> None:
+        """Bridges with containers recorded on them by a daemon from before the marks
+        (live restore): ours."""
+        for n in self.store.networks.values():
+            if n.driver == "bridge" and self.store.network_endpoints(n.id):
+                await self.ownership.claim(n.bridge)
 
     async def reconcile(self, running: set[str]) -> None:
         """After the containers are restored: tear down what containers that exited
@@ -153,11 +176,7 @@ class NetworkService:
 
     async def create(self, body: dict[str, Any]) -> Network:
         name = str(body.get("Name") or "")
-        if not name:
-            raise InvalidParameter("network name must not be empty")  # CLI checks too
-        if not _NAME.match(name):
-            raise InvalidParameter(f'invalid name "{name}": only [a-zA-Z0-9][a-zA-Z0-9_.-] are '
-                                   "allowed")
+        check_name(name)
         driver = str(body.get("Driver") or "bridge")
         if driver != "bridge":
             if driver in ("host", "null"):
