@@ -83,7 +83,7 @@ async def list_networks(request: web.Request) -> web.Response:
                           if _matches(request, n, filters)])
 
 
-@routes.get("/networks/{id}")
+@routes.get("/networks/{id:.+}")
 async def inspect_network(request: web.Request) -> web.Response:
     n = request.app[NETWORKS].get(request.match_info["id"])
     return json_response(network_json(n, _attached(request, n)))
@@ -99,7 +99,7 @@ async def create_network(request: web.Request) -> web.Response:
     return json_response({"Id": n.id, "Warning": ""}, status=201)
 
 
-@routes.post("/networks/{id}/connect")
+@routes.post("/networks/{id:.+}/connect")
 async def connect_network(request: web.Request) -> web.Response:
     body = await read_json(request, required=True) or {}
     container = str(body.get("Container") or "")
@@ -110,7 +110,7 @@ async def connect_network(request: web.Request) -> web.Response:
     return web.Response(status=200)
 
 
-@routes.post("/networks/{id}/disconnect")
+@routes.post("/networks/{id:.+}/disconnect")
 async def disconnect_network(request: web.Request) -> web.Response:
     body = await read_json(request, required=True) or {}
     container = str(body.get("Container") or "")
@@ -121,7 +121,7 @@ async def disconnect_network(request: web.Request) -> web.Response:
     return web.Response(status=200)
 
 
-@routes.delete("/networks/{id}")
+@routes.delete("/networks/{id:.+}")
 async def remove_network(request: web.Request) -> web.Response:
     await request.app[NETWORKS].remove(request.match_info["id"])
     return web.Response(status=204)
