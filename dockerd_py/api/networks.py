@@ -205,6 +205,17 @@ def container_networks(request: web.Request, c: Container) -> dict[str, Any]:
     return out
 
 
+def container_host_config(request: web.Request, c: Container, hc: dict[str, Any]
+                          ) -> dict[str, Any]:
+    """inspect's HostConfig: links as dockerd shows them ("/child:/parent/alias"), and
+    none for a container on a user-defined network (its links are its endpoint's)."""
+    if not hc.get("Links"):
+        return hc
+    shown = request.app[NETWORKS].links_shown(c.name, hc) \
+        if network_mode(c.host_config) == "bridge" else None
+    return {**hc, "Links": shown}
+
+
 def container_config(request: web.Request, c: Container, config: dict[str, Any]
                      ) -> dict[str, Any]:
     """inspect's Config: a container on the default network of a daemon without one

@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import ipaddress
 import logging
+import os
 import secrets
 from collections.abc import Mapping
 from typing import Any
@@ -22,10 +23,11 @@ from ..containers.contract import ContainerRecords
 from . import grammar, ipam, netns, plainveth, ports
 from .contract import Attachment, NetworkedContainer, network_mode
 from .isolation import Isolation
+from .linking import Linking
 from .netavark import Netavark
 from .ownership import BridgeOwnership, Owner
 from .records import Endpoint, Network
-from .store import ANCHOR_PREFIX, BindingList, NetworkList, NetworkStore, anchor_id
+from .store import ANCHOR_PREFIX, BindingList, NetworkStore, anchor_id
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +40,8 @@ class Attachments:
                  netns_root: str, ownership: BridgeOwnership) -> None:
         self.store = store
         self.ownership = ownership
+        self.linking = Linking(store, containers,
+                               os.path.join(driver.config_dir, "aardvark-dns"))
         self.containers = containers
         self.driver = driver
         self.ports = port_allocator
@@ -68,6 +72,8 @@ class Attachments:
             if not names:
                 return Attachment(None, host_gateway=self.store.host_gateway())
         nets = [self.store.get(n) for n in names]
+        link_hosts, link_env = self.linking.default_bridge(c) \
+            if any(n.name == "bridge" for n in nets) else ((), ())
         await self._settled(c.id)
         path = await asyncio.to_thread(netns.create, self.netns_root, c.id)
         try:
@@ -82,7 +88,7 @@ class Attachments:
         if dns:  # aardvark answers on the gateway; --dns servers come after it
             servers = (eps[dns[0].id].gateway, *map(str, c.host_config.get("Dns") or ()))
         return Attachment(path, tuple(e.address for e in eps.values()), servers,
-                          self._link_hosts(c, nets), self.store.host_gateway())
+                          link_hosts, link_env, self.store.host_gateway())
 
     async def attach_one(self, c: NetworkedContainer, n: Network, path: str, iface: str,
                          publish: bool) -> Endpoint:
@@ -136,6 +142,8 @@ class Attachments:
                 self.ownership.check(n.bridge)
                 result = await self.driver.setup(path, n, ep, c.name)
                 await self.ownership.claim(n.bridge)
+                if n.dns_enabled:
+                    await self.linking.add_records(c, n, settings)
             await self.isolation.after_setup()
         except BaseException as e:
             self.store.endpoints_by.pop((c.id, n.id), None)
@@ -200,24 +208,6 @@ class Attachments:
             self.store.endpoints_by.pop((aid, n.id), None)
             await self.store.delete_endpoint(aid, n.id)
             await asyncio.to_thread(netns.remove, self.netns_root, aid)
-
-    def _link_hosts(self, c: NetworkedContainer, nets: NetworkList) -> tuple[str, ...]:
-        """--link on the default bridge: the linked container's address under its alias."""
-        if not any(n.name == "bridge" for n in nets):
-            return ()
-        out = []
-        for link in c.host_config.get("Links") or []:
-            target, _, alias = str(link).partition(":")
-            try:
-                other = self.containers.get(target.lstrip("/"))
-            except DaemonError:
-                continue
-            alias_name = alias.rsplit("/", 1)[-1] if alias else other.name
-            for e in self.store.endpoints(other.id).values():
-                names = " ".join(dict.fromkeys([alias_name, other.id[:12], other.name]))
-                out.append(f"{e.address}\t{names}")
-                break
-        return tuple(out)
 
     # -- detach ------------------------------------------------------------------------
 

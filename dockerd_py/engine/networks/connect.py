@@ -10,7 +10,7 @@ from typing import Any
 
 from ...errors import Forbidden, InvalidParameter, NotFound
 from ..containers.contract import ContainerRecords
-from . import grammar, ipam, netns, ports
+from . import grammar, ipam, links, netns, ports
 from .attach import Attachments, endpoints_config
 from .contract import network_mode
 from .records import Network
@@ -37,6 +37,7 @@ class Connections:
         for name, ep in endpoints.items():
             check_grammar(ep, name)
         ports.validate(config, hc)
+        self.attachments.linking.validate(hc)
         kind, _, ref = mode.partition(":")
         if kind == "container":
             self.containers.get(ref)
@@ -145,3 +146,5 @@ def check_grammar(ep: dict[str, Any], network: str | None = None) -> None:
         grammar.check_mac(str(ep["MacAddress"]), network)
     for alias in ep.get("Aliases") or []:
         grammar.check_alias(str(alias))
+    for link in ep.get("Links") or []:
+        grammar.check_alias(links.parse(str(link))[1])

@@ -59,6 +59,10 @@ class Endpoint:
     static: bool = False                     # --ip: kept across restarts
     ports: list[dict[str, Any]] = field(default_factory=list)  # netavark port_mappings
     plain: bool = False                      # made by plainveth, not netavark
+    address6: str = ""                       # on a network with IPv6 enabled
+    prefix_len6: int = 0
+    gateway6: str = ""
+    link_local: list[str] = field(default_factory=list)  # IPAMConfig.LinkLocalIPs, added
 
 
 def save_network(conn: sqlite3.Connection, n: Network) -> None:

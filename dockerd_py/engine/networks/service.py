@@ -36,7 +36,7 @@ import contextlib
 import ipaddress
 import os
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ...errors import Conflict, DaemonError, Forbidden, InvalidParameter, NotFound
@@ -128,6 +128,12 @@ class NetworkService:
 
     async def disconnect(self, ref: str, container_ref: str, force: bool) -> None:
         await self.connections.disconnect(ref, container_ref, force)
+
+    async def remove_link(self, name: str) -> None:
+        await self.attachments.linking.remove_link(name)
+
+    def links_shown(self, name: str, host_config: Mapping[str, Any]) -> StrList | None:
+        return self.attachments.linking.shown(name, host_config)
 
     # -- daemon start and stop ---------------------------------------------------
 
