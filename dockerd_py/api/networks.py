@@ -46,7 +46,9 @@ def _attached(request: web.Request, n: Network) -> dict[str, Any]:
         except Exception:
             continue
         out[e.container_id] = {"Name": name, "EndpointID": e.endpoint_id, "MacAddress": e.mac,
-                               "IPv4Address": f"{e.address}/{e.prefix_len}", "IPv6Address": ""}
+                               "IPv4Address": f"{e.address}/{e.prefix_len}",
+                               "IPv6Address": f"{e.address6}/{e.prefix_len6}" if e.address6
+                               else ""}
     return out
 
 
@@ -176,7 +178,9 @@ def _endpoint_json(n: Network | None, settings: dict[str, Any],
         "NetworkID": n.id if n else settings.get("NetworkID", ""),
         "EndpointID": e.endpoint_id if e else "", "Gateway": e.gateway if e else "",
         "IPAddress": e.address if e else "", "IPPrefixLen": e.prefix_len if e else 0,
-        "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
+        "IPv6Gateway": e.gateway6 if e else "",
+        "GlobalIPv6Address": e.address6 if e else "",
+        "GlobalIPv6PrefixLen": e.prefix_len6 if e else 0,
         "DNSNames": (e.dns_names or None) if e else None,
     }
 
@@ -241,9 +245,10 @@ def network_settings(request: web.Request, c: Container) -> dict[str, Any]:
         "HairpinMode": False, "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0,
         "SecondaryIPAddresses": None, "SecondaryIPv6Addresses": None,
         "EndpointID": bridge.get("EndpointID", ""), "Gateway": bridge.get("Gateway", ""),
-        "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
+        "GlobalIPv6Address": bridge.get("GlobalIPv6Address", ""),
+        "GlobalIPv6PrefixLen": bridge.get("GlobalIPv6PrefixLen", 0),
         "IPAddress": bridge.get("IPAddress", ""), "IPPrefixLen": bridge.get("IPPrefixLen", 0),
-        "IPv6Gateway": "", "MacAddress": bridge.get("MacAddress", ""),
+        "IPv6Gateway": bridge.get("IPv6Gateway", ""), "MacAddress": bridge.get("MacAddress", ""),
         "Networks": networks,
     }
 

@@ -94,7 +94,11 @@ class Attachments:
                          publish: bool) -> Endpoint:
         """One endpoint in the namespace at path; publish: the container's host ports."""
         settings = endpoints_config(c.networking).get(n.name) or {}
-        static = ((settings.get("IPAMConfig") or {}).get("IPv4Address") or "")
+        ipam_config = settings.get("IPAMConfig") or {}
+        static = str(ipam_config.get("IPv4Address") or "")
+        static6 = str(ipam_config.get("IPv6Address") or "")
+        link_local = [str(ipaddress.ip_address(a))
+                      for a in ipam_config.get("LinkLocalIPs") or () if a]
         aliases = [str(a) for a in settings.get("Aliases") or []]
         mac = str(settings.get("MacAddress") or c.config.get("MacAddress") or "")
         if mac:  # checked at create; again for a record from before that check
@@ -106,14 +110,20 @@ class Attachments:
         async with self.store.lock(n.id):
             if n.name == "bridge":
                 await self._ensure_anchor(n)
-            pool = ipam.Pool.from_api(n.subnets[0])
-            used = {ipaddress.ip_address(e.address)
-                    for e in self.store.network_endpoints(n.id, reserved=True)}
-            if static:
-                addr = ipam.parse_ip(static)
-                ipam.check_static(pool, addr, used)  # type: ignore[arg-type]
-            else:
-                addr = ipam.allocate(pool, used)  # type: ignore[arg-type]
+            used = {ipaddress.ip_address(a) for e in self.store.network_endpoints(
+                n.id, reserved=True) for a in (e.address, e.address6, *e.extra_addresses) if a}
+            pools4 = ipam.pools(n.subnets, 4)
+            addr, pool = ipam.pick(pools4, static, used)
+            address6, prefix6, gateway6 = "", 0, ""
+            pools6 = ipam.pools(n.subnets, 6) if n.enable_ipv6 else []
+            chosen = [pool]
+            if pools6:
+                addr6, pool6 = ipam.pick(pools6, static6, used)
+                address6, prefix6, gateway6 = \
+                    str(addr6), pool6.subnet.prefixlen, str(pool6.gateway)
+                chosen.append(pool6)
+            # An address in each of the network's other subnets too (netavark wants them).
+            extra = [str(ipam.allocate(p, used)) for p in pools4 + pools6 if p not in chosen]
             bindings: BindingList = []
             endpoint_id = secrets.token_hex(32)
             if publish:
@@ -124,19 +134,23 @@ class Attachments:
                     raise InternalError(_connectivity_error(c.name, endpoint_id, e)) from None
             dns_names = [c.name, *aliases, c.id[:12]] if n.dns_enabled else []
             # The fast path makes the first interface only: it owns the default route.
-            plain = not bindings and iface == "eth0" and (anchor_id(n.id), n.id) in \
+            plain = not bindings and iface == "eth0" and not address6 and (anchor_id(n.id),
+                                                                           n.id) in \
                 self.store.endpoints_by and self.ownership.owner(n.bridge) is Owner.OURS
             ep = Endpoint(container_id=c.id, network_id=n.id, endpoint_id=endpoint_id,
                           interface=iface, address=str(addr), prefix_len=pool.subnet.prefixlen,
                           gateway=str(pool.gateway), mac=mac or ipam.mac_for(addr),
                           aliases=aliases, dns_names=dns_names, static=bool(static),
-                          ports=[b.to_netavark() for b in bindings], plain=plain)
+                          ports=[b.to_netavark() for b in bindings], plain=plain,
+                          address6=address6, prefix_len6=prefix6, gateway6=gateway6,
+                          link_local=link_local, extra_addresses=extra)
             self.store.endpoints_by[(c.id, n.id)] = ep  # the address is reserved from here on
         try:
             await self.store.save_endpoint(ep)
             if ep.plain:
                 await plainveth.setup(path, c.id, n.bridge, iface, ep.address, ep.prefix_len,
                                       ep.gateway, ep.mac)
+                await plainveth.add_link_local(path, iface, ep.link_local)
                 return ep
             async with self._setup_lock(n):
                 self.ownership.check(n.bridge)
@@ -156,6 +170,7 @@ class Attachments:
         ep = dataclasses.replace(ep, mac=result.mac or ep.mac)
         await self.store.save_endpoint(ep)
         self.store.endpoints_by[(c.id, n.id)] = ep
+        await plainveth.add_link_local(path, iface, ep.link_local)
         return ep
 
     def _setup_lock(self, n: Network) -> contextlib.AbstractAsyncContextManager[Any]:
@@ -189,7 +204,7 @@ class Attachments:
         used = {ipaddress.ip_address(e.address)
                 for e in self.store.network_endpoints(n.id, reserved=True)}
         try:
-            addr = ipam.allocate_last(pool, used)  # type: ignore[arg-type]
+            addr = ipam.allocate_last(pool, used)
         except DaemonError:
             return
         ep = Endpoint(container_id=aid, network_id=n.id, endpoint_id=secrets.token_hex(32),

@@ -101,7 +101,7 @@ def _default_bridge(settings: NetworkSettings) -> tuple[str, ipam.Pool | None] |
         return bridge, None
     iface = ipaddress.ip_interface(settings.bip)
     subnet = ipaddress.ip_network(str(iface.network))
-    pool = ipam.Pool(subnet, iface.ip)  # type: ignore[arg-type]
+    pool = ipam.Pool(subnet, iface.ip)
     if settings.fixed_cidr:
         pool = dataclasses.replace(pool, ip_range=ipam.parse_cidr(settings.fixed_cidr))
     return bridge, pool

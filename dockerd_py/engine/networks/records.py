@@ -63,6 +63,7 @@ class Endpoint:
     prefix_len6: int = 0
     gateway6: str = ""
     link_local: list[str] = field(default_factory=list)  # IPAMConfig.LinkLocalIPs, added
+    extra_addresses: list[str] = field(default_factory=list)  # in the network's other subnets
 
 
 def save_network(conn: sqlite3.Connection, n: Network) -> None:

@@ -188,18 +188,18 @@ class NetworkService:
             if driver in ("host", "null"):
                 raise Forbidden(f"only one instance of \"{driver}\" network is allowed")
             raise NotFound(f"plugin \"{driver}\" not found")
-        if body.get("EnableIPv6"):
-            raise InvalidParameter("IPv6 networks are not supported yet")
+        enable_ipv6 = bool(body.get("EnableIPv6"))
         ipam_body = body.get("IPAM") or {}
         ipam_driver = str(ipam_body.get("Driver") or "default")
         if ipam_driver != "default":
             raise NotFound(f"plugin \"{ipam_driver}\" not found")
         options = {str(k): str(v) for k, v in (body.get("Options") or {}).items()}
         labels = {str(k): str(v) for k, v in (body.get("Labels") or {}).items()}
-        configs = list(ipam_body.get("Config") or [])
-        if len(configs) > 1:
-            raise InvalidParameter("only one IPv4 subnet per network is supported yet")
-        parsed = [ipam.pool_from_config(c) for c in configs]
+        parsed = [ipam.pool_from_config(c) for c in list(ipam_body.get("Config") or [])]
+        if enable_ipv6 and not any(subnet.version == 6 for subnet, _, _ in parsed):
+            # dockerd 20.10 has no default IPv6 pools
+            raise NotFound("could not find an available, non-overlapping IPv6 address pool "
+                           "among the defaults to assign to the network")
         nid = secrets.token_hex(32)
         bridge = options.get(BRIDGE_NAME_OPTION) or f"br-{nid[:12]}"
         grammar.check_bridge_name(bridge)
@@ -210,17 +210,20 @@ class NetworkService:
             taken = BRIDGE_NAME_OPTION in options and os.path.exists(f"/sys/class/net/{bridge}")
             if taken or any(n.bridge == bridge for n in networks.values()):
                 raise Forbidden(f"bridge name {bridge} is already in use")
-            used = [ipaddress.IPv4Network(s["Subnet"]) for n in networks.values()
-                    for s in n.subnets]
-            if parsed:
-                subnet, gateway, ip_range = parsed[0]
-                ipam.check_overlap(subnet, used)
-                pool = ipam.make_pool(subnet, gateway, ip_range)
-            else:
-                subnet = free_subnet(self.settings, used)
-                pool = ipam.make_pool(subnet, None, None)
+            used: list[ipam.IPNet] = [ipaddress.ip_network(s["Subnet"])
+                                      for n in networks.values() for s in n.subnets]
+            pools: list[ipam.Pool] = []
+            for subnet, gateway, ip_range in parsed:  # several, of one family or both
+                ipam.check_overlap(subnet, [*used, *(p.subnet for p in pools)])
+                pools.append(ipam.make_pool(subnet, gateway, ip_range))
+            user_v4 = any(p.version == 4 for p in pools)
+            if not user_v4:  # an IPv4 subnet always, from the pools unless given
+                v4_used = [u for u in used if isinstance(u, ipaddress.IPv4Network)]
+                pools.insert(0, ipam.make_pool(free_subnet(self.settings, v4_used), None, None))
+            pools.sort(key=lambda p: p.version)
             n = Network(id=nid, name=name, driver="bridge", created=now_rfc3339(),
-                        bridge=bridge, subnets=[pool.to_api()], user_subnets=bool(parsed),
+                        bridge=bridge, subnets=[p.to_api() for p in pools],
+                        user_subnets=user_v4, enable_ipv6=enable_ipv6,
                         internal=bool(body.get("Internal")),
                         attachable=bool(body.get("Attachable")), labels=labels,
                         options=options,
