@@ -53,8 +53,9 @@ class BridgeOwnership:
         return Owner.OURS if alias == self.mark else Owner.FOREIGN
 
     def check(self, bridge: str) -> None:
-        """Before a setup that may make the bridge or add to it: refuse another's."""
-        if self.owner(bridge) is Owner.FOREIGN:
+        """Before a setup that may make the bridge or add to it: refuse another's. (A name
+        outside the grammar is left to the driver, which refuses it in its own words.)"""
+        if grammar.bridge_name_ok(bridge) and self.owner(bridge) is Owner.FOREIGN:
             raise InternalError(f"bridge {bridge} exists and was not made by this daemon "
                                 "(another program's, such as Docker's dockerd): not using it")
 
