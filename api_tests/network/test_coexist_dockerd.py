@@ -182,3 +182,22 @@ def test_beside_dockerd_our_own_bridge_and_theirs_untouched(dockerd: Reference,
     assert not os.path.exists(f"/sys/class/net/{our_bridge}")
     assert (_bridge_state("docker0"), _docker_rules()) == before
     assert wait_http(their_ip, 80) == their_hostname
+
+
+def test_dockerd_started_after_ours_before_its_first_container(ours: Daemon, dockerd: Reference,
+                                                               busybox_tar: Path) -> None:
+    """Ours chose docker0 while it was free; dockerd took the name before our first
+    container: ours moves to a bridge and subnet of its own then, and takes nothing of
+    dockerd's."""
+    before = (_bridge_state("docker0"), _docker_rules())
+    _cli(ours, "import", "-c", 'CMD ["sh"]', busybox_tar, "busybox:latest")
+    _cli(ours, "run", "-d", "--name", "mine", *HTTPD)
+    net = json.loads(_cli(ours, "network", "inspect", "bridge").stdout)[0]
+    assert net["Options"]["com.docker.network.bridge.name"] != "docker0"
+    my_ip = json.loads(_cli(ours, "inspect", "mine").stdout)[0][
+        "NetworkSettings"]["Networks"]["bridge"]["IPAddress"]
+    their_subnet = json.loads(dockerd.run("network", "inspect", "bridge").stdout)[0][
+        "IPAM"]["Config"][0]["Subnet"]
+    assert ipaddress.ip_address(my_ip) not in ipaddress.ip_network(their_subnet)
+    assert (_bridge_state("docker0"), _docker_rules()) == before
+    _cli(ours, "rm", "-f", "mine")

@@ -51,7 +51,7 @@ from .contract import Attachment, NetworkedContainer
 from .defaultbridge import ensure_predefined
 from .isolation import Isolation
 from .netavark import Netavark
-from .ownership import BridgeOwnership
+from .ownership import BridgeOwnership, Owner
 from .records import BRIDGE_NAME_OPTION, Endpoint, Network
 from .settings import NetworkSettings, free_subnet
 from .store import ANCHOR_PREFIX, BindingList, EndpointList, NetworkList, NetworkStore, StrList
@@ -118,7 +118,20 @@ class NetworkService:
         return self.connections.validate(hc, networking, config)
 
     async def attach(self, c: NetworkedContainer) -> Attachment:
+        await self._default_bridge_still_ours()
         return await self.attachments.attach(c)
+
+    async def _default_bridge_still_ours(self) -> None:
+        """Another program (Docker's dockerd starting after us) may have made an interface
+        of the default bridge's name before our first container: while nothing of ours is
+        on the bridge, it is chosen again (a name and subnet of our own)."""
+        for n in list(self.store.networks.values()):
+            if n.name == "bridge" and not self.store.network_endpoints(n.id, reserved=True) \
+                    and self.ownership.owner(n.bridge) is Owner.FOREIGN:
+                async with self.store.create_lock:
+                    await ensure_predefined(self.store, self.settings, self.attachments,
+                                            self.ownership)
+                    await self.isolation.update(self.store.bridges())
 
     async def detach(self, cid: str, name: str = "") -> None:
         await self.attachments.detach(cid, name)
