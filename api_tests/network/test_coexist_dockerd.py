@@ -67,6 +67,13 @@ def _docker_rules() -> list[str]:
     return sorted(out)
 
 
+def _firewall() -> set[str]:
+    """Every rule now, as network_leftovers names them."""
+    rules = "".join(subprocess.run([tool], capture_output=True, text=True).stdout
+                    for tool in ("iptables-save", "ip6tables-save"))
+    return {f"firewall rule: {line}" for line in rules.splitlines()}
+
+
 def _remove_docker_leftovers() -> None:
     """What the test's dockerd leaves on the host when it stops: docker0 and its chains."""
     for table in ("filter", "nat"):
@@ -102,7 +109,8 @@ def _bridge_state(name: str) -> dict[str, Any]:
 def dockerd(busybox_tar: Path) -> Iterator[Reference]:
     if not os.path.exists(REFERENCE_DOCKERD) or os.geteuid() != 0:
         pytest.skip("needs Docker's dockerd and root")
-    if os.path.exists("/sys/class/net/docker0") or _docker_rules():
+    chains = subprocess.run(["iptables", "-w", "-S", "DOCKER"], capture_output=True)
+    if os.path.exists("/sys/class/net/docker0") or chains.returncode == 0:
         pytest.skip("another Docker daemon has docker0 or its chains on this host")
     ref = NetworkedReference(Path(tempfile.mkdtemp(prefix="dpyco-ref-", dir="/tmp")))
     try:
@@ -166,8 +174,9 @@ def test_beside_dockerd_our_own_bridge_and_theirs_untouched(dockerd: Reference,
     our_subnet = ipaddress.ip_network(net["IPAM"]["Config"][0]["Subnet"])
     assert not our_subnet.overlaps(ipaddress.ip_network(their_subnet))
     assert "docker0 exists and is not this daemon's" in ours.log_path.read_text()
-    # Nothing set up yet: what matches now is someone else's (stale rules of that subnet).
-    others = set(network_leftovers(ours, [net]))
+    # Nothing set up yet: what matches later and is there now is someone else's (stale
+    # rules of the same subnet).
+    others = _firewall()
     _cli(ours, "run", "-d", "--name", "mine", *HTTPD)
     mine = json.loads(_cli(ours, "inspect", "mine").stdout)[0]
     my_ip = mine["NetworkSettings"]["Networks"]["bridge"]["IPAddress"]
@@ -191,6 +200,7 @@ def test_dockerd_started_after_ours_before_its_first_container(ours: Daemon, doc
     dockerd's."""
     before = (_bridge_state("docker0"), _docker_rules())
     _cli(ours, "import", "-c", 'CMD ["sh"]', busybox_tar, "busybox:latest")
+    others = _firewall()
     _cli(ours, "run", "-d", "--name", "mine", *HTTPD)
     net = json.loads(_cli(ours, "network", "inspect", "bridge").stdout)[0]
     assert net["Options"]["com.docker.network.bridge.name"] != "docker0"
@@ -201,3 +211,6 @@ def test_dockerd_started_after_ours_before_its_first_container(ours: Daemon, doc
     assert ipaddress.ip_address(my_ip) not in ipaddress.ip_network(their_subnet)
     assert (_bridge_state("docker0"), _docker_rules()) == before
     _cli(ours, "rm", "-f", "mine")
+    assert ours.stop()
+    assert not set(network_leftovers(ours, [net])) - others
+    assert (_bridge_state("docker0"), _docker_rules()) == before
