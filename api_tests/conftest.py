@@ -87,7 +87,8 @@ def network_leftovers(d: Daemon, networks: list[dict[str, Any]]) -> list[str]:
         if n.get("Driver") == "bridge" and os.path.exists(f"/sys/class/net/{bridge}"):
             found.append(f"interface {bridge} of network {n['Name']}")
     subnets = [c["Subnet"] for n in networks for c in (n.get("IPAM") or {}).get("Config") or []]
-    rules = subprocess.run(["iptables-save"], capture_output=True, text=True).stdout
+    rules = "".join(subprocess.run([tool], capture_output=True, text=True).stdout
+                    for tool in ("iptables-save", "ip6tables-save"))
     isolation = "DPY-ISOLATION-"  # the daemon's own chains, named after its exec root
     tag = hashlib.sha256(str(d.exec_root).encode()).hexdigest()[:8].upper()
     # netavark's chains of a network: named after the hash of its name (here, its ID).

@@ -89,14 +89,16 @@ def bridge_exists(name: str) -> bool:
 
 
 def nat_rules_for(subnet: str) -> list[str]:
-    rules = subprocess.run(["iptables-save", "-t", "nat"], capture_output=True, text=True).stdout
+    tool = "ip6tables-save" if ":" in subnet else "iptables-save"
+    rules = subprocess.run([tool, "-t", "nat"], capture_output=True, text=True).stdout
     return [ln for ln in rules.splitlines() if f" {subnet} " in ln + " "]
 
 
 def netavark_chains(network_id: str) -> list[str]:
     """netavark's chains for a network (named after a hash of its name: our network ID)."""
     tag = hashlib.sha512(network_id.encode()).hexdigest()[:13].upper()
-    rules = subprocess.run(["iptables-save"], capture_output=True, text=True).stdout
+    rules = "".join(subprocess.run([tool], capture_output=True, text=True).stdout
+                    for tool in ("iptables-save", "ip6tables-save"))
     return [ln for ln in rules.splitlines()
             if f"NETAVARK-{tag} " in ln + " " or f"NETAVARK-DN-{tag} " in ln + " "]
 

@@ -15,8 +15,15 @@ from ..engine.types import ImageRecord
 from ..errors import Conflict, DaemonError, InvalidParameter
 from . import shapes
 from .httputil import json_bytes, json_response, query_bool, query_filters, query_int, read_body
-from .keys import CONTAINERS, EXECS, IMAGES
-from .networks import container_networks, network_settings, port_filter_matches, summary_ports
+from .keys import CONTAINERS, EXECS, IMAGES, NETWORKS
+from .networks import (
+    container_config,
+    container_host_config,
+    container_networks,
+    network_settings,
+    port_filter_matches,
+    summary_ports,
+)
 from .server import api_version
 from .streams import frame
 
@@ -158,11 +165,11 @@ def inspect(request: web.Request, c: Container, layer_dirs: dict[str, str] | Non
         "ProcessLabel": "",
         "AppArmorProfile": "",
         "ExecIDs": exec_ids or None,
-        "HostConfig": shapes.host_config(c.host_config),
+        "HostConfig": container_host_config(request, c, shapes.host_config(c.host_config)),
         "GraphDriver": {"Data": layer_dirs, "Name": "overlay2"},
         "Mounts": _mounts(c),
         **({"SizeRw": sizes[0], "SizeRootFs": sizes[1]} if sizes else {}),
-        "Config": shapes.config(c.config),
+        "Config": container_config(request, c, shapes.config(c.config)),
         "NetworkSettings": network_settings(request, c),
     }
 
@@ -348,8 +355,11 @@ async def resize_container(request: web.Request) -> web.Response:
     return web.Response(status=200)
 
 
-@routes.delete("/containers/{id}")
+@routes.delete("/containers/{id:.+}")  # a link's name has a slash: /parent/alias
 async def remove_container(request: web.Request) -> web.Response:
+    if query_bool(request, "link"):
+        await request.app[NETWORKS].remove_link(request.match_info["id"])
+        return web.Response(status=204)
     await request.app[CONTAINERS].remove(
         request.match_info["id"], force=query_bool(request, "force"),
         volumes=query_bool(request, "v"))

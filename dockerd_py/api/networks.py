@@ -46,7 +46,9 @@ def _attached(request: web.Request, n: Network) -> dict[str, Any]:
         except Exception:
             continue
         out[e.container_id] = {"Name": name, "EndpointID": e.endpoint_id, "MacAddress": e.mac,
-                               "IPv4Address": f"{e.address}/{e.prefix_len}", "IPv6Address": ""}
+                               "IPv4Address": f"{e.address}/{e.prefix_len}",
+                               "IPv6Address": f"{e.address6}/{e.prefix_len6}" if e.address6
+                               else ""}
     return out
 
 
@@ -83,7 +85,7 @@ async def list_networks(request: web.Request) -> web.Response:
                           if _matches(request, n, filters)])
 
 
-@routes.get("/networks/{id}")
+@routes.get("/networks/{id:.+}")
 async def inspect_network(request: web.Request) -> web.Response:
     n = request.app[NETWORKS].get(request.match_info["id"])
     return json_response(network_json(n, _attached(request, n)))
@@ -96,7 +98,7 @@ async def create_network(request: web.Request) -> web.Response:
     return json_response({"Id": n.id, "Warning": ""}, status=201)
 
 
-@routes.post("/networks/{id}/connect")
+@routes.post("/networks/{id:.+}/connect")
 async def connect_network(request: web.Request) -> web.Response:
     body = await read_body(request, "NetworkConnect", required=True)
     container = body.get("Container") or ""
@@ -107,7 +109,7 @@ async def connect_network(request: web.Request) -> web.Response:
     return web.Response(status=200)
 
 
-@routes.post("/networks/{id}/disconnect")
+@routes.post("/networks/{id:.+}/disconnect")
 async def disconnect_network(request: web.Request) -> web.Response:
     body = await read_body(request, "NetworkDisconnect", required=True)
     container = body.get("Container") or ""
@@ -118,7 +120,7 @@ async def disconnect_network(request: web.Request) -> web.Response:
     return web.Response(status=200)
 
 
-@routes.delete("/networks/{id}")
+@routes.delete("/networks/{id:.+}")
 async def remove_network(request: web.Request) -> web.Response:
     await request.app[NETWORKS].remove(request.match_info["id"])
     return web.Response(status=204)
@@ -173,7 +175,9 @@ def _endpoint_json(n: Network | None, settings: dict[str, Any],
         "NetworkID": n.id if n else settings.get("NetworkID", ""),
         "EndpointID": e.endpoint_id if e else "", "Gateway": e.gateway if e else "",
         "IPAddress": e.address if e else "", "IPPrefixLen": e.prefix_len if e else 0,
-        "IPv6Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
+        "IPv6Gateway": e.gateway6 if e else "",
+        "GlobalIPv6Address": e.address6 if e else "",
+        "GlobalIPv6PrefixLen": e.prefix_len6 if e else 0,
         "DNSNames": (e.dns_names or None) if e else None,
     }
 
@@ -202,6 +206,28 @@ def container_networks(request: web.Request, c: Container) -> dict[str, Any]:
     return out
 
 
+def container_host_config(request: web.Request, c: Container, hc: dict[str, Any]
+                          ) -> dict[str, Any]:
+    """inspect's HostConfig: links as dockerd shows them ("/child:/parent/alias"), and
+    none for a container on a user-defined network (its links are its endpoint's)."""
+    if not hc.get("Links"):
+        return hc
+    shown = request.app[NETWORKS].links_shown(c.name, hc) \
+        if network_mode(c.host_config) == "bridge" else None
+    return {**hc, "Links": shown}
+
+
+def container_config(request: web.Request, c: Container, config: dict[str, Any]
+                     ) -> dict[str, Any]:
+    """inspect's Config: a container on the default network of a daemon without one
+    (--bridge none) has run with networking disabled, as dockerd records at its start."""
+    started = not c.state.started_at.startswith("0001-")
+    if started and network_mode(c.host_config) == "bridge" and \
+            not any(n.name == "bridge" for n in request.app[NETWORKS].list()):
+        return {**config, "NetworkDisabled": True}
+    return config
+
+
 def network_settings(request: web.Request, c: Container) -> dict[str, Any]:
     """inspect's NetworkSettings: the deprecated top-level fields mirror the default bridge."""
     networks = container_networks(request, c)
@@ -216,9 +242,10 @@ def network_settings(request: web.Request, c: Container) -> dict[str, Any]:
         "HairpinMode": False, "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0,
         "SecondaryIPAddresses": None, "SecondaryIPv6Addresses": None,
         "EndpointID": bridge.get("EndpointID", ""), "Gateway": bridge.get("Gateway", ""),
-        "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
+        "GlobalIPv6Address": bridge.get("GlobalIPv6Address", ""),
+        "GlobalIPv6PrefixLen": bridge.get("GlobalIPv6PrefixLen", 0),
         "IPAddress": bridge.get("IPAddress", ""), "IPPrefixLen": bridge.get("IPPrefixLen", 0),
-        "IPv6Gateway": "", "MacAddress": bridge.get("MacAddress", ""),
+        "IPv6Gateway": bridge.get("IPv6Gateway", ""), "MacAddress": bridge.get("MacAddress", ""),
         "Networks": networks,
     }
 

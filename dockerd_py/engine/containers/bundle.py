@@ -134,7 +134,8 @@ def prepare(c: Container, *, state_dir: str, bundle_dir: str, mounts: list[Mount
             container_id=c.id, rootfs=rootfs, config=c.config, host_config=hc,
             host=host_limits(), mounts=_mount_specs(c, state_dir), user=user, etc_files=etc,
             netns_path=netns, ns_paths=sharing.ns_paths, shm_path=shm,
-            cgroup_parent=cgroup_parent, init_path=init_binary() if hc.get("Init") else None,
+            cgroup_parent=cgroup_parent, link_env=net.link_env if net is not None else (),
+            init_path=init_binary() if hc.get("Init") else None,
             devices=mapped, host_devices=host_devices))
         with open(os.path.join(bundle_dir, "config.json"), "w") as f:
             json.dump(spec, f)

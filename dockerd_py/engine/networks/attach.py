@@ -23,9 +23,11 @@ from ..containers.contract import ContainerRecords
 from . import grammar, ipam, netns, plainveth, ports
 from .contract import Attachment, NetworkedContainer, network_mode
 from .isolation import Isolation
+from .linking import Linking
 from .netavark import Netavark
+from .ownership import BridgeOwnership, Owner
 from .records import Endpoint, Network
-from .store import ANCHOR_PREFIX, BindingList, NetworkList, NetworkStore, anchor_id
+from .store import ANCHOR_PREFIX, BindingList, NetworkStore, anchor_id
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +37,11 @@ NetworkEndpoints = list[tuple[str, Endpoint]]
 class Attachments:
     def __init__(self, store: NetworkStore, containers: ContainerRecords, driver: Netavark,
                  port_allocator: ports.PortAllocator, isolation: Isolation,
-                 netns_root: str) -> None:
+                 netns_root: str, ownership: BridgeOwnership) -> None:
         self.store = store
+        self.ownership = ownership
+        self.linking = Linking(store, containers,
+                               os.path.join(driver.config_dir, "aardvark-dns"))
         self.containers = containers
         self.driver = driver
         self.ports = port_allocator
@@ -60,7 +65,15 @@ class Attachments:
             return Attachment(f"/proc/{other.state.pid}/ns/net",
                               tuple(e.address for e in self.store.endpoints(other.id).values()))
         names = [mode, *(n for n in endpoints_config(c.networking) if n != mode)]
+        if "bridge" in names and not self.store.has("bridge"):
+            # --bridge none: the default network is no network (dockerd's NetworkDisabled);
+            # the container's other networks still join.
+            names.remove("bridge")
+            if not names:
+                return Attachment(None, host_gateway=self.store.host_gateway())
         nets = [self.store.get(n) for n in names]
+        link_hosts, link_env = self.linking.default_bridge(c) \
+            if any(n.name == "bridge" for n in nets) else ((), ())
         await self._settled(c.id)
         path = await asyncio.to_thread(netns.create, self.netns_root, c.id)
         try:
@@ -75,13 +88,17 @@ class Attachments:
         if dns:  # aardvark answers on the gateway; --dns servers come after it
             servers = (eps[dns[0].id].gateway, *map(str, c.host_config.get("Dns") or ()))
         return Attachment(path, tuple(e.address for e in eps.values()), servers,
-                          self._link_hosts(c, nets), self.store.host_gateway())
+                          link_hosts, link_env, self.store.host_gateway())
 
     async def attach_one(self, c: NetworkedContainer, n: Network, path: str, iface: str,
                          publish: bool) -> Endpoint:
         """One endpoint in the namespace at path; publish: the container's host ports."""
         settings = endpoints_config(c.networking).get(n.name) or {}
-        static = ((settings.get("IPAMConfig") or {}).get("IPv4Address") or "")
+        ipam_config = settings.get("IPAMConfig") or {}
+        static = str(ipam_config.get("IPv4Address") or "")
+        static6 = str(ipam_config.get("IPv6Address") or "")
+        link_local = [str(ipaddress.ip_address(a))
+                      for a in ipam_config.get("LinkLocalIPs") or () if a]
         aliases = [str(a) for a in settings.get("Aliases") or []]
         mac = str(settings.get("MacAddress") or c.config.get("MacAddress") or "")
         if mac:  # checked at create; again for a record from before that check
@@ -93,14 +110,20 @@ class Attachments:
         async with self.store.lock(n.id):
             if n.name == "bridge":
                 await self._ensure_anchor(n)
-            pool = ipam.Pool.from_api(n.subnets[0])
-            used = {ipaddress.ip_address(e.address)
-                    for e in self.store.network_endpoints(n.id, reserved=True)}
-            if static:
-                addr = ipam.parse_ip(static)
-                ipam.check_static(pool, addr, used)  # type: ignore[arg-type]
-            else:
-                addr = ipam.allocate(pool, used)  # type: ignore[arg-type]
+            used = {ipaddress.ip_address(a) for e in self.store.network_endpoints(
+                n.id, reserved=True) for a in (e.address, e.address6, *e.extra_addresses) if a}
+            pools4 = ipam.pools(n.subnets, 4)
+            addr, pool = ipam.pick(pools4, static, used)
+            address6, prefix6, gateway6 = "", 0, ""
+            pools6 = ipam.pools(n.subnets, 6) if n.enable_ipv6 else []
+            chosen = [pool]
+            if pools6:
+                addr6, pool6 = ipam.pick(pools6, static6, used)
+                address6, prefix6, gateway6 = \
+                    str(addr6), pool6.subnet.prefixlen, str(pool6.gateway)
+                chosen.append(pool6)
+            # An address in each of the network's other subnets too (netavark wants them).
+            extra = [str(ipam.allocate(p, used)) for p in pools4 + pools6 if p not in chosen]
             bindings: BindingList = []
             endpoint_id = secrets.token_hex(32)
             if publish:
@@ -111,22 +134,30 @@ class Attachments:
                     raise InternalError(_connectivity_error(c.name, endpoint_id, e)) from None
             dns_names = [c.name, *aliases, c.id[:12]] if n.dns_enabled else []
             # The fast path makes the first interface only: it owns the default route.
-            plain = not bindings and iface == "eth0" and (anchor_id(n.id), n.id) in \
-                self.store.endpoints_by and bridge_up(n)
+            plain = not bindings and iface == "eth0" and not address6 and (anchor_id(n.id),
+                                                                           n.id) in \
+                self.store.endpoints_by and self.ownership.owner(n.bridge) is Owner.OURS
             ep = Endpoint(container_id=c.id, network_id=n.id, endpoint_id=endpoint_id,
                           interface=iface, address=str(addr), prefix_len=pool.subnet.prefixlen,
                           gateway=str(pool.gateway), mac=mac or ipam.mac_for(addr),
                           aliases=aliases, dns_names=dns_names, static=bool(static),
-                          ports=[b.to_netavark() for b in bindings], plain=plain)
+                          ports=[b.to_netavark() for b in bindings], plain=plain,
+                          address6=address6, prefix_len6=prefix6, gateway6=gateway6,
+                          link_local=link_local, extra_addresses=extra)
             self.store.endpoints_by[(c.id, n.id)] = ep  # the address is reserved from here on
         try:
             await self.store.save_endpoint(ep)
             if ep.plain:
                 await plainveth.setup(path, c.id, n.bridge, iface, ep.address, ep.prefix_len,
                                       ep.gateway, ep.mac)
+                await plainveth.add_link_local(path, iface, ep.link_local)
                 return ep
             async with self._setup_lock(n):
+                self.ownership.check(n.bridge)
                 result = await self.driver.setup(path, n, ep, c.name)
+                await self.ownership.claim(n.bridge)
+                if n.dns_enabled:
+                    await self.linking.add_records(c, n, settings)
             await self.isolation.after_setup()
         except BaseException as e:
             self.store.endpoints_by.pop((c.id, n.id), None)
@@ -139,6 +170,7 @@ class Attachments:
         ep = dataclasses.replace(ep, mac=result.mac or ep.mac)
         await self.store.save_endpoint(ep)
         self.store.endpoints_by[(c.id, n.id)] = ep
+        await plainveth.add_link_local(path, iface, ep.link_local)
         return ep
 
     def _setup_lock(self, n: Network) -> contextlib.AbstractAsyncContextManager[Any]:
@@ -155,21 +187,24 @@ class Attachments:
         speed: logged, not raised."""
         aid = anchor_id(n.id)
         if (aid, n.id) in self.store.endpoints_by:
-            if bridge_up(n):
+            owner = self.ownership.owner(n.bridge)
+            if owner is Owner.OURS:
                 return
             # Someone deleted the bridge under us (another daemon configured with the same
             # bridge name): the anchor is orphaned. Make a new one, and with it the bridge.
             log.warning("bridge %s disappeared; setting it up again", n.bridge)
             stale = self.store.endpoints_by.pop((aid, n.id))
-            with contextlib.suppress(InternalError):  # we hold the lock detach_one takes
-                await self.driver.teardown(netns.path(self.netns_root, aid), n, stale, aid)
+            if owner is Owner.ABSENT:  # never a teardown on another's bridge of that name
+                with contextlib.suppress(InternalError):  # we hold the lock detach_one takes
+                    await self.driver.teardown(netns.path(self.netns_root, aid), n, stale,
+                                               aid)
             await self.store.delete_endpoint(aid, n.id)
             await asyncio.to_thread(netns.remove, self.netns_root, aid)
         pool = ipam.Pool.from_api(n.subnets[0])
         used = {ipaddress.ip_address(e.address)
                 for e in self.store.network_endpoints(n.id, reserved=True)}
         try:
-            addr = ipam.allocate_last(pool, used)  # type: ignore[arg-type]
+            addr = ipam.allocate_last(pool, used)
         except DaemonError:
             return
         ep = Endpoint(container_id=aid, network_id=n.id, endpoint_id=secrets.token_hex(32),
@@ -179,31 +214,15 @@ class Attachments:
             path = await asyncio.to_thread(netns.create, self.netns_root, aid)
             await self.store.save_endpoint(ep)
             self.store.endpoints_by[(aid, n.id)] = ep
+            self.ownership.check(n.bridge)
             await self.driver.setup(path, n, ep, aid)
+            await self.ownership.claim(n.bridge)
             await self.isolation.after_setup()
         except Exception as e:
             log.warning("default bridge anchor: %s", e)
             self.store.endpoints_by.pop((aid, n.id), None)
             await self.store.delete_endpoint(aid, n.id)
             await asyncio.to_thread(netns.remove, self.netns_root, aid)
-
-    def _link_hosts(self, c: NetworkedContainer, nets: NetworkList) -> tuple[str, ...]:
-        """--link on the default bridge: the linked container's address under its alias."""
-        if not any(n.name == "bridge" for n in nets):
-            return ()
-        out = []
-        for link in c.host_config.get("Links") or []:
-            target, _, alias = str(link).partition(":")
-            try:
-                other = self.containers.get(target.lstrip("/"))
-            except DaemonError:
-                continue
-            alias_name = alias.rsplit("/", 1)[-1] if alias else other.name
-            for e in self.store.endpoints(other.id).values():
-                names = " ".join(dict.fromkeys([alias_name, other.id[:12], other.name]))
-                out.append(f"{e.address}\t{names}")
-                break
-        return tuple(out)
 
     # -- detach ------------------------------------------------------------------------
 
@@ -267,10 +286,6 @@ class Attachments:
 
 def endpoints_config(networking: Mapping[str, Any]) -> dict[str, Any]:
     return dict((networking or {}).get("EndpointsConfig") or {})
-
-
-def bridge_up(n: Network) -> bool:
-    return os.path.exists(f"/sys/class/net/{n.bridge}")
 
 
 def _connectivity_error(name: str, endpoint_id: str, e: Exception) -> str:

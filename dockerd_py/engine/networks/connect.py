@@ -10,7 +10,7 @@ from typing import Any
 
 from ...errors import Forbidden, InvalidParameter, NotFound
 from ..containers.contract import ContainerRecords
-from . import grammar, ipam, netns, ports
+from . import grammar, ipam, links, netns, ports
 from .attach import Attachments, endpoints_config
 from .contract import network_mode
 from .records import Network
@@ -37,6 +37,7 @@ class Connections:
         for name, ep in endpoints.items():
             check_grammar(ep, name)
         ports.validate(config, hc)
+        self.attachments.linking.validate(hc)
         kind, _, ref = mode.partition(":")
         if kind == "container":
             self.containers.get(ref)
@@ -120,17 +121,22 @@ class Connections:
 
 
 def check_endpoint(n: Network, ep: dict[str, Any]) -> None:
-    """An endpoint's settings against its network: --ip, --alias, --mac-address."""
-    ip = ((ep.get("IPAMConfig") or {}).get("IPv4Address") or "")
-    if ip:
+    """An endpoint's settings against its network: --ip, --ip6, --alias, --mac-address."""
+    config = ep.get("IPAMConfig") or {}
+    for key, version in (("IPv4Address", 4), ("IPv6Address", 6)):
+        ip = str(config.get(key) or "")
+        if not ip:
+            continue
         if n.name == "bridge":
             raise InvalidParameter("user specified IP address is supported on user defined "
                                    "networks only")
-        if not n.user_subnets:
+        pools = ipam.pools(n.subnets, version)
+        # IPv6 subnets are always the client's; the IPv4 one may be the daemon's choice
+        if not pools or (version == 4 and not n.user_subnets):
             raise InvalidParameter("user specified IP address is supported only when "
                                    "connecting to networks with user configured subnets")
         addr = ipam.parse_ip(ip)
-        if addr not in ipaddress.ip_network(n.subnets[0]["Subnet"]):
+        if not any(addr in p.subnet for p in pools):
             raise InvalidParameter(f"no configured subnet or ip-range contain the IP "
                                    f"address {ip}")
     if ep.get("Aliases") and n.name == "bridge":
@@ -145,3 +151,21 @@ def check_grammar(ep: dict[str, Any], network: str | None = None) -> None:
         grammar.check_mac(str(ep["MacAddress"]), network)
     for alias in ep.get("Aliases") or []:
         grammar.check_alias(str(alias))
+    for link in ep.get("Links") or []:
+        grammar.check_alias(links.parse(str(link))[1])
+    check_link_local((ep.get("IPAMConfig") or {}).get("LinkLocalIPs") or [])
+
+
+def check_link_local(addresses: list[Any]) -> None:
+    """IPAMConfig.LinkLocalIPs, added to the interface with ip: addresses, link-local ones
+    (dockerd's words, which it says at start; here at create and connect)."""
+    for text in map(str, addresses):
+        if not text:
+            continue
+        try:
+            addr = ipaddress.ip_address(text)
+        except ValueError:
+            raise InvalidParameter(f"Invalid link-local IP address: "
+                                   f"[{' '.join(map(str, addresses))}]") from None
+        if not addr.is_link_local:
+            raise InvalidParameter(f"invalid link local IP address: {text}")

@@ -64,7 +64,7 @@ from .ports import Binding
 from .records import Endpoint, Network
 
 __all__ = ["Attacher", "Attachment", "Binding", "ContainerNetworking", "Connector", "Endpoint",
-           "EndpointView", "Network", "NetworkAdmin", "NetworkLookup", "NetworkValidator",
+           "EndpointView", "Linker", "Network", "NetworkAdmin", "NetworkLookup", "NetworkValidator",
            "NetworkedContainer", "Networks", "StepNetworks", "network_mode"]
 
 
@@ -81,6 +81,7 @@ class Attachment:
     addresses: tuple[str, ...] = ()        # for /etc/hosts
     nameservers: tuple[str, ...] | None = None  # aardvark on user networks
     link_hosts: tuple[str, ...] = ()       # "ip\tname alias" lines for --link
+    link_env: tuple[str, ...] = ()         # the legacy variables of --link (links.py)
     host_gateway: str = ""                 # what --add-host name:host-gateway means
 
 
@@ -176,5 +177,15 @@ class StepNetworks(NetworkLookup, Attacher, Protocol):
     """What a build's RUN step needs: find its network, attach and detach."""
 
 
-class Networks(NetworkAdmin, Connector, EndpointView, ContainerNetworking, Protocol):
+class Linker(Protocol):
+    """Legacy links as the API shows and changes them."""
+
+    async def remove_link(self, name: str) -> None:
+        """`docker rm --link /parent/alias`: the parent container forgets that link."""
+
+    def links_shown(self, name: str, host_config: Mapping[str, Any]) -> builtins.list[str] | None:
+        """HostConfig.Links of the container called name, as dockerd shows them."""
+
+
+class Networks(NetworkAdmin, Connector, EndpointView, ContainerNetworking, Linker, Protocol):
     """The whole service."""

@@ -1,4 +1,6 @@
-"""Address management, pure: subnets, gateways, ranges, and picking free addresses.
+"""Address management, pure: subnets, gateways, ranges, and picking free addresses, for
+IPv4 and IPv6 alike (the daemon's pools, from which subnets are chosen, are IPv4 only, as
+dockerd 20.10's defaults).
 
 Errors carry dockerd's wording; the service decides what is already in use.
 """
@@ -13,6 +15,8 @@ from ...errors import Forbidden, InvalidParameter
 
 IPv4Net = ipaddress.IPv4Network
 IPv4Addr = ipaddress.IPv4Address
+IPNet = ipaddress.IPv4Network | ipaddress.IPv6Network
+IPAddr = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 # dockerd's default local address pools: 172.17-31.0.0/16, then 192.168.0.0/16 in /20s.
 DEFAULT_POOLS: tuple[tuple[str, int], ...] = (
@@ -22,9 +26,13 @@ DEFAULT_POOLS: tuple[tuple[str, int], ...] = (
 @dataclass(frozen=True)
 class Pool:
     """One IPAM.Config entry: the subnet, its gateway and where container addresses come from."""
-    subnet: IPv4Net
-    gateway: IPv4Addr
-    ip_range: IPv4Net | None = None
+    subnet: IPNet
+    gateway: IPAddr
+    ip_range: IPNet | None = None
+
+    @property
+    def version(self) -> int:
+        return self.subnet.version
 
     def to_api(self) -> dict[str, str]:
         out = {"Subnet": str(self.subnet)}
@@ -36,42 +44,39 @@ class Pool:
     @classmethod
     def from_api(cls, entry: dict[str, str]) -> Pool:
         """The pool of a network's IPAM.Config entry (as to_api wrote it)."""
-        return cls(ipaddress.IPv4Network(entry["Subnet"]), ipaddress.IPv4Address(entry["Gateway"]),
-                   ipaddress.IPv4Network(entry["IPRange"]) if entry.get("IPRange") else None)
+        return cls(ipaddress.ip_network(entry["Subnet"]), ipaddress.ip_address(entry["Gateway"]),
+                   ipaddress.ip_network(entry["IPRange"]) if entry.get("IPRange") else None)
 
 
-def parse_cidr(text: str) -> IPv4Net:
+def pools(entries: Iterable[dict[str, str]], version: int) -> list[Pool]:
+    """A network's pools of one family, in its IPAM.Config order."""
+    out = [Pool.from_api(e) for e in entries]
+    return [p for p in out if p.version == version]
+
+
+def parse_cidr(text: str) -> IPNet:
     """A CIDR as Go's net.ParseCIDR takes it (host bits allowed, then masked)."""
     try:
-        return ipaddress.ip_network(text, strict=False)  # type: ignore[return-value]
+        return ipaddress.ip_network(text, strict=False)
     except ValueError:
         raise InvalidParameter(f"invalid CIDR address: {text}") from None
 
 
-def _v4(net: ipaddress.IPv4Network | ipaddress.IPv6Network, text: str) -> IPv4Net:
-    if net.version != 4:
-        raise InvalidParameter(f"IPv6 is not supported yet: {text}")
-    return net
-
-
-def parse_ip(text: str) -> IPv4Addr:
+def parse_ip(text: str) -> IPAddr:
     try:
-        addr = ipaddress.ip_address(text)
+        return ipaddress.ip_address(text)
     except ValueError:
         raise InvalidParameter(f"invalid IP address: {text}") from None
-    if addr.version != 4:
-        raise InvalidParameter(f"IPv6 is not supported yet: {text}")
-    return addr
 
 
-def _cidr(kind: str, text: str) -> IPv4Net:
+def _cidr(kind: str, text: str) -> IPNet:
     try:
-        return _v4(parse_cidr(text), text)
+        return parse_cidr(text)
     except InvalidParameter as e:
         raise InvalidParameter(f"Invalid {kind} {text} : {e}") from None
 
 
-def pool_from_config(entry: dict[str, str]) -> tuple[IPv4Net, IPv4Addr | None, IPv4Net | None]:
+def pool_from_config(entry: dict[str, str]) -> tuple[IPNet, IPAddr | None, IPNet | None]:
     """Subnet, gateway and ip range of one IPAM.Config entry as the client sent it."""
     subnet_text = entry.get("Subnet") or ""
     if not subnet_text:
@@ -80,27 +85,28 @@ def pool_from_config(entry: dict[str, str]) -> tuple[IPv4Net, IPv4Addr | None, I
     gateway = None
     if entry.get("Gateway"):
         gateway = parse_ip(entry["Gateway"])
-        if gateway not in subnet:
+        if gateway.version != subnet.version or gateway not in subnet:
             raise InvalidParameter(f"failed to allocate gateway ({gateway}): Requested "
                                    "address is out of range")
     ip_range = None
     if entry.get("IPRange"):
         ip_range = _cidr("ip-range", entry["IPRange"])
-        if not ip_range.subnet_of(subnet):
+        if ip_range.version != subnet.version or \
+                not ip_range.subnet_of(subnet):  # type: ignore[arg-type]
             raise InvalidParameter(f"Invalid range {entry['IPRange']} for subnet "
                                    f"{subnet_text}")
     return subnet, gateway, ip_range
 
 
-def make_pool(subnet: IPv4Net, gateway: IPv4Addr | None, ip_range: IPv4Net | None) -> Pool:
+def make_pool(subnet: IPNet, gateway: IPAddr | None, ip_range: IPNet | None) -> Pool:
     if subnet.num_addresses < 4:
         raise InvalidParameter(f"subnet {subnet} is too small: it leaves no address for containers")
     return Pool(subnet, gateway or subnet.network_address + 1, ip_range)
 
 
-def check_overlap(subnet: IPv4Net, used: Iterable[IPv4Net]) -> None:
+def check_overlap(subnet: IPNet, used: Iterable[IPNet]) -> None:
     for other in used:
-        if subnet.overlaps(other):
+        if other.version == subnet.version and subnet.overlaps(other):
             raise Forbidden("Pool overlaps with other one on this address space")
 
 
@@ -118,18 +124,38 @@ def pick_subnet(pools: Sequence[tuple[str, int]], used: Iterable[IPv4Net]) -> IP
     raise Forbidden("all predefined address pools have been fully subnetted")
 
 
-def allocate(pool: Pool, used: set[IPv4Addr]) -> IPv4Addr:
-    """The lowest free container address: never the network, broadcast or gateway address."""
+def allocate(pool: Pool, used: set[IPAddr]) -> IPAddr:
+    """The lowest free container address: never the network, broadcast or gateway address.
+    (Lazily: an IPv6 range is huge, the first free address is among the first few.)"""
     space = pool.ip_range or pool.subnet
     for addr in space.hosts() if space.num_addresses > 2 else space:
         if addr in pool.subnet and addr != pool.gateway and addr not in used \
                 and addr not in (pool.subnet.network_address, pool.subnet.broadcast_address):
             return addr
-    raise Forbidden(f"no available IPv4 addresses on this network's address pools: "
-                    f"{pool.subnet}")
+    raise Forbidden(f"no available IPv{pool.version} addresses on this network's address "
+                    f"pools: {pool.subnet}")
 
 
-def check_static(pool: Pool, addr: IPv4Addr, used: set[IPv4Addr]) -> None:
+def pick(pools_: list[Pool], static: str, used: set[IPAddr]) -> tuple[IPAddr, Pool]:
+    """A container's address on one family of a network, and its pool: the one asked for
+    (--ip, --ip6), or the first free one of the first pool that has one."""
+    if static:
+        addr = parse_ip(static)
+        for pool in pools_:
+            if addr in pool.subnet:
+                check_static(pool, addr, used)
+                return addr, pool
+        raise InvalidParameter(f"no configured subnet or ip-range contain the IP address {addr}")
+    error: Forbidden | None = None
+    for pool in pools_:
+        try:
+            return allocate(pool, used), pool
+        except Forbidden as e:
+            error = e
+    raise error or Forbidden("no address pool on this network")
+
+
+def check_static(pool: Pool, addr: IPAddr, used: set[IPAddr]) -> None:
     """A user-chosen --ip: inside the subnet, not taken."""
     if addr not in pool.subnet:
         raise InvalidParameter(f"no configured subnet or ip-range contain the IP address {addr}")
@@ -137,11 +163,11 @@ def check_static(pool: Pool, addr: IPv4Addr, used: set[IPv4Addr]) -> None:
         raise Forbidden("Address already in use")
 
 
-def allocate_last(pool: Pool, used: set[IPv4Addr]) -> IPv4Addr:
+def allocate_last(pool: Pool, used: set[IPAddr]) -> IPAddr:
     """The highest free address (for the daemon's own anchor, out of the containers' way)."""
     space = pool.ip_range or pool.subnet
     addr = space.broadcast_address - 1
-    while addr > space.network_address:
+    while int(addr) > int(space.network_address):
         if addr in pool.subnet and addr != pool.gateway and addr not in used \
                 and addr != pool.subnet.broadcast_address:
             return addr
@@ -150,7 +176,7 @@ def allocate_last(pool: Pool, used: set[IPv4Addr]) -> IPv4Addr:
                     f"{pool.subnet}")
 
 
-def mac_for(addr: IPv4Addr) -> str:
+def mac_for(addr: IPAddr) -> str:
     """dockerd's MAC for an address: 02:42 and the address. A new container that gets an
     address back gets its MAC too, so the host's neighbour cache, still holding the old
     entry, delivers to it instead of to a veth that no longer exists."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import ipaddress
 import json
 import os
 import shutil
@@ -58,7 +59,11 @@ class Netavark:
         if not grammar.bridge_name_ok(network.bridge):
             raise InternalError(f"network {network.name} has an invalid bridge name "
                                 f"{network.bridge!r}: remove it and create it again")
-        per_network: dict[str, Any] = {"static_ips": [ep.address],
+        # netavark pairs static_ips with subnets by position, and wants one per subnet:
+        # the endpoint's own subnets first (IPv4, then IPv6, which the default routes
+        # go through), then the others, where it has an address of less importance.
+        subnets = _subnets_for(network, ep)
+        per_network: dict[str, Any] = {"static_ips": _static_ips(network, ep),
                                        "interface_name": ep.interface}
         if network.dns_enabled:
             per_network["aliases"] = [n for n in ep.dns_names if grammar.alias_ok(n)]
@@ -72,9 +77,9 @@ class Netavark:
             "network_info": {network.id: {
                 "name": network.id, "id": network.id, "driver": "bridge",
                 "network_interface": network.bridge,
-                "subnets": [{"subnet": s["Subnet"], "gateway": s["Gateway"]}
-                            for s in network.subnets],
-                "ipv6_enabled": False, "internal": network.internal,
+                "subnets": [{"subnet": s["Subnet"], "gateway": s["Gateway"]} for s in subnets],
+                "ipv6_enabled": any(":" in s["Subnet"] for s in subnets),
+                "internal": network.internal,
                 "dns_enabled": network.dns_enabled,
                 "ipam_options": {"driver": "host-local"},
             }},
@@ -125,16 +130,43 @@ class Netavark:
         after the network (here its ID, hence ours alone); -X refuses a chain still in
         use or not empty, so this never takes anything another daemon relies on."""
         tag = hashlib.sha512(network.id.encode()).hexdigest()[:13].upper()
-        proc = await asyncio.create_subprocess_exec(
-            "iptables", "-w", "-t", "nat", "-X", f"NETAVARK-DN-{tag}",
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
-        await proc.wait()
+        tools = ["iptables", "ip6tables"] if network.enable_ipv6 else ["iptables"]
+        for tool in tools:
+            proc = await asyncio.create_subprocess_exec(
+                tool, "-w", "-t", "nat", "-X", f"NETAVARK-DN-{tag}",
+                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+            await proc.wait()
 
     async def _quiet_teardown(self, netns: str, doc: dict[str, Any]) -> None:
         try:
             await self._run("teardown", netns, doc)
         except InternalError:
             pass  # a partial setup may lack pieces teardown expects; what exists is gone
+
+
+def _subnets_for(network: Network, ep: Endpoint) -> list[dict[str, str]]:
+    """The network's IPAM.Config entries in the order netavark needs for this endpoint:
+    the one holding its IPv4 address, the one holding its IPv6 address, then the rest.
+    IPv6 ones only where IPv6 is enabled (as dockerd, which ignores them otherwise)."""
+    entries = [s for s in network.subnets if network.enable_ipv6 or ":" not in s["Subnet"]]
+
+    def holds(entry: dict[str, str], address: str) -> bool:
+        net = ipaddress.ip_network(entry["Subnet"])
+        return bool(address) and ipaddress.ip_address(address) in net
+
+    first = [e for e in entries if holds(e, ep.address)][:1]
+    first += [e for e in entries if holds(e, ep.address6)][:1]
+    return first + [e for e in entries if e not in first]
+
+
+def _static_ips(network: Network, ep: Endpoint) -> list[str]:
+    """One address per subnet, in _subnets_for's order (netavark 1.4 wants as many)."""
+    out = []
+    for entry in _subnets_for(network, ep):
+        net = ipaddress.ip_network(entry["Subnet"])
+        out += [a for a in (ep.address, ep.address6, *ep.extra_addresses)
+                if a and ipaddress.ip_address(a) in net][:1]
+    return out
 
 
 def _error_text(out: bytes, err: bytes) -> str:

@@ -62,6 +62,14 @@ async def setup(netns: str, cid: str, bridge: str, iface: str, address: str,
         raise
 
 
+async def add_link_local(netns: str, iface: str, addresses: list[str]) -> None:
+    """IPAMConfig.LinkLocalIPs on the container's interface, as dockerd adds them: /16 for
+    IPv4, /64 for IPv6. The addresses were parsed (ipaddress) before they got here."""
+    if addresses:
+        await _ip(["nsenter", f"--net={netns}"], [
+            ["addr", "add", f"{a}/{64 if ':' in a else 16}", "dev", iface] for a in addresses])
+
+
 async def teardown(cid: str) -> None:
     """Idempotent: a pair already gone (its namespace went) is fine."""
     proc = await asyncio.create_subprocess_exec(

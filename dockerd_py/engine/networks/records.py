@@ -59,6 +59,11 @@ class Endpoint:
     static: bool = False                     # --ip: kept across restarts
     ports: list[dict[str, Any]] = field(default_factory=list)  # netavark port_mappings
     plain: bool = False                      # made by plainveth, not netavark
+    address6: str = ""                       # on a network with IPv6 enabled
+    prefix_len6: int = 0
+    gateway6: str = ""
+    link_local: list[str] = field(default_factory=list)  # IPAMConfig.LinkLocalIPs, added
+    extra_addresses: list[str] = field(default_factory=list)  # in the network's other subnets
 
 
 def save_network(conn: sqlite3.Connection, n: Network) -> None:

@@ -35,9 +35,8 @@ import asyncio
 import contextlib
 import ipaddress
 import os
-import re
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ...errors import Conflict, DaemonError, Forbidden, InvalidParameter, NotFound
@@ -52,11 +51,26 @@ from .contract import Attachment, NetworkedContainer
 from .defaultbridge import ensure_predefined
 from .isolation import Isolation
 from .netavark import Netavark
+from .ownership import BridgeOwnership, Owner
 from .records import BRIDGE_NAME_OPTION, Endpoint, Network
 from .settings import NetworkSettings, free_subnet
 from .store import ANCHOR_PREFIX, BindingList, EndpointList, NetworkList, NetworkStore, StrList
 
-_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")  # fullmatch: `$` passes a final "\n"
+# Go's unicode.IsSpace: dockerd refuses a name that is empty once these are trimmed.
+_GO_SPACE = "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006" \
+            "\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+# Names dockerd keeps for its predefined networks ("default" is the bridge's other name).
+_RESERVED = ("bridge", "host", "none", "default")
+
+
+def check_name(name: str) -> None:
+    """dockerd's rule: any name with a character that is not white space, except the
+    predefined networks' names. A name never reaches a program run as root: netavark and
+    aardvark-dns know networks by their IDs."""
+    if not name.strip(_GO_SPACE):
+        raise InvalidParameter(f"invalid name: {name}")
+    if name in _RESERVED:
+        raise Forbidden(f"operation is not permitted on predefined {name} network ")
 
 
 class NetworkService:
@@ -68,9 +82,10 @@ class NetworkService:
         self.ports = ports.PortAllocator()
         self.isolation = Isolation(settings.exec_root, enabled=settings.iptables)
         self.store = NetworkStore(db, events)
+        self.ownership = BridgeOwnership(settings.exec_root)
         self.attachments = Attachments(
             self.store, containers, Netavark(os.path.join(settings.exec_root, "netavark")),
-            self.ports, self.isolation, self.netns_root)
+            self.ports, self.isolation, self.netns_root, self.ownership)
         self.connections = Connections(self.store, containers, self.attachments)
 
     # -- lookup ------------------------------------------------------------
@@ -103,7 +118,20 @@ class NetworkService:
         return self.connections.validate(hc, networking, config)
 
     async def attach(self, c: NetworkedContainer) -> Attachment:
+        await self._default_bridge_still_ours()
         return await self.attachments.attach(c)
+
+    async def _default_bridge_still_ours(self) -> None:
+        """Another program (Docker's dockerd starting after us) may have made an interface
+        of the default bridge's name before our first container: while nothing of ours is
+        on the bridge, it is chosen again (a name and subnet of our own)."""
+        for n in list(self.store.networks.values()):
+            if n.name == "bridge" and not self.store.network_endpoints(n.id, reserved=True) \
+                    and self.ownership.owner(n.bridge) is Owner.FOREIGN:
+                async with self.store.create_lock:
+                    await ensure_predefined(self.store, self.settings, self.attachments,
+                                            self.ownership)
+                    await self.isolation.update(self.store.bridges())
 
     async def detach(self, cid: str, name: str = "") -> None:
         await self.attachments.detach(cid, name)
@@ -114,6 +142,12 @@ class NetworkService:
     async def disconnect(self, ref: str, container_ref: str, force: bool) -> None:
         await self.connections.disconnect(ref, container_ref, force)
 
+    async def remove_link(self, name: str) -> None:
+        await self.attachments.linking.remove_link(name)
+
+    def links_shown(self, name: str, host_config: Mapping[str, Any]) -> StrList | None:
+        return self.attachments.linking.shown(name, host_config)
+
     # -- daemon start and stop ---------------------------------------------------
 
     async def load(self) -> None:
@@ -122,9 +156,17 @@ class NetworkService:
         await self.store.load()
         for e in self.store.endpoints_by.values():
             self.ports.hold(e.container_id, (ports.Binding.from_netavark(m) for m in e.ports))
-        await ensure_predefined(self.store, self.settings, self.attachments)
+        await self._mark_legacy_bridges()
+        await ensure_predefined(self.store, self.settings, self.attachments, self.ownership)
         if self.store.endpoints_by:
             await self.isolation.update(self.store.bridges(), start=True)
+
+    async def _mark_legacy_bridges(self) -> None:
+        """Bridges with containers recorded on them by a daemon from before the marks
+        (live restore): ours."""
+        for n in self.store.networks.values():
+            if n.driver == "bridge" and self.store.network_endpoints(n.id):
+                await self.ownership.claim(n.bridge)
 
     async def reconcile(self, running: set[str]) -> None:
         """After the containers are restored: tear down what containers that exited
@@ -153,28 +195,24 @@ class NetworkService:
 
     async def create(self, body: dict[str, Any]) -> Network:
         name = str(body.get("Name") or "")
-        if not name:
-            raise InvalidParameter("network name must not be empty")  # CLI checks too
-        if not _NAME.fullmatch(name):
-            raise InvalidParameter(f'invalid name "{name}": only [a-zA-Z0-9][a-zA-Z0-9_.-] are '
-                                   "allowed")
+        check_name(name)
         driver = str(body.get("Driver") or "bridge")
         if driver != "bridge":
             if driver in ("host", "null"):
                 raise Forbidden(f"only one instance of \"{driver}\" network is allowed")
             raise NotFound(f"plugin \"{driver}\" not found")
-        if body.get("EnableIPv6"):
-            raise InvalidParameter("IPv6 networks are not supported yet")
+        enable_ipv6 = bool(body.get("EnableIPv6"))
         ipam_body = body.get("IPAM") or {}
         ipam_driver = str(ipam_body.get("Driver") or "default")
         if ipam_driver != "default":
             raise NotFound(f"plugin \"{ipam_driver}\" not found")
         options = {str(k): str(v) for k, v in (body.get("Options") or {}).items()}
         labels = {str(k): str(v) for k, v in (body.get("Labels") or {}).items()}
-        configs = list(ipam_body.get("Config") or [])
-        if len(configs) > 1:
-            raise InvalidParameter("only one IPv4 subnet per network is supported yet")
-        parsed = [ipam.pool_from_config(c) for c in configs]
+        parsed = [ipam.pool_from_config(c) for c in list(ipam_body.get("Config") or [])]
+        if enable_ipv6 and not any(subnet.version == 6 for subnet, _, _ in parsed):
+            # dockerd 20.10 has no default IPv6 pools
+            raise NotFound("could not find an available, non-overlapping IPv6 address pool "
+                           "among the defaults to assign to the network")
         nid = secrets.token_hex(32)
         bridge = options.get(BRIDGE_NAME_OPTION) or f"br-{nid[:12]}"
         grammar.check_bridge_name(bridge)
@@ -185,17 +223,20 @@ class NetworkService:
             taken = BRIDGE_NAME_OPTION in options and os.path.exists(f"/sys/class/net/{bridge}")
             if taken or any(n.bridge == bridge for n in networks.values()):
                 raise Forbidden(f"bridge name {bridge} is already in use")
-            used = [ipaddress.IPv4Network(s["Subnet"]) for n in networks.values()
-                    for s in n.subnets]
-            if parsed:
-                subnet, gateway, ip_range = parsed[0]
-                ipam.check_overlap(subnet, used)
-                pool = ipam.make_pool(subnet, gateway, ip_range)
-            else:
-                subnet = free_subnet(self.settings, used)
-                pool = ipam.make_pool(subnet, None, None)
+            used: list[ipam.IPNet] = [ipaddress.ip_network(s["Subnet"])
+                                      for n in networks.values() for s in n.subnets]
+            pools: list[ipam.Pool] = []
+            for subnet, gateway, ip_range in parsed:  # several, of one family or both
+                ipam.check_overlap(subnet, [*used, *(p.subnet for p in pools)])
+                pools.append(ipam.make_pool(subnet, gateway, ip_range))
+            user_v4 = any(p.version == 4 for p in pools)
+            if not user_v4:  # an IPv4 subnet always, from the pools unless given
+                v4_used = [u for u in used if isinstance(u, ipaddress.IPv4Network)]
+                pools.insert(0, ipam.make_pool(free_subnet(self.settings, v4_used), None, None))
+            pools.sort(key=lambda p: p.version)
             n = Network(id=nid, name=name, driver="bridge", created=now_rfc3339(),
-                        bridge=bridge, subnets=[pool.to_api()], user_subnets=bool(parsed),
+                        bridge=bridge, subnets=[p.to_api() for p in pools],
+                        user_subnets=user_v4, enable_ipv6=enable_ipv6,
                         internal=bool(body.get("Internal")),
                         attachable=bool(body.get("Attachable")), labels=labels,
                         options=options,

@@ -37,21 +37,23 @@ def address_pools(settings: NetworkSettings) -> list[tuple[str, int]]:
     return configured or [*ipam.DEFAULT_POOLS]
 
 
-def free_subnet(settings: NetworkSettings,
-                used: Iterable[ipaddress.IPv4Network]) -> ipaddress.IPv4Network:
-    """The first subnet of the pools that overlaps neither `used` nor a host route."""
-    return ipam.pick_subnet(address_pools(settings), [*used, *host_routes()])
+def free_subnet(settings: NetworkSettings, used: Iterable[ipaddress.IPv4Network],
+                exclude: str = "") -> ipaddress.IPv4Network:
+    """The first subnet of the pools that overlaps neither `used` nor a host route (but
+    those through the interface `exclude`)."""
+    return ipam.pick_subnet(address_pools(settings), [*used, *host_routes(exclude)])
 
 
-def host_routes() -> list[ipaddress.IPv4Network]:
-    """IPv4 networks the host already routes (not the default route): never picked."""
+def host_routes(exclude: str = "") -> list[ipaddress.IPv4Network]:
+    """IPv4 networks the host already routes (not the default route), except through the
+    interface `exclude`: never picked."""
     out: list[ipaddress.IPv4Network] = []
     with contextlib.suppress(OSError):
         with open("/proc/net/route") as f:
             for line in f.readlines()[1:]:
                 fields = line.split()
                 dest, mask = int(fields[1], 16), int(fields[7], 16)
-                if mask == 0:
+                if mask == 0 or (exclude and fields[0] == exclude):
                     continue
                 net = ipaddress.IPv4Network(
                     (ipaddress.IPv4Address(dest.to_bytes(4, "little")),

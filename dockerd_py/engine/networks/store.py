@@ -63,6 +63,9 @@ class NetworkStore:
                                        "based on ID prefix)")
         raise NotFound(f"network {ref} not found")
 
+    def has(self, name: str) -> bool:
+        return any(n.name == name for n in self.networks.values())
+
     def list(self) -> NetworkList:
         return sorted(self.networks.values(), key=lambda n: n.created)
 

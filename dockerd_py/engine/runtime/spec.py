@@ -83,6 +83,7 @@ class SpecInput:
     etc_files: Mapping[str, str] = field(default_factory=dict)  # /etc/hosts etc. → host path
     shm_path: str | None = None       # daemon-mounted /dev/shm; None → tmpfs in the spec
     netns_path: str | None = None     # None → new netns (unless NetworkMode host); "host"
+    link_env: Sequence[str] = ()      # the variables of --link, before Config.Env
     ns_paths: Mapping[str, str] = field(default_factory=dict)  # "ipc"/"pid" for container:<id>
     cgroup_parent: str = "dockerd-py"
     init_path: str | None = None      # static tini/catatonit on the host, for HostConfig.Init
@@ -181,11 +182,16 @@ def _process_args(inp: SpecInput, pid_private: bool) -> list[str]:
     return args
 
 
-def _env(config: Mapping[str, Any], hostname: str, home: str) -> list[str]:
-    """PATH, HOSTNAME and TERM defaults, then Config.Env ("KEY" alone unsets)."""
+def _env(config: Mapping[str, Any], hostname: str, home: str,
+         link_env: Sequence[str] = ()) -> list[str]:
+    """PATH, HOSTNAME and TERM defaults, the links' variables, then Config.Env ("KEY"
+    alone unsets), as dockerd's CreateDaemonEnvironment."""
     env = {"PATH": DEFAULT_PATH_ENV, "HOSTNAME": hostname}
     if config.get("Tty"):
         env["TERM"] = "xterm"
+    for entry in link_env:
+        key, _, value = entry.partition("=")
+        env[key] = value
     for entry in config.get("Env") or ():
         key, found, value = str(entry).partition("=")
         if found:
@@ -353,7 +359,7 @@ def build_spec(inp: SpecInput) -> dict[str, Any]:
         "terminal": bool(cfg.get("Tty")),
         "user": {"uid": inp.user.uid, "gid": inp.user.gid},
         "args": _process_args(inp, pid_private),
-        "env": _env(cfg, hostname, inp.user.home),
+        "env": _env(cfg, hostname, inp.user.home, inp.link_env),
         "cwd": str(cfg.get("WorkingDir") or "/"),
         "capabilities": {"bounding": caps, "effective": list(caps), "permitted": list(caps)},
     }
