@@ -26,9 +26,9 @@ import posixpath
 import tarfile
 from typing import Protocol
 
-from ...errors import InternalError
+from ...errors import InternalError, InvalidParameter
 from .compression import eof_wording
-from .format import OVERLAY_XATTRS, ArchiveError, TarFormatError
+from .format import OVERLAY_XATTRS, ArchiveError, TarFormatError, TarLimitError
 
 
 class Why(enum.Enum):
@@ -220,6 +220,8 @@ class CopyRules:
         return None  # go-archive has no such check: the system call decides
 
     def error(self, e: BaseException, m: tarfile.TarInfo | None) -> BaseException | None:
+        if isinstance(e, TarLimitError):  # a hostile header, refused unread
+            return InvalidParameter(f"archive/tar: {e.detail}")
         if isinstance(e, TarFormatError):
             return InternalError(f"archive/tar: {e.detail}")
         if isinstance(e, tarfile.TarError):
