@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import sqlite3
 from collections.abc import Callable
 from importlib import resources
@@ -38,10 +39,15 @@ class Database:
         self._conn.execute("BEGIN IMMEDIATE")
         try:
             result = fn(self._conn)
+            self._conn.execute("COMMIT")
         except BaseException:
-            self._conn.execute("ROLLBACK")
+            # Also when COMMIT itself failed (SQLITE_FULL on a full disk): sqlite may or may
+            # not have rolled back already, and a connection left inside a transaction
+            # would fail every later BEGIN until a restart.
+            if self._conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    self._conn.execute("ROLLBACK")
             raise
-        self._conn.execute("COMMIT")
         return result
 
     async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
