@@ -133,9 +133,11 @@ def build_services(cfg: Config) -> Services:
 
 
 async def start(s: Services) -> None:
-    """Recover from whatever a crash left: partial ingests, staging directories, blobs
-    and snapshots no record reaches; reattach to the containers that kept running."""
+    """Recover from whatever a crash left: build steps and their mounts, partial ingests,
+    staging directories, blobs and snapshots no record reaches; reattach to the
+    containers that kept running."""
     await s.networks.load()
+    await s.builder.recover()
     await s.containers.restore()
     await s.networks.reconcile({c.id for c in s.containers.list() if c.state.running})
     await s.images.collect_garbage(startup=True)
