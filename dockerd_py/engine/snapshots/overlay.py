@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import errno
+import logging
 import os
 import shutil
 import sqlite3
@@ -32,6 +33,8 @@ from ..durable import fsync_dir
 from ..leases import protect_snapshot
 from ..metadata.db import Database
 from .contract import Info, Mount
+
+log = logging.getLogger(__name__)
 
 # Past this many lower dirs, absolute paths risk the one-page limit on mount
 # options; mounts then use paths relative to the snapshots root.
@@ -158,6 +161,20 @@ class OverlaySnapshotter:
 
         info = await self._db.run(remove)
         await asyncio.to_thread(self._remove_dir, info.id)
+
+    async def abort(self, key: str) -> None:
+        """Drop an active snapshot whose filling failed: its directory first (it may hold
+        what filled the disk, and the row's deletion needs space in the WAL), then its
+        row. A row left by a still-full disk names a snapshot no lease protects any
+        more: the next collection removes it. Never raises for a missing snapshot."""
+        info = await self.stat(key)
+        if info is None or info.kind != "active":
+            return
+        await asyncio.to_thread(self._remove_dir, info.id)
+        try:
+            await self.remove(key)
+        except (NotFound, sqlite3.Error, OSError) as e:
+            log.warning("snapshot %s: row left for the collector: %s", key, e)
 
     def _remove_dir(self, snapshot_id: int) -> None:
         shutil.rmtree(os.path.join(self.root, str(snapshot_id)), ignore_errors=True)
