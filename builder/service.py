@@ -60,6 +60,7 @@ class BuildService:
         self.root = root                  # <data root>/builder: contexts and step bundles
         self._cleanups: set[asyncio.Future[None]] = set()
         os.makedirs(self.root, mode=0o700, exist_ok=True)
+        os.chmod(self.root, 0o700)
 
     async def recover(self) -> None:
         """Clear what a daemon that died mid-build left (call at start, before any build

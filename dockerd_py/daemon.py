@@ -107,6 +107,7 @@ class Services:
 def build_services(cfg: Config) -> Services:
     root = cfg.data_root
     os.makedirs(root, mode=0o711, exist_ok=True)
+    os.chmod(root, 0o711)  # as dockerd: traversable, not listable; below, private
     db = Database(os.path.join(root, "metadata.db"))
     content = ContentStore(os.path.join(root, "content"))
     snapshots = OverlaySnapshotter(os.path.join(root, "snapshots"), db)

@@ -13,6 +13,7 @@ import shutil
 from typing import Any
 
 from ...errors import InvalidParameter
+from ..modes import makedirs
 from ..mount import mount_all, unmount
 from ..networks.contract import Attachment
 from ..runtime.hostlimits import host_limits
@@ -81,7 +82,7 @@ def prepare(c: Container, *, state_dir: str, bundle_dir: str, mounts: list[Mount
         for p in c.mounts:
             if p["Type"] == "bind" and not os.path.exists(p["Source"]):
                 try:
-                    os.makedirs(p["Source"], exist_ok=True)  # as dockerd does for -v
+                    makedirs(p["Source"], 0o755)  # as dockerd does for -v
                 except OSError as e:
                     raise InvalidParameter(
                         f"error while creating mount source path '{p['Source']}': "

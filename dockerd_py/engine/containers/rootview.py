@@ -29,6 +29,7 @@ from collections.abc import AsyncGenerator, Callable, Sequence
 from typing import Any, TypeVar, cast
 
 from ..aio import ThreadWriter
+from ..modes import makedirs
 
 T = TypeVar("T")
 
@@ -132,10 +133,12 @@ def _mount_point(destination: str, is_dir: bool) -> str:
     real = os.path.realpath(destination)
     if not os.path.exists(real):
         if is_dir:
-            os.makedirs(real, 0o755, exist_ok=True)
+            makedirs(real, 0o755)
         else:
-            os.makedirs(os.path.dirname(real), 0o755, exist_ok=True)
-            os.close(os.open(real, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o755))
+            makedirs(os.path.dirname(real), 0o755)
+            fd = os.open(real, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o755)
+            os.fchmod(fd, 0o755)
+            os.close(fd)
     return real
 
 

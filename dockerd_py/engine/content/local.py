@@ -93,6 +93,7 @@ class ContentStore:
         self.ingest_dir = os.path.join(root, "ingest")
         os.makedirs(self.blobs_dir, exist_ok=True)
         os.makedirs(self.ingest_dir, exist_ok=True)
+        os.chmod(root, 0o700)  # as dockerd's image/ (an older daemon left it 0755)
 
     def path(self, digest: str) -> str:
         return os.path.join(self.blobs_dir, check_digest(digest)[7:])

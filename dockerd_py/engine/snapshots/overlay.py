@@ -55,6 +55,9 @@ class OverlaySnapshotter:
         self.root = root
         self._db = db
         os.makedirs(root, exist_ok=True)
+        # As dockerd's overlay2/: only root traverses to the layers (an older daemon left
+        # it 0755, and containers' upper dirs hold what they write).
+        os.chmod(root, 0o710)
 
     def fs_dir(self, info: Info) -> str:
         return os.path.join(self.root, str(info.id), "fs")
