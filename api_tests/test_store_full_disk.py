@@ -35,7 +35,7 @@ def small_daemon(busybox_tar: Path) -> Iterator[Daemon]:
     tmp = Path(tempfile.mkdtemp(prefix="dpf-", dir="/tmp"))
     d = Daemon(tmp)
     d.data_root.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={TMPFS_MB}m,mode=0711", "tmpfs",
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={TMPFS_MB}m,mode=0710", "tmpfs",
                     str(d.data_root)], check=True)
     try:
         d.start()
