@@ -19,7 +19,7 @@ BENCH_ARGS ?=
 DEB_PACKAGES := busybox-static runc crun conmon tini zstd iproute2 netavark aardvark-dns
 # The tests also produce archives with reference tools, compare with Docker's own dockerd and
 # push to and pull from the reference registry (docker-registry, run by the tests on 127.0.0.1).
-TEST_PACKAGES := skopeo umoci docker.io docker-registry
+TEST_PACKAGES := skopeo umoci docker.io docker-registry strace
 REFERENCE_PACKAGES := docker.io
 # What `import` must find for the tests to run; when one fails, pip installs the project again.
 PY_PROBE := import aiohttp, isal, zstandard, pytest, pytest_asyncio, hypothesis, docker, aiodocker, cryptography, requests, schemathesis, yaml

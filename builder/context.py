@@ -54,7 +54,8 @@ class BuildContext:
         return ctx
 
     def _extract(self, reader: ThreadReader) -> None:
-        os.mkdir(self.dir, 0o755)
+        os.mkdir(self.dir)
+        os.chmod(self.dir, 0o755)  # COPY . reads the context root's mode
         source = archive.decompressed(cast(BinaryIO, reader))
         head = b""
         while len(head) < 512 and (more := source.read(512 - len(head))):

@@ -155,13 +155,15 @@ def make_dirs(root: str, rel_dir: str, owner: Ownership | None) -> str:
         try:
             st = os.lstat(current)
         except FileNotFoundError:
-            os.mkdir(current, 0o755)
+            os.mkdir(current)
+            os.chmod(current, 0o755)
             if owner is not None:
                 os.lchown(current, owner.uid, owner.gid)
             continue
         if not stat.S_ISDIR(st.st_mode):
             os.unlink(current)
-            os.mkdir(current, 0o755)
+            os.mkdir(current)
+            os.chmod(current, 0o755)
     return current
 
 

@@ -30,6 +30,7 @@ from typing import Any
 
 from dockerd_py.engine.containers import etcfiles
 from dockerd_py.engine.containers.bundle import path_in_root, read_in_root
+from dockerd_py.engine.modes import makedirs
 from dockerd_py.engine.networks.contract import Attachment, StepNetworks
 from dockerd_py.engine.runtime.hostlimits import host_limits
 from dockerd_py.engine.runtime.oci import ForegroundRun, OCIRuntime
@@ -86,7 +87,7 @@ def _prepare(fs: StepFS, config: Mapping[str, Any], hc: Mapping[str, Any],
     workdir = str(config.get("WorkingDir") or "/")
     target = path_in_root(fs.rootfs, workdir)
     if target is not None and not os.path.isdir(target):
-        os.makedirs(target, 0o755, exist_ok=True)  # dockerd creates it at container create
+        makedirs(target, 0o755)  # dockerd creates it at container create
     if net is None:
         etc = etcfiles.write(bundle, config, hc)
         netns_path = "host" if hc.get("NetworkMode") == "host" else None

@@ -5,12 +5,21 @@ collection until an image row holds it) inside a private directory under the
 data root (`builder/ctx-*`: the context, step bundles, views). The directory
 goes whatever happens; step snapshots are removed by their steps, and a build
 that fails or is cancelled leaves nothing a later GC would not reclaim.
+
+A daemon killed mid-build leaves all of that behind, and more: the steps' root
+filesystems and image views stay mounted, and a RUN step's container keeps
+running. `recover()`, at the next start before anything else looks at the
+store, stops those containers, unmounts what is mounted under the builder
+directory (and nothing outside it) and removes the build directories.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import os
+import re
 import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -18,16 +27,21 @@ from dataclasses import dataclass
 from dockerd_py.dockerfile import instructions as ins
 from dockerd_py.dockerfile.parser import parse
 from dockerd_py.engine.images.buildcache import Entry
+from dockerd_py.engine.mount import mounts_under, unmount_under
 from dockerd_py.engine.reference import parse_normalized
 from dockerd_py.engine.timestamps import parse_time
 from dockerd_py.engine.types import ImageRecord
-from dockerd_py.errors import InvalidParameter
+from dockerd_py.errors import DaemonError, InvalidParameter
 
 from . import progress
 from .backend import Backend
 from .build import Build, Sink
 from .context import BuildContext
 from .options import BuildOptions
+
+log = logging.getLogger(__name__)
+_STEP_DIR = re.compile(r"[0-9a-f]{12}")
+_CONTAINER_ID = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
@@ -46,9 +60,22 @@ class BuildService:
         self.root = root                  # <data root>/builder: contexts and step bundles
         self._cleanups: set[asyncio.Future[None]] = set()
         os.makedirs(self.root, mode=0o700, exist_ok=True)
-        # Left by a daemon that died mid-build: nothing in there is referenced.
-        for name in os.listdir(self.root):
-            shutil.rmtree(os.path.join(self.root, name), ignore_errors=True)
+        os.chmod(self.root, 0o700)
+
+    async def recover(self) -> None:
+        """Clear what a daemon that died mid-build left (call at start, before any build
+        and before the garbage collector sweeps the steps' snapshots)."""
+        steps = await asyncio.to_thread(_step_dirs, self.root)
+        for name in self.backend.runtimes.all():
+            runtime = self.backend.runtimes.get(name)
+            for cid in await asyncio.to_thread(_runtime_ids, runtime.root):
+                if cid[:12] in steps:  # a step's state dir is named by its key's prefix
+                    log.info("stopping build step %s left by a previous daemon", cid[:12])
+                    try:
+                        await runtime.delete(cid, force=True)
+                    except DaemonError as e:
+                        log.warning("build step %s: %s", cid[:12], e)
+        await asyncio.to_thread(_sweep, self.root)
 
     async def build(self, chunks: AsyncIterator[bytes], options: BuildOptions,
                     sink: Sink) -> ImageRecord:
@@ -151,3 +178,31 @@ class BuildService:
                 image_ids.discard(image_id)
                 changed = True
 
+
+
+def _step_dirs(root: str) -> set[str]:
+    """Names of the step directories of every build directory (a step key's prefix)."""
+    out: set[str] = set()
+    for build in os.listdir(root):
+        with contextlib.suppress(OSError):
+            out.update(e for e in os.listdir(os.path.join(root, build))
+                       if _STEP_DIR.fullmatch(e))
+    return out
+
+
+def _runtime_ids(root: str | None) -> list[str]:
+    if not root or not os.path.isdir(root):
+        return []
+    return [e for e in os.listdir(root) if _CONTAINER_ID.fullmatch(e)]
+
+
+def _sweep(root: str) -> None:
+    for point in unmount_under(root):
+        log.info("unmounted %s, left by a previous daemon", point)
+    mounted = mounts_under(root)  # what would not come off: never rmtree into a mount
+    for name in os.listdir(root):
+        path = os.path.join(root, name)
+        if any(p == path or p.startswith(path + "/") for p in mounted):
+            log.warning("build directory %s is still mounted: left in place", path)
+            continue
+        shutil.rmtree(path, ignore_errors=True)

@@ -7,11 +7,13 @@ import asyncio
 import datetime
 import json
 import logging
+import os
 import sys
 from typing import Any
 
 from . import config
 from .daemon import Daemon, set_log_level
+from .engine.modes import DAEMON_UMASK
 from .errors import DaemonError
 from .version import API_VERSION, VERSION
 
@@ -88,6 +90,9 @@ def main(argv: list[str] | None = None) -> int:
         value = getattr(args, name)
         if value is not None:
             flags[name] = tuple(value) if isinstance(value, list) else value
+    # Secrets (environments, volume options, logs) land in files: private unless made
+    # otherwise (engine/modes.py).
+    os.umask(DAEMON_UMASK)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(LogfmtFormatter())
     logging.basicConfig(handlers=[handler])

@@ -108,7 +108,9 @@ class Services:
 
 def build_services(cfg: Config) -> Services:
     root = cfg.data_root
-    os.makedirs(root, mode=0o711, exist_ok=True)
+    os.makedirs(root, mode=0o710, exist_ok=True)
+    # As dockerd since 20.10.9 (CVE-2021-41091): no other user traverses the data root.
+    os.chmod(root, 0o710)
     db = Database(os.path.join(root, "metadata.db"))
     content = ContentStore(os.path.join(root, "content"))
     snapshots = OverlaySnapshotter(os.path.join(root, "snapshots"), db)
@@ -135,9 +137,11 @@ def build_services(cfg: Config) -> Services:
 
 
 async def start(s: Services) -> None:
-    """Recover from whatever a crash left: partial ingests, staging directories, blobs
-    and snapshots no record reaches; reattach to the containers that kept running."""
+    """Recover from whatever a crash left: build steps and their mounts, partial ingests,
+    staging directories, blobs and snapshots no record reaches; reattach to the
+    containers that kept running."""
     await s.networks.load()
+    await s.builder.recover()
     await s.containers.restore()
     await s.networks.reconcile({c.id for c in s.containers.list() if c.state.running})
     await s.images.collect_garbage(startup=True)
@@ -180,7 +184,7 @@ class Daemon:
         cfg = self.cfg
         listeners = parse_hosts(cfg)
         os.makedirs(cfg.exec_root, mode=0o700, exist_ok=True)
-        os.makedirs(cfg.data_root, mode=0o711, exist_ok=True)
+        os.makedirs(cfg.data_root, mode=0o710, exist_ok=True)
         pidfile = PidFile(cfg.effective_pidfile)
         pidfile.acquire()
         locks = [DirLock(cfg.data_root, "data root"), DirLock(cfg.exec_root, "exec root")]

@@ -27,6 +27,7 @@ class PidFile:
             os.close(fd)
             raise Conflict(f"pid file found, ensure dockerd-py is not running or delete "
                            f"{self.path}") from None
+        os.fchmod(fd, 0o644)  # as dockerd's, whatever the daemon's umask
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
         os.fsync(fd)

@@ -1,11 +1,12 @@
-"""mount(2)/umount(2) for container root filesystems and the mounts around them (blocking;
-call from threads)."""
+"""mount(2)/umount(2) for container root filesystems and the mounts around them, and what
+/proc/self/mountinfo says is mounted (blocking; call from threads)."""
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
 import os
+import re
 import subprocess
 from collections.abc import Sequence
 
@@ -73,3 +74,31 @@ def unmount(target: str) -> None:
     err = ctypes.get_errno()
     if err not in (22, 2):  # EINVAL: not a mount point; ENOENT: gone
         raise InternalError(f"unmount {target}: {os.strerror(err)}")
+
+
+def _unescape(field: str) -> str:
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
+
+
+def mount_points() -> set[str]:
+    """Every mount point of the daemon's mount namespace."""
+    try:
+        with open("/proc/self/mountinfo") as f:
+            return {_unescape(fields[4]) for line in f if len(fields := line.split()) > 4}
+    except OSError:
+        return set()
+
+
+def mounts_under(path: str) -> list[str]:
+    """Mount points at or below path (never a sibling that merely shares its prefix)."""
+    prefix = path.rstrip("/") + "/"
+    return sorted(p for p in mount_points() if p == path or p.startswith(prefix))
+
+
+def unmount_under(path: str) -> list[str]:
+    """Detach every mount at or below path, deepest first; returns the mount points found
+    (a crash left them: nothing outside path is touched)."""
+    found = mounts_under(path)
+    for point in sorted(found, key=lambda p: p.count("/"), reverse=True):
+        unmount(point)
+    return found

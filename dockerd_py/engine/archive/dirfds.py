@@ -156,5 +156,6 @@ class DirFds:
 
     def _mkdir(self, name: str, parent_fd: int) -> None:
         os.mkdir(name, 0o755, dir_fd=parent_fd)
+        os.chmod(name, 0o755, dir_fd=parent_fd)  # Go's MkdirAll under umask 0022
         if self.implicit_owner is not None:
             os.chown(name, *self.implicit_owner, dir_fd=parent_fd, follow_symlinks=False)

@@ -28,6 +28,11 @@ class TarFormatError(ArchiveError):
         self.detail = detail
 
 
+class TarLimitError(TarFormatError):
+    """A header beyond what the reader buffers: refused before it is read, the client's
+    fault on every path (cp included)."""
+
+
 @dataclass(frozen=True)
 class LayerStats:
     diff_id: str  # "sha256:<hex>" of the whole uncompressed tar stream

@@ -28,7 +28,7 @@ from typing import Protocol
 
 from ...errors import InternalError, InvalidParameter
 from .compression import eof_wording
-from .format import OVERLAY_XATTRS, ArchiveError, TarFormatError
+from .format import OVERLAY_XATTRS, ArchiveError, TarFormatError, TarLimitError
 
 
 class Why(enum.Enum):
@@ -222,6 +222,8 @@ class CopyRules:
     def error(self, e: BaseException, m: tarfile.TarInfo | None) -> BaseException | None:
         # A body that is no tar, or a tar no file system can hold, is the client's error:
         # 400 (dockerd answers these with a 500), in go-archive's words.
+        if isinstance(e, TarLimitError):  # a hostile header, refused unread
+            return InvalidParameter(f"archive/tar: {e.detail}")
         if isinstance(e, TarFormatError):
             return InvalidParameter(f"archive/tar: {e.detail}")
         if isinstance(e, tarfile.TarError):

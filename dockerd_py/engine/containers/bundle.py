@@ -15,7 +15,8 @@ from typing import Any
 
 from ...errors import InvalidParameter
 from ..archive import RefusedFile, regular
-from ..mount import mount_all, unmount
+from ..modes import makedirs
+from ..mount import mount_all, mounts_under, unmount, unmount_under
 from ..networks.contract import Attachment
 from ..runtime import devices
 from ..runtime.hostlimits import host_limits
@@ -23,7 +24,6 @@ from ..runtime.spec import MountSpec, SpecInput, build_spec
 from ..runtime.users import Unreadable, resolve_user
 from ..snapshots.contract import Mount
 from ..volumes import safepath
-from ..volumes.mounts import mounts_under
 from . import etcfiles, ipc
 from .gopath import go_error
 from .ipc import Sharing
@@ -109,7 +109,7 @@ def prepare(c: Container, *, state_dir: str, bundle_dir: str, mounts: list[Mount
         for p in c.mounts:
             if p["Type"] == "bind" and not os.path.exists(p["Source"]):
                 try:
-                    os.makedirs(p["Source"], exist_ok=True)  # as dockerd does for -v
+                    makedirs(p["Source"], 0o755)  # as dockerd does for -v
                 except OSError as e:
                     raise InvalidParameter(
                         f"error while creating mount source path '{p['Source']}': "
@@ -160,8 +160,7 @@ def remove_state(state_dir: str) -> None:
     if os.path.ismount(rootfs):
         raise OSError(f"{rootfs} is still mounted")
     # A pin or a /dev/shm a crash left behind: never delete through it into a volume.
-    for point in sorted(mounts_under(state_dir), key=len, reverse=True):
-        unmount(point)
+    unmount_under(state_dir)
     if left := mounts_under(state_dir):
         raise OSError(f"{left[0]} is still mounted")
     shutil.rmtree(state_dir, ignore_errors=True)

@@ -178,6 +178,7 @@ def write(directory: str, config: Mapping[str, Any], hc: Mapping[str, Any],
         target = os.path.join(directory, os.path.basename(path))
         with open(target + ".tmp", "w") as f:
             f.write(text)
+            os.fchmod(f.fileno(), 0o644)  # read by any user in the container
         os.rename(target + ".tmp", target)
         out[path] = target
     return out

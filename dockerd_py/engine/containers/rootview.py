@@ -29,6 +29,7 @@ from collections.abc import AsyncGenerator, Callable, Sequence
 from typing import Any, TypeVar, cast
 
 from ..aio import ThreadWriter
+from ..modes import makedirs
 
 T = TypeVar("T")
 
@@ -132,13 +133,15 @@ def _mount_point(destination: str, is_dir: bool) -> str:
     real = os.path.realpath(destination)
     if not os.path.exists(real):
         if is_dir:
-            os.makedirs(real, 0o755, exist_ok=True)
+            makedirs(real, 0o755)
         else:
-            os.makedirs(os.path.dirname(real), 0o755, exist_ok=True)
+            makedirs(os.path.dirname(real), 0o755)
             # O_EXCL: what a running container put there meanwhile (a FIFO) is never opened
             with contextlib.suppress(FileExistsError):
-                os.close(os.open(real, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW
-                                 | os.O_CLOEXEC, 0o755))
+                fd = os.open(real, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW
+                             | os.O_CLOEXEC, 0o755)
+                os.fchmod(fd, 0o755)  # whatever the daemon's umask
+                os.close(fd)
     return real
 
 

@@ -34,6 +34,7 @@ class ContainerStore:
         self._containers: dict[str, Container] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         os.makedirs(state_root, mode=0o710, exist_ok=True)
+        os.chmod(state_root, 0o710)  # as dockerd's containers/, whatever made it before
 
     # -- lookup ----------------------------------------------------------------
 

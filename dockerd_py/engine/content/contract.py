@@ -49,7 +49,7 @@ def sha256_bytes(data: bytes) -> str:
 class BlobWriter(Protocol):
     size: int  # bytes written so far
 
-    def write(self, data: bytes) -> int: ...
+    def write(self, data: bytes | memoryview) -> int: ...
 
     def copy_from(self, src: BinaryIO, bufsize: int = 1 << 20) -> None: ...
 
@@ -57,8 +57,11 @@ class BlobWriter(Protocol):
     def digest(self) -> str:
         """The digest of what was written so far."""
 
-    def commit(self, expected: str | None = None, expected_size: int | None = None) -> str:
-        """Check and name the blob; returns its digest."""
+    def commit(self, expected: str | None = None, expected_size: int | None = None, *,
+               sync_name: bool = True) -> str:
+        """Check and name the blob; returns its digest. The name is durable on return
+        unless sync_name is False (then call the store's sync_names() before a metadata
+        row refers to it)."""
 
     def abort(self) -> None: ...
 
@@ -82,6 +85,9 @@ class Ingester(Protocol):
 
     def write_bytes(self, data: bytes, expected: str | None = None) -> str:
         """Write and commit a small blob in one call; returns its digest."""
+
+    def sync_names(self) -> None:
+        """Make the names of the blobs committed so far durable (one directory fsync)."""
 
 
 class Manager(Protocol):

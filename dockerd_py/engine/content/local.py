@@ -3,8 +3,12 @@
 Layout under the root: ``blobs/sha256/<hex>`` for committed blobs and
 ``ingest/<random>`` for writes in progress. A writer hashes as it writes,
 fsyncs, checks size and digest, and only then renames into ``blobs/``: nothing
-half-written ever carries a final name. Committing a blob that already exists
-discards the new copy (deduplication by digest). Blocking; call from threads.
+half-written ever carries a final name. The rename is made durable (``blobs/``
+fsynced) before commit returns, so a metadata row written afterwards never names a
+blob a power loss could take back; a caller committing many blobs at once asks for
+``sync_name=False`` and calls ``sync_names()`` once after the last. Committing a blob
+that already exists discards the new copy (deduplication by digest). Blocking; call
+from threads.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from collections.abc import Iterator
 from typing import BinaryIO
 
 from ...errors import InvalidParameter, NotFound
+from ..durable import fsync_dir
 from ..leases import protect_digest
 from .contract import check_digest
 
@@ -31,7 +36,7 @@ class Writer:
         self._hash = hashlib.sha256()
         self.size = 0
 
-    def write(self, data: bytes) -> int:
+    def write(self, data: bytes | memoryview) -> int:
         self._file.write(data)
         self._hash.update(data)
         self.size += len(data)
@@ -45,7 +50,8 @@ class Writer:
     def digest(self) -> str:
         return "sha256:" + self._hash.hexdigest()
 
-    def commit(self, expected: str | None = None, expected_size: int | None = None) -> str:
+    def commit(self, expected: str | None = None, expected_size: int | None = None, *,
+               sync_name: bool = True) -> str:
         digest = self.digest
         if expected is not None and digest != expected:
             self.abort()
@@ -63,6 +69,8 @@ class Writer:
             os.unlink(self._path)
         else:
             os.rename(self._path, final)
+            if sync_name:
+                self._store.sync_names()
         return digest
 
     def abort(self) -> None:
@@ -85,6 +93,7 @@ class ContentStore:
         self.ingest_dir = os.path.join(root, "ingest")
         os.makedirs(self.blobs_dir, exist_ok=True)
         os.makedirs(self.ingest_dir, exist_ok=True)
+        os.chmod(root, 0o700)  # as dockerd's image/ (an older daemon left it 0755)
 
     def path(self, digest: str) -> str:
         return os.path.join(self.blobs_dir, check_digest(digest)[7:])
@@ -115,6 +124,10 @@ class ContentStore:
         with self.writer() as w:
             w.write(data)
             return w.commit(expected)
+
+    def sync_names(self) -> None:
+        """Make the blobs committed so far durable under their names."""
+        fsync_dir(self.blobs_dir)
 
     def delete(self, digest: str) -> None:
         try:

@@ -15,11 +15,13 @@ import re
 import tarfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO, cast
 
 from ...errors import InvalidParameter
 from ..aio import ThreadReader
 from ..archive import ArchiveError, decompressed
+from ..archive.format import TarFormatError
+from ..archive.stream import TarStream, members
 from ..content.contract import Store
 from ..leases import protect_digest
 from ..reference import InvalidReference, parse_normalized, with_default_tag
@@ -55,23 +57,30 @@ def read_archive(content: Store, fileobj: Any) -> dict[str, Blob]:
     files: dict[str, Blob] = {}
     links: dict[str, str] = {}
     try:
-        with tarfile.open(fileobj=decompressed(fileobj), mode="r|") as tf:
-            for member in tf:
-                name = _clean(member.name)
-                if name is None:
-                    continue
-                if member.isreg():
-                    src = tf.extractfile(member)
-                    with content.writer() as w:
-                        w.copy_from(src)  # type: ignore[arg-type]
-                        files[name] = Blob(w.commit(), w.size)
-                elif member.issym():
-                    links[name] = _clean(posixpath.join(posixpath.dirname(name),
-                                                        member.linkname)) or ""
-                elif member.islnk():
-                    links[name] = _clean(member.linkname) or ""
+        # The one bounded tar reader (archive/stream.py): headers cannot balloon.
+        stream = TarStream(decompressed(fileobj), hashing=False)
+        for tf, member in members(stream):
+            name = _clean(member.name)
+            if name is None:
+                continue
+            if member.isreg():
+                with content.writer() as w:
+                    if member.sparse is not None and (src := tf.extractfile(member)):
+                        w.copy_from(cast(BinaryIO, src))
+                    else:
+                        for view in stream.data(member.size):
+                            w.write(view)
+                    files[name] = Blob(w.commit(sync_name=False), w.size)
+            elif member.issym():
+                links[name] = _clean(posixpath.join(posixpath.dirname(name),
+                                                    member.linkname)) or ""
+            elif member.islnk():
+                links[name] = _clean(member.linkname) or ""
+    except TarFormatError as e:
+        raise InvalidParameter(f"invalid tar archive: {e.detail}") from None
     except (tarfile.TarError, EOFError, OSError, ArchiveError) as e:
         raise InvalidParameter(f"invalid tar archive: {e}") from None
+    content.sync_names()  # one fsync for every blob of the archive
     for name, target in links.items():
         for _ in range(8):  # links to links, bounded
             if target in links:

@@ -80,8 +80,8 @@ async def unpack(snapshots: Snapshotter, content: Store,
     results = await asyncio.gather(*(one(i) for i in range(len(blobs))), return_exceptions=True)
     errors = [r for r in results if isinstance(r, BaseException)]
     if errors:
-        for key in prepared:
-            await snapshots.remove(key)
+        for key in prepared:  # explicit rollback, whatever failed (ENOSPC included)
+            await snapshots.abort(key)
         raise errors[0]
     return [Layer(diff_ids[i], chains[i], b.digest, b.media_type, b.size, sizes[i])
             for i, b in enumerate(blobs)]
@@ -100,8 +100,8 @@ async def unpack_base(snapshots: Snapshotter, content: Store,
     info = await snapshots.prepare(key)
     try:
         stats = await asyncio.to_thread(_apply, content, blob.digest, snapshots.fs_dir(info))
+        await snapshots.commit(stats.diff_id, key, stats.size)
     except BaseException:
-        await snapshots.remove(key)
+        await snapshots.abort(key)
         raise
-    await snapshots.commit(stats.diff_id, key, stats.size)
     return Layer(stats.diff_id, stats.diff_id, blob.digest, blob.media_type, blob.size, stats.size)

@@ -1,5 +1,7 @@
 """The metadata database: sqlite in WAL mode behind one worker thread.
 
+The database and its WAL are 0600 (made so at every open): they hold secrets.
+
 Every call runs one function inside one transaction on a dedicated thread, so
 a multi-step change is all-or-nothing and the event loop never blocks on
 sqlite. Writers are serialised by the single thread; sqlite's WAL keeps
@@ -10,12 +12,22 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
+import os
 import sqlite3
 from collections.abc import Callable
 from importlib import resources
 from typing import TypeVar
 
 T = TypeVar("T")
+
+
+def _make_private(path: str) -> None:
+    """0600 for the database and its WAL: they hold container environments and volume
+    options (passwords, tokens); an older daemon left them 0644."""
+    for name in (path, path + "-wal", path + "-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(name, 0o600)
 
 
 class Database:
@@ -25,9 +37,11 @@ class Database:
 
     @staticmethod
     def _open(path: str) -> sqlite3.Connection:
+        _make_private(path)  # sqlite gives the -wal and -shm files the database's mode
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA journal_mode=WAL")
+        _make_private(path)
         # WAL + NORMAL survives a crash of the process (only power loss may drop the last commits).
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA foreign_keys=ON")
@@ -38,10 +52,15 @@ class Database:
         self._conn.execute("BEGIN IMMEDIATE")
         try:
             result = fn(self._conn)
+            self._conn.execute("COMMIT")
         except BaseException:
-            self._conn.execute("ROLLBACK")
+            # Also when COMMIT itself failed (SQLITE_FULL on a full disk): sqlite may or may
+            # not have rolled back already, and a connection left inside a transaction
+            # would fail every later BEGIN until a restart.
+            if self._conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    self._conn.execute("ROLLBACK")
             raise
-        self._conn.execute("COMMIT")
         return result
 
     async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:

@@ -56,6 +56,7 @@ import time
 from typing import Any
 
 from ...errors import Conflict, DaemonError, InternalError, NotFound
+from ..modes import CHILD_UMASK
 from . import cgroups, exits
 from .attach import AttachStream
 from .oci import OCIRuntime, runtime_message, translate_error
@@ -281,7 +282,7 @@ class Monitor:
                 *argv, cwd=cwd, env=env, stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
                 pass_fds=[s.fileno() for s in pipes.child_ends()],
-                start_new_session=True)
+                start_new_session=True, umask=CHILD_UMASK)
         except OSError as e:
             raise InternalError(f"cannot run conmon ({self.conmon}): {e}") from e
         pipes.close_child_ends()

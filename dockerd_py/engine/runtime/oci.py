@@ -43,6 +43,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ...errors import Conflict, DaemonError, InternalError, NotFound
+from ..modes import CHILD_UMASK
 from .signals import signal_name
 
 # Phrases with which runc and crun say "no such container" / "wrong state".
@@ -174,6 +175,7 @@ class OCIRuntime:
                 stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
+                umask=CHILD_UMASK,
             )
         except OSError as e:
             raise InternalError(f"cannot run OCI runtime {self.name} ({self.path}): {e}") from e
@@ -202,7 +204,7 @@ class OCIRuntime:
         proc = await asyncio.create_subprocess_exec(
             self.path, *self.global_args(log=log_path), "run", "--bundle", bundle, cid,
             stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE, start_new_session=True)
+            stderr=asyncio.subprocess.PIPE, start_new_session=True, umask=CHILD_UMASK)
         return ForegroundRun(self, cid, proc, log_path)
 
     async def state(self, cid: str) -> dict[str, Any]:

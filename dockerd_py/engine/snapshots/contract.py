@@ -20,6 +20,9 @@ Lifecycle:
     be made with ``root`` as the working directory.
   * ``remove(name)`` forgets a snapshot that has no children (Conflict if it has,
     NotFound if there is no such snapshot) and deletes its directory.
+  * ``abort(key)`` is the failure path of a prepare that was being filled: the
+    directory goes before the row, so that a full disk gets its space back even when
+    the row's deletion cannot be written yet.
   * ``sweep(keep, leased=...)`` is the garbage collector's: every snapshot not in
     ``keep`` goes, and any directory no snapshot owns. ``leased()`` is asked inside
     the transaction that deletes the rows, so a snapshot a lease protected after
@@ -83,6 +86,10 @@ class Snapshotter(Protocol):
         """Every snapshot, oldest first."""
 
     async def remove(self, name: str) -> None: ...
+
+    async def abort(self, key: str) -> None:
+        """Roll back a prepare whose filling failed (a full disk, a bad layer): the active
+        snapshot's directory goes first, then its row; nothing for a missing key."""
 
     async def sweep(self, keep: Iterable[str], *, startup: bool = False,
                     leased: Callable[[], Iterable[str]] = tuple) -> builtins.list[Info]: ...

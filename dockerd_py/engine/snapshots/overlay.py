@@ -3,14 +3,24 @@
 Directories are named by a numeric id from the snapshots table, not by key,
 to keep overlay mount options short. A new directory is built under a
 ``new-*`` name and renamed to its id inside the metadata transaction that
-creates the row; rows are deleted before their directories, so a crash leaves
-at worst an orphan directory, which `sweep` removes.
+creates the row, and the rename is made durable (the snapshots directory is
+fsynced) before that transaction commits; rows are deleted before their
+directories, so a crash leaves at worst an orphan directory, which `sweep`
+removes.
+
+An id is only ever reused after a rolled-back transaction (AUTOINCREMENT hands
+out the next one again), so a directory already at a new row's id belongs to
+no row: a prepare that failed after its rename (a full disk failing the
+COMMIT). Prepare moves such a leftover aside instead of failing on it, and a
+failed prepare removes what it renamed, so one error never blocks the next.
 """
 
 from __future__ import annotations
 
 import asyncio
 import builtins
+import errno
+import logging
 import os
 import shutil
 import sqlite3
@@ -19,9 +29,12 @@ import time
 from collections.abc import Callable, Iterable
 
 from ...errors import Conflict, NotFound
+from ..durable import fsync_dir
 from ..leases import protect_snapshot
 from ..metadata.db import Database
 from .contract import Info, Mount
+
+log = logging.getLogger(__name__)
 
 # Past this many lower dirs, absolute paths risk the one-page limit on mount
 # options; mounts then use paths relative to the snapshots root.
@@ -42,6 +55,9 @@ class OverlaySnapshotter:
         self.root = root
         self._db = db
         os.makedirs(root, exist_ok=True)
+        # As dockerd's overlay2/: only root traverses to the layers (an older daemon left
+        # it 0755, and containers' upper dirs hold what they write).
+        os.chmod(root, 0o710)
 
     def fs_dir(self, info: Info) -> str:
         return os.path.join(self.root, str(info.id), "fs")
@@ -52,6 +68,7 @@ class OverlaySnapshotter:
     async def prepare(self, key: str, parent: str = "") -> Info:
         protect_snapshot(key)
         staging = await asyncio.to_thread(self._make_staging, True)
+        moved: list[str] = []  # where staging went, and any leftover moved aside
 
         def create(conn: sqlite3.Connection) -> Info:
             if _get(conn, key) is not None:
@@ -59,20 +76,54 @@ class OverlaySnapshotter:
             cur = conn.execute(
                 "INSERT INTO snapshots(name, parent, kind, created) VALUES (?, ?, 'active', ?)",
                 (key, parent, time.time()))
-            os.rename(staging, os.path.join(self.root, str(cur.lastrowid)))
+            final = os.path.join(self.root, str(cur.lastrowid))
+            self._place(staging, final, moved)
+            # Durable before the row that names it: one fsync covers the rename and the
+            # directories made in staging (journaled file systems order directory updates).
+            fsync_dir(self.root)
             return _get(conn, key)  # type: ignore[return-value]
 
         try:
-            return await self._db.run(create)
+            info = await self._db.run(create)
         except BaseException:
-            await asyncio.to_thread(shutil.rmtree, staging, True)
+            # Explicit rollback: the row went with the transaction; its directory goes too.
+            await asyncio.to_thread(self._discard, staging, *moved)
             raise
+        if len(moved) > 1:
+            await asyncio.to_thread(self._discard, *moved[1:])
+        return info
+
+    def _place(self, staging: str, final: str, moved: list[str]) -> None:
+        try:
+            os.rename(staging, final)
+        except OSError as e:
+            if e.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                raise
+            # Left by a prepare whose transaction failed after its rename: no row owns it.
+            aside = tempfile.mkdtemp(prefix="gone-", dir=self.root)
+            os.rename(final, os.path.join(aside, "leftover"))
+            os.rename(staging, final)
+            moved.append(final)
+            moved.append(aside)
+            return
+        moved.append(final)
+
+    @staticmethod
+    def _discard(*paths: str) -> None:
+        for path in paths:
+            shutil.rmtree(path, ignore_errors=True)
 
     def _make_staging(self, active: bool) -> str:
         path = tempfile.mkdtemp(prefix="new-", dir=self.root)
-        os.mkdir(os.path.join(path, "fs"), 0o755)
-        if active:
-            os.mkdir(os.path.join(path, "work"), 0o700)
+        try:
+            fs = os.path.join(path, "fs")
+            os.mkdir(fs)
+            os.chmod(fs, 0o755)  # the root directory containers see, whatever the umask
+            if active:
+                os.mkdir(os.path.join(path, "work"), 0o700)
+        except BaseException:
+            shutil.rmtree(path, ignore_errors=True)
+            raise
         return path
 
     async def commit(self, name: str, key: str, size: int) -> Info:
@@ -113,6 +164,20 @@ class OverlaySnapshotter:
 
         info = await self._db.run(remove)
         await asyncio.to_thread(self._remove_dir, info.id)
+
+    async def abort(self, key: str) -> None:
+        """Drop an active snapshot whose filling failed: its directory first (it may hold
+        what filled the disk, and the row's deletion needs space in the WAL), then its
+        row. A row left by a still-full disk names a snapshot no lease protects any
+        more: the next collection removes it. Never raises for a missing snapshot."""
+        info = await self.stat(key)
+        if info is None or info.kind != "active":
+            return
+        await asyncio.to_thread(self._remove_dir, info.id)
+        try:
+            await self.remove(key)
+        except (NotFound, sqlite3.Error, OSError) as e:
+            log.warning("snapshot %s: row left for the collector: %s", key, e)
 
     def _remove_dir(self, snapshot_id: int) -> None:
         shutil.rmtree(os.path.join(self.root, str(snapshot_id)), ignore_errors=True)

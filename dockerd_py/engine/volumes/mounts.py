@@ -10,12 +10,12 @@ and the containers that kept running still hold it: `restore()` says which.
 from __future__ import annotations
 
 import asyncio
-import re
 import socket
 import urllib.parse
 from collections.abc import Iterable, Mapping
 
 from ...errors import InternalError
+from ..mount import mount_points
 from .records import Volume
 
 
@@ -138,22 +138,5 @@ def _mount_source(opts: Mapping[str, str]) -> tuple[str, str]:
     return device, mount_opts
 
 
-def _unescape(field: str) -> str:
-    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
-
-
-def mount_points() -> set[str]:
-    try:
-        with open("/proc/self/mountinfo") as f:
-            return {_unescape(line.split()[4]) for line in f if len(line.split()) > 4}
-    except OSError:
-        return set()
-
-
 def _is_mount_point(path: str) -> bool:
     return path in mount_points()
-
-
-def mounts_under(path: str) -> list[str]:
-    prefix = path.rstrip("/") + "/"
-    return sorted(p for p in mount_points() if p == path or p.startswith(prefix))

@@ -29,13 +29,15 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ...errors import Conflict, InternalError, InvalidParameter, NotFound
+from ..durable import fsync_dir
 from ..events import EventBus
 from ..filters import Filters
 from ..metadata.db import Database
+from ..mount import mounts_under
 from .contract import VolumeUsers
 from .lifecycle import ContainerLifecycle
 from .locks import NameLocks
-from .mounts import LocalMounts, mounts_under
+from .mounts import LocalMounts
 from .records import (
     ANONYMOUS_LABEL,
     DATA_DIR,
@@ -164,6 +166,7 @@ class VolumeService(ContainerLifecycle):
                 # A directory nobody recorded (appeared since startup): adopt it, as
                 # dockerd's MkdirAll would, keeping whatever data it holds.
                 os.makedirs(os.path.join(final, DATA_DIR), 0o755, exist_ok=True)
+            fsync_dir(self.root)  # the directory is durable before the row naming it
 
         try:
             await self.db.run(record)
