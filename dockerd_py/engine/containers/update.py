@@ -165,7 +165,7 @@ def parse_request(body: Any, api_version: tuple[int, int] = (1, 50)) -> dict[str
 def validate(req: Mapping[str, Any]) -> None:
     """verifyContainerSettings(update=true) for the fields an update carries."""
     checked = dict(req)
-    if not req["Memory"]:
+    if not req["Memory"] and (req["MemorySwap"] or 0) >= -1:
         checked["MemorySwap"] = 0  # an update may set swap without memory
     host = host_limits()
     defaults.check_resources(checked, host.ncpu, host.cpus, host.mems)
