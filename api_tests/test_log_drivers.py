@@ -12,6 +12,7 @@ journal. Every message expected here is dockerd 20.10's, seen on this machine.
 from __future__ import annotations
 
 import contextlib
+import gzip
 import json
 import os
 import shutil
@@ -227,12 +228,11 @@ def test_local_rotates_at_20mb_and_compresses(daemon: Daemon, dockerpy: Any, mad
     wait_for(lambda: log_files(daemon, c.id) == ["container.log", "container.log.1.gz"],
              "one rotation at 20 MB, compressed")
     wait_for(lambda: c.logs(tail=1).startswith(b"21999"), "the last line")
-    # the rotated file held about 20 MB (20 MB of records, their prefixes included)
+    # not rotated before 20 MiB (after: the daemon rotates once it sees the size, and a
+    # burst may run past it)
     with open(state_dir(daemon, c.id) / "container.log.1.gz", "rb") as f:
-        import gzip
-
         rotated = gzip.decompress(f.read())
-    assert 20 * 1024 * 1024 <= len(rotated) < 21 * 1024 * 1024
+    assert len(rotated) >= 20 * 1024 * 1024
     assert numbers(c.logs()) == list(range(22000))  # read through the compressed file
     assert numbers(c.logs(tail=3)) == [21997, 21998, 21999]
 
@@ -430,7 +430,10 @@ class JournalHost:
         return [json.loads(line) for line in r.stdout.splitlines()]
 
     def stop(self) -> None:
-        with contextlib.suppress(Exception):
+        # The containers go with the daemon's help: a test may have left it stopped.
+        with contextlib.suppress(Exception, pytest.fail.Exception):
+            if self.daemon.proc is None or self.daemon.proc.poll() is not None:
+                self.start_daemon()
             ids = self.docker("ps", "-aq", check=False).stdout.split()
             if ids:
                 self.docker("rm", "-f", *ids, check=False)

@@ -36,6 +36,8 @@ class LogRotation:
         self.restored(c, proc)
 
     def restored(self, c: Container, proc: Process) -> None:
+        if runtime_logs.driver_of(c.host_config) not in runtime_logs.FILE_DRIVERS:
+            return
         try:
             rotation = logdriver.settings(c, self.store.log_dir(c.id)).rotation
         except DaemonError as e:  # read at its start; a record from elsewhere may not be

@@ -23,6 +23,7 @@ This package's names below are the interface the engine uses.
 
 from .drivers import (
     DEFAULT_DRIVER,
+    FILE_DRIVERS,
     LogInfo,
     LogSettings,
     LogsNotReadable,
@@ -47,8 +48,9 @@ from .records import (
 from .rotation import LogRotator, RotationPolicy, compress_rotated, rotate
 
 __all__ = [
-    "DEFAULT_DRIVER", "LOG_NAME", "Assembler", "LogInfo", "LogRotator", "LogSettings",
-    "LogsNotReadable", "Message", "RotationPolicy", "compress_rotated", "driver_of",
-    "format_timestamp", "journald_enabled", "log_files", "log_path", "merge", "open_driver",
-    "parse_record", "parse_timestamp", "read_journal", "read_logs", "rotate", "validate",
+    "DEFAULT_DRIVER", "FILE_DRIVERS", "LOG_NAME", "Assembler", "LogInfo", "LogRotator",
+    "LogSettings", "LogsNotReadable", "Message", "RotationPolicy", "compress_rotated",
+    "driver_of", "format_timestamp", "journald_enabled", "log_files", "log_path", "merge",
+    "open_driver", "parse_record", "parse_timestamp", "read_journal", "read_logs", "rotate",
+    "validate",
 ]
