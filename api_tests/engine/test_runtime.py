@@ -32,12 +32,14 @@ from dockerd_py.engine.runtime import logs as logs_mod
 from dockerd_py.engine.runtime.attach import AttachStream
 from dockerd_py.engine.runtime.logs import (
     Assembler,
+    LogInfo,
     LogRotator,
     RotationPolicy,
     format_timestamp,
-    parse_log_opts,
+    open_driver,
     parse_timestamp,
     read_logs,
+    validate,
 )
 from dockerd_py.engine.runtime.monitor import Monitor
 from dockerd_py.engine.runtime.oci import (
@@ -759,12 +761,23 @@ def test_k8s_records_and_timestamps() -> None:
 
 
 def test_log_opts() -> None:
-    assert parse_log_opts({}) == RotationPolicy(None, 1)
-    assert parse_log_opts({"max-size": "10m", "max-file": "3"}) == RotationPolicy(10 << 20, 3)
-    assert parse_log_opts({"max-size": "1k"}).max_size == 1024
-    for bad in ({"max-file": "0"}, {"max-file": "2"}, {"max-size": "ten"}, {"bogus": "1"}):
-        with pytest.raises(InvalidParameter):
-            parse_log_opts(bad)
+    info = LogInfo("a" * 64, "n", "busybox", "sha256:" + "b" * 64, "sh")
+
+    def rotation(driver: str, opts: dict[str, str]) -> RotationPolicy | None:
+        return open_driver(driver, opts, info, lambda: False).rotation
+
+    assert rotation("json-file", {}) == RotationPolicy(None, 1)
+    # go-units FromHumanSize, as dockerd reads max-size: decimal units
+    assert rotation("json-file", {"max-size": "10m", "max-file": "3"}) == \
+        RotationPolicy(10_000_000, 3)
+    assert rotation("json-file", {"max-file": "2"}) == RotationPolicy(None, 2)
+    assert rotation("local", {}) == RotationPolicy(20 << 20, 5, True)
+    assert rotation("none", {}) is None
+    for bad in ({"max-file": "0"}, {"max-size": "ten"}, {"compress": "true"}):
+        with pytest.raises(InternalError):
+            rotation("json-file", bad)
+    with pytest.raises(InvalidParameter):
+        validate("json-file", {"bogus": "1"})
 
 
 def test_runtime_messages() -> None:

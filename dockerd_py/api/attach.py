@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from aiohttp import WSMsgType, web
 
 from ..engine.containers.records import Container
+from ..engine.runtime.logs import LogsNotReadable
 from ..errors import DaemonError, InvalidParameter
 from .hijack import StreamConnection, hijack, pump
 from .httputil import query_bool
@@ -57,8 +58,12 @@ async def _serve(request: web.Request, c: Container, conn: StreamConnection,
     containers = request.app[CONTAINERS]
     if asked.logs and (asked.stdout or asked.stderr):
         await conn.head_taken()
-        async for stream, data, _ in containers.logs(c.id, stdout=asked.stdout,
-                                                    stderr=asked.stderr):
+        try:
+            messages = containers.logs(c.id, stdout=asked.stdout, stderr=asked.stderr)
+        except LogsNotReadable as e:
+            await conn.write_frame(1, _not_readable(e.driver))
+            return
+        async for stream, data, _ in messages:
             await conn.write_frame(stream, data)
     c, stdio = await containers.attach(c.id, live=asked.stream)
     if stdio is None:
@@ -85,6 +90,15 @@ async def _serve(request: web.Request, c: Container, conn: StreamConnection,
                    detach_keys=asked.detach_keys)
     finally:
         stdio.close()
+
+
+def _not_readable(driver: str) -> bytes:
+    """What dockerd 20.10 writes, on stdout, when asked to replay the logs of a
+    container whose driver keeps none (it looks for a `none` logger it does not
+    have), before it ends the attach."""
+    return (f"Error attaching: failed to get logging factory: logger: no log driver named "
+            f"'{driver}' is registered: error looking up logging plugin {driver}: plugin "
+            f'"{driver}" not found\n').encode()
 
 
 @routes.post("/containers/{id}/attach")

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from ..engine.containers.records import Container
 from ..engine.images.contract import Images
+from ..engine.runtime.logs import driver_of
 from ..engine.timestamps import parse_time, to_nanos
 from ..engine.types import ImageRecord
 from ..errors import Conflict, DaemonError, InvalidParameter
@@ -156,7 +157,9 @@ def inspect(request: web.Request, c: Container, layer_dirs: dict[str, str] | Non
         "ResolvConfPath": f"{state_dir}/resolv.conf",
         "HostnamePath": f"{state_dir}/hostname",
         "HostsPath": f"{state_dir}/hosts",
-        "LogPath": f"{state_dir}/container.log",
+        # dockerd shows a path for json-file only (local's files are its own business).
+        "LogPath": (f"{state_dir}/container.log" if driver_of(c.host_config) == "json-file"
+                    else ""),
         "Name": "/" + c.name,
         "RestartCount": c.state.restart_count,
         "Driver": "overlay2",

@@ -119,7 +119,7 @@ async def info(request: web.Request) -> web.Response:
                          ["Native Overlay Diff", "true"], ["userxattr", "false"],
                          ["Snapshots", str(len(snapshots))]],
         "Plugins": {"Volume": ["local"], "Network": ["bridge", "host", "null"],
-                    "Authorization": None, "Log": ["json-file", "local"]},
+                    "Authorization": None, "Log": ["journald", "json-file", "local"]},
         "MemoryLimit": True, "SwapLimit": True, "KernelMemoryTCP": False,
         "CpuCfsPeriod": True, "CpuCfsQuota": True, "CPUShares": True, "CPUSet": True,
         "PidsLimit": True, "IPv4Forwarding": forwarding, "Debug": cfg.debug,

@@ -43,10 +43,21 @@ from .store import ContainerStore
 
 @dataclass(frozen=True)
 class ContainerSettings:
-    """The daemon's defaults for new containers, and what happens to them at shutdown."""
-    log_driver: str = "json-file"
+    """The daemon's defaults for new containers, and what happens to them at shutdown.
+
+    Its log-opts are checked as a container's are, when the daemon starts (moby
+    setupDefaultLogConfig: only when there are some; a driver alone is met at
+    create)."""
+    log_driver: str = runtime_logs.DEFAULT_DRIVER
     log_opts: Mapping[str, str] = field(default_factory=dict)
     live_restore: bool = True
+
+    def __post_init__(self) -> None:
+        if self.log_opts:
+            try:
+                runtime_logs.validate(self.log_driver, self.log_opts)
+            except InvalidParameter as e:
+                raise InvalidParameter(f"failed to set log opts: {e}") from None
 
 
 class Creator:
@@ -80,9 +91,9 @@ class Creator:
             hc["MemorySwap"] = 2 * hc["Memory"]  # dockerd's default: as much swap as memory
         hc.setdefault("Runtime", self.runtimes.default)
         self.runtimes.get(hc["Runtime"])  # unknown runtime → 400 now, not at start
-        hc.setdefault("LogConfig", {"Type": self.settings.log_driver,
-                                    "Config": dict(self.settings.log_opts)})
-        runtime_logs.parse_log_opts((hc.get("LogConfig") or {}).get("Config") or {})
+        hc["LogConfig"] = runtime_logs.merge(hc.get("LogConfig"), self.settings.log_driver,
+                                             self.settings.log_opts)
+        runtime_logs.validate(hc["LogConfig"]["Type"], hc["LogConfig"]["Config"])
         # As dockerd (verifyContainerSettings before GetImage): the client's settings
         # are checked before the image is looked up; again below with the image's.
         host = host_limits()

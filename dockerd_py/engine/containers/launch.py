@@ -20,7 +20,7 @@ from ..runtime.contract import RuntimeRegistry, Supervisor
 from ..runtime.process import Process
 from ..snapshots.contract import Snapshotter
 from ..volumes.contract import ContainerVolumes
-from . import bundle, ipc
+from . import bundle, ipc, logdriver
 from .records import Container
 from .store import ContainerStore
 
@@ -66,6 +66,8 @@ class Launcher:
                 return proc
             await self.monitor.remove(c.id)
         runtime = self.runtimes.get(c.host_config.get("Runtime") or self.runtimes.default)
+        log_dir = self.store.log_dir(c.id)
+        log_settings = logdriver.settings(c, log_dir)  # before anything is made: may refuse
         mounts = await self.snapshots.mounts(c.id)
         state_dir = self.store.state_dir(c.id)
         with _setup():
@@ -93,7 +95,8 @@ class Launcher:
                 # on the client's EOF only without a TTY: a detach (ctrl-p ctrl-q) from
                 # a TTY must leave it open for the next `docker attach`.
                 stdin_once=bool(cfg.get("StdinOnce")) and not c.tty,
-                log_path=runtime_logs.log_path(self.store.log_dir(c.id)), name=c.name)
+                log_path=runtime_logs.log_path(log_dir) if log_settings.files else None,
+                journald_tag=log_settings.journald_tag, name=c.name)
         except BaseException:
             await asyncio.to_thread(bundle.teardown, state_dir)
             raise

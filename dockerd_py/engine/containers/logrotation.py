@@ -1,11 +1,12 @@
-"""Log rotation for running containers: LogConfig max-size / max-file, as json-file.
+"""Log rotation for running containers: the json-file and local drivers' max-size,
+max-file and compress.
 
 conmon writes <state dir>/container.log; runtime/logs.LogRotator watches it and,
 at max-size, shifts container.log -> .1 -> ... (keeping max-file files) and asks
 conmon to reopen. A container is registered when it starts (or is found running
-after a daemon restart) and dropped when it exits or is removed. Options come from
-HostConfig.LogConfig.Config (the daemon's log-opts were merged in at create);
-the `local` driver rotates by default (20 MiB, 5 files), like dockerd's.
+after a daemon restart) and dropped when it exits or is removed. The policy is
+the driver's (logdriver.settings): json-file rotates only with a max-size, local
+by default (20 MB, 5 files, compressed), as dockerd's.
 """
 
 from __future__ import annotations
@@ -16,21 +17,11 @@ from ...errors import DaemonError
 from ..runtime import logs as runtime_logs
 from ..runtime.contract import Supervisor
 from ..runtime.process import Process
+from . import logdriver
 from .records import Container
 from .store import ContainerStore
 
 log = logging.getLogger(__name__)
-
-LOCAL_DEFAULT = runtime_logs.RotationPolicy(max_size=20 * 1024 * 1024, max_file=5)
-
-
-def policy(c: Container) -> runtime_logs.RotationPolicy:
-    cfg = c.host_config.get("LogConfig") or {}
-    opts = {str(k): str(v) for k, v in (cfg.get("Config") or {}).items()}
-    found = runtime_logs.parse_log_opts(opts)
-    if found.max_size is None and cfg.get("Type") == "local":
-        return LOCAL_DEFAULT
-    return found
 
 
 class LogRotation:
@@ -45,17 +36,20 @@ class LogRotation:
         self.restored(c, proc)
 
     def restored(self, c: Container, proc: Process) -> None:
+        if runtime_logs.driver_of(c.host_config) not in runtime_logs.FILE_DRIVERS:
+            return
         try:
-            rotation = policy(c)
-        except DaemonError as e:  # validated at create; a record from elsewhere may not be
+            rotation = logdriver.settings(c, self.store.log_dir(c.id)).rotation
+        except DaemonError as e:  # read at its start; a record from elsewhere may not be
             log.warning("container %s: log options ignored: %s", c.id, e)
             return
-        if rotation.max_size is None:
+        if rotation is None or rotation.max_size is None:
             return
         monitor = self.monitor
         try:
             self._rotator.add(c.id, self.store.log_dir(c.id), rotation,
-                              lambda: monitor.reopen_log(proc))
+                              lambda: monitor.reopen_log(proc),
+                              lambda: monitor.exit_status(proc) is None)
         except OSError as e:
             log.warning("container %s: cannot watch its log for rotation: %s", c.id, e)
 

@@ -25,7 +25,6 @@ from ..images.contract import Images
 from ..images.mediatypes import now_rfc3339, rfc3339_nano
 from ..leases import LeaseManager
 from ..networks.contract import ContainerNetworking
-from ..runtime import logs as runtime_logs
 from ..runtime.attach import AttachStream
 from ..runtime.contract import RuntimeRegistry, Supervisor
 from ..runtime.oci import start_failure_exit_code
@@ -34,7 +33,7 @@ from ..runtime.signals import parse_signal
 from ..snapshots.contract import Snapshotter
 from ..timestamps import parse_time
 from ..volumes.contract import ContainerVolumes
-from . import bundle, names
+from . import bundle, logdriver, names
 from . import stats as stats_mod
 from . import top as top_mod
 from . import update as update_mod
@@ -435,11 +434,12 @@ class ContainerService:
     def logs(self, ref: str, **options: Any) -> AsyncIterator[tuple[int, bytes, int]]:
         c = self.get(ref)
         stop = asyncio.Event()
+        messages = logdriver.read(c, self.store.log_dir(c.id), stop, **options)
         if not c.state.running:
             stop.set()
         else:
             asyncio.get_running_loop().create_task(_relay(self.exit_event(c.id), stop))
-        return runtime_logs.read_logs(self.store.log_dir(c.id), stop=stop, **options)
+        return messages
 
     # -- daemon start/stop -------------------------------------------------------------
 

@@ -69,7 +69,8 @@ class Supervisor(Protocol):
 
     async def create(self, cid: str, runtime: OCIRuntime, *, terminal: bool = False,
                      stdin: bool = False, stdin_once: bool = True,
-                     log_path: str | None = None, name: str | None = None) -> Process: ...
+                     log_path: str | None = None, name: str | None = None,
+                     journald_tag: str | None = None) -> Process: ...
 
     async def exec(self, cid: str, exec_id: str, process: dict[str, Any],
                    runtime: OCIRuntime, *, terminal: bool = False, stdin: bool = False,

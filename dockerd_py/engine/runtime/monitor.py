@@ -183,7 +183,8 @@ class Monitor:
 
     async def create(self, cid: str, runtime: OCIRuntime, *, terminal: bool = False,
                      stdin: bool = False, stdin_once: bool = True,
-                     log_path: str | None = None, name: str | None = None) -> Process:
+                     log_path: str | None = None, name: str | None = None,
+                     journald_tag: str | None = None) -> Process:
         """conmon + `<runtime> create` for the bundle in bundle_dir(cid).
 
         Returns once the container exists (state "created", pid known); the caller
@@ -192,7 +193,9 @@ class Monitor:
         the first attach client's half-close closes it (StdinOnce). log_path: the
         k8s-file log (logs.log_path(dir)), appended to; None for no log. conmon's
         own --log-size-max is not used: it truncates, and counts across our
-        rotations (logs.LogRotator rotates instead).
+        rotations (logs.LogRotator rotates instead). journald_tag: conmon also
+        writes each line to the host's journal, with this CONTAINER_TAG and
+        SYSLOG_IDENTIFIER (name: CONTAINER_NAME). Neither: nothing is recorded.
 
         On failure everything made here is gone (runtime state, monitor files, the
         bundle directory) and the runtime's message is raised as NotFound,
@@ -212,7 +215,7 @@ class Monitor:
         self._record(cid, cid, "container", cdir, 0, terminal, stdin, runtime, log_path)
         argv = self._common_args(cid, cid, runtime, cdir)
         argv += ["--exit-dir", self.exits_dir]
-        argv += ["-l", f"k8s-file:{log_path}" if log_path else "none"]
+        argv += self._log_args(log_path, journald_tag)
         if name:
             argv += ["-n", name]
         argv += self._stdio_args(terminal, stdin, stdin_once)
@@ -256,6 +259,15 @@ class Monitor:
         if not self.sync_logs:
             argv.append("--no-sync-log")
         return argv
+
+    @staticmethod
+    def _log_args(log_path: str | None, journald_tag: str | None) -> list[str]:
+        argv = []
+        if log_path:
+            argv += ["-l", f"k8s-file:{log_path}"]
+        if journald_tag is not None:
+            argv += ["-l", "journald", f"--log-tag={journald_tag}"]  # "=": a tag may begin with "-"
+        return argv or ["-l", "none"]
 
     @staticmethod
     def _stdio_args(terminal: bool, stdin: bool, stdin_once: bool) -> list[str]:

@@ -1,11 +1,12 @@
 """Reading a container's log: history, tail, and follow across rotations.
 
 `read_logs` serves `GET /containers/{id}/logs` from the files records.py
-describes: it reads container.log.(N-1) ... .1, container.log in order, joins
-P...F runs back into one message per line, and with follow keeps reading the
-current file as conmon appends to it (woken by inotify, polling without it),
-across rotations: the old file is read to its end before the new one is opened.
-Blocking reads run in threads; the event loop only schedules them.
+describes: it reads container.log.(N-1) ... .1 (decompressing the .gz ones),
+container.log in order, joins P...F runs back into one message per line, and
+with follow keeps reading the current file as conmon appends to it (woken by
+inotify, polling without it), across rotations: the old file is read to its
+end before the new one is opened. Blocking reads run in threads; the event
+loop only schedules them.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import gzip
+import io
 import os
 import time
 from collections.abc import AsyncGenerator, Iterator
@@ -27,12 +30,28 @@ _TAIL_MARGIN = 256           # lines read above a tail's first message
 
 # --- reading history ------------------------------------------------------------------
 
+def _open(path: str) -> tuple[io.BufferedIOBase, str] | None:
+    """The file (decompressed if it is a .gz) and its name: a rotated file compressed
+    since it was listed is found under its new name."""
+    for candidate in (path, path + ".gz") if not path.endswith(".gz") else (path,):
+        try:
+            if candidate.endswith(".gz"):
+                return gzip.open(candidate, "rb"), candidate
+            return open(candidate, "rb"), candidate
+        except FileNotFoundError:
+            continue
+    return None
+
+
 def _lines_forward(path: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
-    """Complete lines of path between start and end (a trailing half line is dropped)."""
-    try:
-        f = open(path, "rb")
-    except FileNotFoundError:
+    """Complete lines of path between start and end (a trailing half line is dropped).
+    end None: to the end of the file."""
+    opened = _open(path)
+    if opened is None:
         return
+    f, name = opened
+    if name != path:  # compressed meanwhile: offsets into the plain file mean nothing
+        start, end = 0, None
     with f:
         f.seek(start)
         remaining = end - start if end is not None else None
@@ -48,19 +67,27 @@ def _lines_forward(path: str, start: int = 0, end: int | None = None) -> Iterato
             yield from lines
 
 
-def _tail_start(files: list[str], sizes: list[int], n: int,
+def _tail_start(files: list[str], sizes: list[int | None], n: int,
                 margin: int = _TAIL_MARGIN) -> tuple[int, int]:
     """(file index, offset) from which the last n messages can be read.
 
     Scans backwards past the (n+1)-th full ("F") record from the end, and `margin`
     lines more: a P run of one stream may be interleaved with records of the other,
     so the message that ends below the cut may have begun a little above it.
-    (0, 0) when the logs hold fewer."""
+    (0, 0) when the logs hold fewer. A compressed file cannot be read backwards:
+    the scan stops at its start (the reader keeps only the last n anyway)."""
     found = 0
     extra = -1
     for i in range(len(files) - 1, -1, -1):
-        pos, carry = sizes[i], b""
-        with open(files[i], "rb") as f:
+        size = sizes[i]
+        if size is None or files[i].endswith(".gz"):
+            return i, 0
+        pos, carry = size, b""
+        try:
+            f = open(files[i], "rb")
+        except FileNotFoundError:  # compressed since it was listed
+            return i, 0
+        with f:
             while pos > 0:
                 step = min(_BLOCK, pos)
                 pos -= step
@@ -95,12 +122,13 @@ def _history(log_dir: str, tail: int | None, current_end: int) -> Iterator[list[
     """Messages of all files (the current one up to current_end), in batches."""
     files = log_files(log_dir)
     current = log_path(log_dir)
-    sizes = []
+    sizes: list[int | None] = []
     for path in files:
         try:
-            sizes.append(current_end if path == current else os.path.getsize(path))
+            sizes.append(current_end if path == current else
+                         None if path.endswith(".gz") else os.path.getsize(path))
         except FileNotFoundError:
-            sizes.append(0)
+            sizes.append(None)
     if tail == 0:
         return
     first, offset = (0, 0) if tail is None else _tail_start(files, sizes, tail)

@@ -2,7 +2,7 @@
 
 Files in a container's log directory: `container.log`, which conmon appends to
 (its `-l k8s-file:PATH`), and after rotations `container.log.1` (newest) up to
-`container.log.N`. One record per line:
+`container.log.N`, each possibly gzip-compressed (`.N.gz`). One record per line:
 
     2026-11-29T01:18:34.800930226+00:00 stdout F out1        F: content ended with "\\n"
     2026-11-29T01:18:34.800930226+00:00 stdout P partial     P: no newline yet (conmon adds one)
@@ -39,14 +39,24 @@ def log_path(log_dir: str) -> str:
 
 
 def log_files(log_dir: str) -> list[str]:
-    """Existing log files, oldest first: container.log.N ... .1, container.log."""
-    rotated = []
+    """Existing log files, oldest first: container.log.N ... .1, container.log.
+
+    A rotated file may be gzip-compressed (container.log.N.gz, the compress
+    option); while .1 is being compressed both exist, and the plain one is taken."""
+    rotated: dict[int, str] = {}
     prefix = LOG_NAME + "."
     with contextlib.suppress(FileNotFoundError):
         for name in os.listdir(log_dir):
-            if name.startswith(prefix) and name[len(prefix):].isdigit():
-                rotated.append((int(name[len(prefix):]), name))
-    files = [os.path.join(log_dir, name) for _, name in sorted(rotated, reverse=True)]
+            if not name.startswith(prefix):
+                continue
+            number = name[len(prefix):]
+            if number.endswith(".gz"):
+                number = number[:-3]
+                if number.isdigit():
+                    rotated.setdefault(int(number), name)
+            elif number.isdigit():
+                rotated[int(number)] = name
+    files = [os.path.join(log_dir, rotated[i]) for i in sorted(rotated, reverse=True)]
     current = log_path(log_dir)
     if os.path.exists(current):
         files.append(current)
