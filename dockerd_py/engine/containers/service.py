@@ -14,7 +14,6 @@ import builtins
 import contextlib
 import dataclasses
 import logging
-import os
 import signal as signals
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
@@ -33,7 +32,7 @@ from ..runtime.signals import parse_signal
 from ..snapshots.contract import Snapshotter
 from ..timestamps import parse_time
 from ..volumes.contract import ContainerVolumes
-from . import bundle, logdriver, names
+from . import bundle, layers, logdriver, names
 from . import stats as stats_mod
 from . import top as top_mod
 from . import update as update_mod
@@ -87,19 +86,10 @@ class ContainerService:
         return self.store.state_dir(cid)
 
     async def layer_dirs(self, c: Container) -> dict[str, str]:
-        """Overlay directories of the container, as `docker inspect` GraphDriver.Data shows."""
-        chain = await self.snapshots.chain(c.id)
-        upper = self.snapshots.fs_dir(chain[0])
-        return {"LowerDir": ":".join(self.snapshots.fs_dir(i) for i in chain[1:]),
-                "MergedDir": os.path.join(self.store.state_dir(c.id), "rootfs"),
-                "UpperDir": upper, "WorkDir": os.path.join(os.path.dirname(upper), "work")}
+        return await layers.overlay_dirs(self.snapshots, self.store.state_dir(c.id), c.id)
 
     async def sizes(self, c: Container) -> tuple[int, int]:
-        """(SizeRw, SizeRootFs): bytes the container wrote, and that plus its image."""
-        info = await self.snapshots.stat(c.id)
-        rw = await asyncio.to_thread(_tree_size, self.snapshots.fs_dir(info)) if info else 0
-        image = await self.images.get(c.image_id)
-        return rw, rw + (image.size if image else 0)
+        return await layers.sizes(self.snapshots, self.images, c)
 
     def exit_event(self, cid: str) -> asyncio.Event:
         """Set when the container's current run ends."""
@@ -483,16 +473,6 @@ class ContainerService:
             task.cancel()
         self.restarts.close()
         await self.monitor.close()
-
-
-def _tree_size(root: str) -> int:
-    """Bytes of regular files and symlinks under root (what dockerd counts)."""
-    total = 0
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in filenames + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]:
-            with contextlib.suppress(OSError):
-                total += os.lstat(os.path.join(dirpath, name)).st_size
-    return total
 
 
 async def _relay(source: asyncio.Event, target: asyncio.Event) -> None:

@@ -51,7 +51,6 @@ import errno
 import json
 import os
 import shutil
-import socket
 import time
 from typing import Any
 
@@ -59,6 +58,7 @@ from ...errors import Conflict, DaemonError, InternalError, NotFound
 from ..modes import CHILD_UMASK
 from . import cgroups, exits
 from .attach import AttachStream
+from .conmonpipes import Pipes, read_message
 from .oci import OCIRuntime, runtime_message, translate_error
 from .probes import cmdline, conmon_alive
 from .process import ExitStatus, Kind, Process, conmon_pid_file, read_int, write_atomic
@@ -66,64 +66,6 @@ from .process import ExitStatus, Kind, Process, conmon_pid_file, read_int, write
 
 def _rmtree(path: str) -> None:
     shutil.rmtree(path, ignore_errors=True)
-
-
-# --- conmon spawning ------------------------------------------------------------------
-
-class _Pipes:
-    """The socketpairs conmon talks to its parent through (CONMON-NOTES §2)."""
-
-    def __init__(self, attach: bool) -> None:
-        pair = socket.socketpair
-        kind = socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC
-        self.sync, self._sync_child = pair(socket.AF_UNIX, kind)
-        self.start, self._start_child = pair(socket.AF_UNIX, kind)
-        self.attach: socket.socket | None = None
-        self._attach_child: socket.socket | None = None
-        if attach:
-            self.attach, self._attach_child = pair(socket.AF_UNIX, kind)
-        for s in self.parent_ends():
-            s.setblocking(False)
-
-    def parent_ends(self) -> list[socket.socket]:
-        return [s for s in (self.sync, self.start, self.attach) if s is not None]
-
-    def child_ends(self) -> list[socket.socket]:
-        return [s for s in (self._sync_child, self._start_child, self._attach_child)
-                if s is not None]
-
-    def env(self) -> dict[str, str]:
-        env = {"_OCI_SYNCPIPE": str(self._sync_child.fileno()),
-               "_OCI_STARTPIPE": str(self._start_child.fileno())}
-        if self._attach_child is not None:
-            env["_OCI_ATTACHPIPE"] = str(self._attach_child.fileno())
-        return env
-
-    def close_child_ends(self) -> None:
-        for s in self.child_ends():
-            s.close()
-
-    def close(self) -> None:
-        self.close_child_ends()
-        for s in self.parent_ends():
-            s.close()
-
-
-async def _read_message(sock: socket.socket, what: str, timeout: float) -> dict[str, Any]:
-    """One `{"data": N[, "message": ...]}` packet; InternalError on EOF or timeout."""
-    loop = asyncio.get_running_loop()
-    try:
-        packet = await asyncio.wait_for(loop.sock_recv(sock, 65536), timeout)
-    except TimeoutError:
-        raise InternalError(f"conmon: no {what} message within {timeout:.0f}s") from None
-    if not packet:
-        raise InternalError(f"conmon exited before sending its {what} message")
-    try:
-        message: dict[str, Any] = json.loads(packet)
-        int(message["data"])
-    except (ValueError, KeyError, TypeError):
-        raise InternalError(f"conmon: bad {what} message {packet[:200]!r}") from None
-    return message
 
 
 # --- the monitor ----------------------------------------------------------------------
@@ -219,11 +161,11 @@ class Monitor:
         if name:
             argv += ["-n", name]
         argv += self._stdio_args(terminal, stdin, stdin_once)
-        pipes = _Pipes(attach=False)
+        pipes = Pipes(attach=False)
         moving = None
         try:
             moving = await self._spawn(argv, cdir, pipes)
-            msg = await _read_message(pipes.sync, "create", self.timeout)
+            msg = await read_message(pipes.sync, "create", self.timeout)
         except BaseException:
             pipes.close()
             await self._cleanup_failed(cid, runtime, cdir)
@@ -280,7 +222,7 @@ class Monitor:
                 argv.append("--leave-stdin-open")
         return argv
 
-    async def _spawn(self, argv: list[str], cwd: str, pipes: _Pipes
+    async def _spawn(self, argv: list[str], cwd: str, pipes: Pipes
                      ) -> asyncio.Future[None] | None:
         """Runs conmon and lets it go; returns when the first conmon process has
         exited (the monitor is then a detached grandchild), with the move of that
@@ -366,16 +308,16 @@ class Monitor:
         argv += ["-e", "--exec-process-spec", spec]
         if attach:
             argv.append("--exec-attach")
-        pipes = _Pipes(attach=attach)
+        pipes = Pipes(attach=attach)
         stream: AttachStream | None = None
         moving = None
         try:
             moving = await self._spawn(argv, xdir, pipes)
             if pipes.attach is not None:
-                await _read_message(pipes.attach, "attach", self.timeout)
+                await read_message(pipes.attach, "attach", self.timeout)
                 stream = await AttachStream.connect(os.path.join(xdir, "attach"))
                 await asyncio.get_running_loop().sock_sendall(pipes.start, b"\0")
-            msg = await _read_message(pipes.sync, "exec", self.timeout)
+            msg = await read_message(pipes.sync, "exec", self.timeout)
         except BaseException:
             self._abandon_exec(xdir, pipes, stream)
             raise
@@ -393,7 +335,7 @@ class Monitor:
         proc = self._record(exec_id, cid, "exec", xdir, pid, terminal, stdin, runtime, None)
         return proc, stream
 
-    def _abandon_exec(self, xdir: str, pipes: _Pipes, stream: AttachStream | None) -> None:
+    def _abandon_exec(self, xdir: str, pipes: Pipes, stream: AttachStream | None) -> None:
         pipes.close()
         if stream is not None:
             stream.close()
