@@ -421,6 +421,15 @@ def test_start_failure_command_not_found(docker, ctr, daemon) -> None:
     docker("rm", r.stdout.strip())
 
 
+def test_attached_run_of_a_missing_command(docker, unique_name, busybox_image) -> None:
+    """`docker run` attaches before it starts: the attach makes the container in the
+    runtime (and fails), the start makes it again and reports the runtime's error."""
+    for _ in range(2):
+        r = docker("run", "--rm", "busybox", "/nonexist", check=False, timeout=30)
+        assert r.returncode == 127, r.stderr
+        assert 'exec: "/nonexist": stat /nonexist: no such file or directory' in r.stderr
+
+
 def test_rm_flag_with_start_failure_removes_container(docker, unique_name, busybox_image) -> None:
     """The CLI waits for the `removed` condition after a failed start with --rm (run.go):
     the daemon must remove an AutoRemove container whose start failed (API-NOTES §3.17)."""

@@ -98,7 +98,10 @@ class Launcher:
                 log_path=runtime_logs.log_path(log_dir) if log_settings.files else None,
                 journald_tag=log_settings.journald_tag, name=c.name)
         except BaseException:
+            # All of it goes, the endpoints too: an attach before the start makes the
+            # container once, and the start makes it again (plainveth's names are fixed).
             await asyncio.to_thread(bundle.teardown, state_dir)
+            await asyncio.shield(self.networks.detach(c.id, c.name))
             raise
         await asyncio.to_thread(bundle.release_pins, state_dir)  # the runtime mounted them
         size = c.host_config.get("ConsoleSize") or [0, 0]
