@@ -33,6 +33,8 @@ from typing import Any, NoReturn
 
 import pytest
 
+from .lifetime import die_with_test_run
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DOCKER_CLI = "/usr/local/bin/docker" if os.path.exists("/usr/local/bin/docker") else "docker"
 START_TIMEOUT = 30.0
@@ -150,7 +152,7 @@ class Daemon:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,
-                start_new_session=True,
+                start_new_session=True, preexec_fn=die_with_test_run,
             )
         deadline = time.monotonic() + START_TIMEOUT
         while not _ping(self.sock):

@@ -26,6 +26,7 @@ from typing import Any
 import pytest
 
 from .conftest import DOCKER_CLI, REPO_ROOT, _ping
+from .lifetime import die_with_test_run
 
 START_TIMEOUT = 30.0   # hang guards only: nothing here asserts on durations
 EXIT_TIMEOUT = 30.0
@@ -81,7 +82,7 @@ class LocalDaemon:
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(self.argv(), cwd=REPO_ROOT, env=env,
                                          stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                         start_new_session=True)
+                                         start_new_session=True, preexec_fn=die_with_test_run)
         return self.proc
 
     def start(self) -> LocalDaemon:

@@ -30,6 +30,7 @@ from typing import Any
 import pytest
 
 from .conftest import DOCKER_CLI, REPO_ROOT, Daemon, _ping
+from .lifetime import die_with_test_run
 
 JOURNALD = "/lib/systemd/systemd-journald"
 START_TIMEOUT = 30.0
@@ -385,7 +386,8 @@ class JournalHost:
         with open(self.tmp / "journald.log", "wb") as log:
             self.journald = subprocess.Popen(
                 ["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+                preexec_fn=die_with_test_run)
         sock = f"/proc/{self.journald.pid}/root/run/systemd/journal/socket"
         deadline = time.monotonic() + START_TIMEOUT
         while not os.path.exists(sock):
@@ -406,7 +408,8 @@ class JournalHost:
         env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
         with open(d.log_path, "ab") as log:
             d.proc = subprocess.Popen(argv, cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL,
-                                      stdout=log, stderr=log, start_new_session=True)
+                                      stdout=log, stderr=log, start_new_session=True,
+                                      preexec_fn=die_with_test_run)
         deadline = time.monotonic() + START_TIMEOUT
         while not _ping(d.sock):
             if d.proc.poll() is not None or time.monotonic() > deadline:

@@ -21,6 +21,7 @@ import pytest
 
 from . import archives as A
 from .conftest import DOCKER_CLI, _mounts_under, _ping
+from .lifetime import die_with_test_run
 
 REFERENCE_DOCKERD = os.environ.get("DPY_REFERENCE_DOCKERD", "/usr/sbin/dockerd")
 START_TIMEOUT = 40.0
@@ -51,7 +52,7 @@ class Reference:
                 "--bridge", "none", "--iptables=false", "--ip-masq=false", "--log-level", "warn"]
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                         start_new_session=True)
+                                         start_new_session=True, preexec_fn=die_with_test_run)
         deadline = time.monotonic() + START_TIMEOUT
         while not _ping(self.sock):
             if self.proc.poll() is not None:

@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 
 from ..conftest import DOCKER_CLI, Daemon, _ping, network_leftovers
+from ..lifetime import die_with_test_run
 from ..test_reference_interop import REFERENCE_DOCKERD, Reference
 from .conftest import wait_http
 
@@ -42,7 +43,7 @@ class NetworkedReference(Reference):
                 "--log-level", "warn"]
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                         start_new_session=True)
+                                         start_new_session=True, preexec_fn=die_with_test_run)
         deadline = time.monotonic() + 40
         while not _ping(self.sock):
             if self.proc.poll() is not None:

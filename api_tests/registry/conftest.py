@@ -34,6 +34,7 @@ from typing import Any
 
 import pytest
 
+from ..lifetime import die_with_test_run
 from . import certs
 
 REGISTRY_BIN = "/usr/bin/docker-registry"
@@ -119,7 +120,8 @@ class Registry:
     def start(self) -> None:
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen([REGISTRY_BIN, "serve", str(self.config)],
-                                         stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+                                         stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+                                         preexec_fn=die_with_test_run)
         if self.client_auth:  # no HTTP without a client certificate: wait for the port
             _wait_tcp(self.ip, self.port, self.proc, self.log)
         else:
@@ -182,7 +184,8 @@ def token_registry(registry_root: Path) -> Iterator[Registry]:
     with open(log, "ab") as out:
         server = subprocess.Popen([sys.executable, str(HERE / "tokenserver.py"), str(port),
                                    str(key), str(crt), "dpy-issuer", "bob", "t0ken-pw", str(log)],
-                                  stdout=out, stderr=out, stdin=subprocess.DEVNULL)
+                                  stdout=out, stderr=out, stdin=subprocess.DEVNULL,
+                                  preexec_fn=die_with_test_run)
     _wait_http(f"http://127.0.0.1:{port}/token", server, log)
     reg = Registry(root, auth={"token": {"realm": f"http://127.0.0.1:{port}/token",
                                          "service": "dpy-registry", "issuer": "dpy-issuer",
