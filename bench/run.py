@@ -46,7 +46,8 @@ default; the whole default run takes about 4 minutes on 2 cores, plus the build 
   run       `docker run --rm busybox true`, --run-reps times (20), default network,
             then the same with `--network none`. Median latency of the CLI process
             (create, attach, start, wait, removal).
-  exec      `docker exec CTR true` into a running `sleep 300`, --run-reps times.
+  exec      `docker exec CTR true` into a running `sleep 300`, --run-reps times; and into
+            one of ours running under crun, when ours has that runtime (`ours-crun`).
   parallel  --parallel (50,20) `docker run -d busybox sleep 300` CLI processes at
             once; wall time from the first spawn until the daemon lists all of them
             as running; then one `docker rm -f` of them all (timed too). Median of
@@ -398,6 +399,10 @@ def rows(results: dict[str, Any]) -> list[tuple[str, float | None, float | None,
         out.append(("  ... --network none", *pick(results["run"]["none"], "median_ms"), "ms"))
     if "exec" in results:
         out.append(("docker exec CTR true", *pick(results["exec"], "median_ms"), "ms"))
+        if "ours-crun" in results["exec"]:
+            out.append(("  ... ours under crun", results["exec"]["ours-crun"]["median_ms"],
+                        results["exec"]["reference"]["median_ms"]
+                        if "reference" in results["exec"] else None, "ms"))
     for n, block in results.get("parallel", {}).items():
         out.append((f"{n} x run -d, parallel", *pick(block["start"], "median_s"), "s"))
         out.append((f"  docker rm -f ({n})", *pick(block["rm"], "median_s"), "s"))
