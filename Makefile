@@ -5,6 +5,7 @@
 #   make test             run the API tests; extra pytest flags in PYTEST_ARGS
 #   make busybox          build/busybox-rootfs.tar, the offline test image
 #   make bench            bench/run.py, when it exists
+#   make protos           regenerate dockerd_py/protos/**/*_pb2*.py from their .proto files
 #   make reference-deps   install docker.io, the reference daemon the benchmarks compare against
 #
 # `deps` is cheap when nothing is missing, so every target can depend on it.
@@ -22,7 +23,7 @@ DEB_PACKAGES := busybox-static runc crun conmon tini zstd iproute2 netavark aard
 TEST_PACKAGES := skopeo umoci docker.io docker-registry strace
 REFERENCE_PACKAGES := docker.io
 # What `import` must find for the tests to run; when one fails, pip installs the project again.
-PY_PROBE := import aiohttp, isal, zstandard, pytest, pytest_asyncio, hypothesis, docker, aiodocker, cryptography, requests, schemathesis, yaml
+PY_PROBE := import aiohttp, isal, zstandard, grpc, google.protobuf, grpc_tools, pytest, pytest_asyncio, hypothesis, docker, aiodocker, cryptography, requests, schemathesis, yaml
 
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 APT_ENV := DEBIAN_FRONTEND=noninteractive
@@ -45,7 +46,7 @@ if [ -n "$$missing" ]; then \
 fi
 endef
 
-.PHONY: all deps deps-system deps-python reference-deps run test busybox bench clean
+.PHONY: all deps deps-system deps-python reference-deps run test busybox bench protos clean
 
 all: test
 
@@ -74,6 +75,9 @@ busybox: $(BUSYBOX_TAR)
 
 $(BUSYBOX_TAR): contrib/make-busybox-rootfs.sh | deps-system
 	contrib/make-busybox-rootfs.sh $@
+
+protos: deps-python
+	contrib/gen-protos.sh
 
 bench: deps
 	@if [ -f bench/run.py ]; then $(PYTHON) bench/run.py $(BENCH_ARGS); \

@@ -1,0 +1,9 @@
+#!/bin/sh
+# Regenerates the Python modules of every .proto under dockerd_py/protos (make protos).
+# Import paths in the .proto files are relative to the repository root, so the generated
+# modules import each other as dockerd_py.protos.<pkg>.<name>_pb2.
+set -eu
+cd "$(dirname "$0")/.."
+find dockerd_py/protos -name '*.proto' | sort | while read -r proto; do
+	python3 -m grpc_tools.protoc -I. --python_out=. --pyi_out=. --grpc_python_out=. "$proto"
+done
