@@ -120,10 +120,14 @@ class Rig:
         return mon
 
     def spec(self, cid: str, args: list[str], *, terminal: bool = False,
-             pidns: bool = True) -> dict[str, Any]:
+             pidns: bool = True, console_size: tuple[int, int] | None = None
+             ) -> dict[str, Any]:
         spec = copy.deepcopy(self.base_spec)
         spec["process"]["args"] = args
         spec["process"]["terminal"] = terminal
+        if console_size:
+            height, width = console_size
+            spec["process"]["consoleSize"] = {"height": height, "width": width}
         spec["root"] = {"path": str(self.rootfs), "readonly": True}
         spec["hostname"] = "rt-test"
         spec["linux"]["cgroupsPath"] = f"/{self.parent}/{cid}"
@@ -326,12 +330,13 @@ async def test_stdin_and_half_close(rig: Rig) -> None:
 
 async def test_tty_and_resize(rig: Rig) -> None:
     mon = await rig.monitor()
+    # HostConfig.ConsoleSize goes into the spec, as runtime/spec.py puts it: the runtime sizes
+    # the pty before the process runs (a resize through conmon before start could lose the race).
     cid = rig.bundle(mon, ["sh", "-c", "stty size; read line; stty size; echo err >&2"],
-                     terminal=True)
+                     terminal=True, console_size=(30, 100))
     proc = await mon.create(cid, rig.runc, terminal=True, stdin=True,
                             log_path=logs_mod.log_path(rig.log_dir(cid)))
     stream = await mon.attach(proc)
-    mon.resize(proc, 30, 100)  # HostConfig.ConsoleSize: before start
     await rig.runc.start(cid)
     assert b"30 100" in await read_until(stream, b"30 100\r\n")
     mon.resize(proc, 40, 120)
