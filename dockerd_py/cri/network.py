@@ -16,7 +16,7 @@ import json
 import os
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 from ..engine.mount import bind, unmount
@@ -43,7 +43,7 @@ class Pod:
     uid: str
     netns: str
     port_mappings: tuple[PortMapping, ...] = ()
-    extra: dict[str, str] = field(default_factory=dict)
+    dns: tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]] | None = None
 
 
 class Plugins(Protocol):
@@ -57,6 +57,8 @@ class Plugins(Protocol):
 
     async def status(self) -> str | None:
         """None when ready, else why not."""
+
+    def update_pod_cidr(self, cidr: str) -> None: ...
 
 
 class PodNetworks:
@@ -75,6 +77,10 @@ class PodNetworks:
     def _state(self, sandbox_id: str) -> str:
         return os.path.join(self.state_dir, self.netns_path(sandbox_id)[-64:] + ".json")
 
+    def update_pod_cidr(self, cidr: str) -> None:
+        if self.plugins is not None:
+            self.plugins.update_pod_cidr(cidr)
+
     async def status(self) -> str | None:
         if self.plugins is None:
             return "no CNI plugins configured: pods get loopback only"
@@ -84,11 +90,14 @@ class PodNetworks:
         """Pin the namespace of pid as the pod's, bring up lo, run the CNI ADD."""
         path = self.netns_path(pod.id)
         await asyncio.to_thread(self._pin, pid, path)
-        await _loopback_up(path)
+        # Saved first: a failure half-way still has its DEL (teardown reads this).
+        await asyncio.to_thread(self._save, pod, [])
         ips: list[str] = []
-        if self.plugins is not None:
+        if self.plugins is None:
+            await _loopback_up(path)
+        else:
             ips = await self.plugins.setup(Pod(pod.id, pod.name, pod.namespace, pod.uid, path,
-                                               pod.port_mappings, pod.extra))
+                                               pod.port_mappings, pod.dns))
         await asyncio.to_thread(self._save, pod, ips)
         return ips
 

@@ -3,6 +3,7 @@ containers (sandboxes.py, containers.py, stats.py do the work)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import grpc
@@ -72,9 +73,11 @@ class RuntimeServicer(rpc_pb.RuntimeServiceServicer):
     async def UpdateRuntimeConfig(self, request: pb.UpdateRuntimeConfigRequest,
                                   context: Context
                                   ) -> pb.UpdateRuntimeConfigResponse:
-        # The pod CIDR is the CNI configuration's business (its IPAM ranges); kept for
-        # Status' verbose answer only.
-        self.pod_cidr = request.runtime_config.network_config.pod_cidr
+        # The pod CIDR goes to the CNI configuration (a template, as containerd's).
+        cidr = request.runtime_config.network_config.pod_cidr
+        if cidr:
+            await asyncio.to_thread(self.sandboxes.networks.update_pod_cidr, cidr)
+        self.pod_cidr = cidr
         return pb.UpdateRuntimeConfigResponse()
 
     # -- pod sandboxes

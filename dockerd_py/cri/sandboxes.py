@@ -71,8 +71,10 @@ class Sandboxes:
                     ports = tuple(PortMapping(_PROTOCOLS.get(p.protocol, "tcp"),
                                               p.container_port, p.host_port, p.host_ip)
                                   for p in cfg.port_mappings)
+                    d = cfg.dns_config
+                    dns = (tuple(d.servers), tuple(d.searches), tuple(d.options))
                     await self.networks.setup(Pod(c.id, md.name, md.namespace, md.uid, "",
-                                                  ports), c.state.pid)
+                                                  ports, dns), c.state.pid)
         except BaseException:
             await asyncio.shield(self._remove(c.id))
             raise
