@@ -95,8 +95,11 @@ class PodContainers:
         os.symlink(log_path, engine_log)
 
     async def stop(self, ref: str, timeout: int) -> None:
-        c, _ = lookup.container(self.containers, ref)
-        with contextlib.suppress(NotModified):
+        try:
+            c, _ = lookup.container(self.containers, ref)
+        except NotFound:
+            return  # idempotent, as kubelet expects
+        with contextlib.suppress(NotModified, NotFound):
             await self.containers.stop(c.id, max(int(timeout), 0))
 
     async def remove(self, ref: str) -> None:
@@ -143,6 +146,11 @@ class PodContainers:
             raise Conflict(f"container {c.id} is not running")
         if not m.log_path:
             return
+        # The new file exists when the call returns (kubelet checks at once); conmon
+        # reopens it, appending, when it reads the request.
+        fd = os.open(m.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW
+                     | os.O_CLOEXEC, 0o640)
+        os.close(fd)
         self.monitor.reopen_log(self.monitor.load(c.id))
 
     async def exec_sync(self, ref: str, cmd: builtins.list[str], timeout: int

@@ -81,7 +81,10 @@ class Sandboxes:
         return c.id
 
     async def stop(self, ref: str) -> None:
-        c, _ = lookup.sandbox(self.containers, ref)
+        try:
+            c, _ = lookup.sandbox(self.containers, ref)
+        except NotFound:
+            return  # stopping what is gone succeeds, as kubelet expects
         async with self.lock(c.id):
             for cc, _ in self.members(c.id):
                 with contextlib.suppress(NotFound, NotModified):

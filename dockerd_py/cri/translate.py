@@ -44,8 +44,9 @@ def _user(uid: pb.Int64Value | None, gid: pb.Int64Value | None, has_uid: bool,
 
 def _seccomp(profile: pb.SecurityProfile, has: bool, legacy: str) -> list[str]:
     if not has:
+        # No profile at all means unconfined in the CRI (kubelet always names one).
         if legacy in ("unconfined", ""):
-            return ["seccomp=unconfined"] if legacy else []
+            return ["seccomp=unconfined"]
         if legacy in ("runtime/default", "docker/default"):
             return []
         if legacy.startswith("localhost/"):
