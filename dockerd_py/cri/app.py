@@ -13,9 +13,10 @@ from ..engine.runtime.contract import Supervisor
 from .cni import CNIPlugins
 from .containers import PodContainers
 from .images import ImageServicer
+from .imagevolumes import ImageVolumes
 from .network import PodNetworks
 from .runtime import RuntimeServicer
-from .sandboxes import Sandboxes
+from .sandboxes import Sandboxes, sweep_image_volumes
 from .server import CRIServer
 from .settings import CRISettings
 from .stats import Stats
@@ -29,8 +30,11 @@ def build(settings: CRISettings, *, containers: Containers, execs: Execs, images
     bins = [Path(d) for d in settings.cni_bin_dir.split(":") if d]
     backend = CNI(Path(settings.cni_conf_dir), bins, Path(settings.state_dir) / "cni")
     networks = PodNetworks(settings.state_dir, settings.run_dir, CNIPlugins(backend))
-    sandboxes = Sandboxes(containers, images, distribution, networks, settings.sandbox_image)
-    pods = PodContainers(containers, execs, images, sandboxes, monitor)
+    volumes = ImageVolumes(images, settings.run_dir)
+    sandboxes = Sandboxes(containers, images, distribution, networks, volumes,
+                          settings.sandbox_image)
+    pods = PodContainers(containers, execs, images, sandboxes, monitor, volumes)
     runtime = RuntimeServicer(containers, sandboxes, pods, Stats(containers, fs_root), events,
                               Streams(streaming), handlers)
-    return CRIServer(settings.socket, runtime, ImageServicer(images, distribution, fs_root))
+    return CRIServer(settings.socket, runtime, ImageServicer(images, distribution, fs_root),
+                     startup=lambda: sweep_image_volumes(sandboxes))

@@ -7,6 +7,7 @@ import logging
 import os
 import socket
 import stat
+from collections.abc import Awaitable, Callable
 
 import grpc
 
@@ -42,8 +43,10 @@ def _free_socket_path(path: str) -> None:
 
 
 class CRIServer:
-    def __init__(self, path: str, runtime: RuntimeServicer, images: ImageServicer) -> None:
+    def __init__(self, path: str, runtime: RuntimeServicer, images: ImageServicer,
+                 startup: Callable[[], Awaitable[None]] | None = None) -> None:
         self.path = path
+        self.startup = startup
         self.runtime = runtime
         self.images = images
         self.server: grpc.aio.Server | None = None
@@ -53,6 +56,8 @@ class CRIServer:
             raise InvalidParameter(f"CRI socket {self.path!r}: an absolute path is required")
         os.makedirs(os.path.dirname(self.path), mode=0o711, exist_ok=True)
         _free_socket_path(self.path)
+        if self.startup is not None:
+            await self.startup()
         server = grpc.aio.server(options=[("grpc.max_receive_message_length", MAX_MESSAGE),
                                           ("grpc.max_send_message_length", MAX_MESSAGE)])
         rpc_pb.add_RuntimeServiceServicer_to_server(self.runtime, server)  # type: ignore[no-untyped-call]
