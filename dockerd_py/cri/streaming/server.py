@@ -107,7 +107,7 @@ class StreamingServer:
         self.port = port
         self._cache = _RequestCache()
         self._server: asyncio.Server | None = None
-        self._connections: set[asyncio.Task[None]] = set()
+        self._connections: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
 
     # -- lifecycle
 
@@ -121,8 +121,10 @@ class StreamingServer:
             self._server.close()
             await self._server.wait_closed()
             self._server = None
-        for task in list(self._connections):
-            task.cancel()
+        # end the connections by closing them (a cancelled start_server task is
+        # reported as an error by asyncio): their streams read EOF and unwind
+        for writer in list(self._connections.values()):
+            writer.transport.abort()
         await asyncio.gather(*self._connections, return_exceptions=True)
 
     @property
@@ -160,7 +162,7 @@ class StreamingServer:
                           writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
-        self._connections.add(task)
+        self._connections[task] = writer
         try:
             await self._handle(reader, writer)
         except (ConnectionError, asyncio.IncompleteReadError):
@@ -168,7 +170,7 @@ class StreamingServer:
         except Exception:
             log.exception("streaming: a connection failed")
         finally:
-            self._connections.discard(task)
+            self._connections.pop(task, None)
             writer.close()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
