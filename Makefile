@@ -17,7 +17,8 @@ DOCKERD_FLAGS ?=
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-DEB_PACKAGES := busybox-static runc crun conmon tini zstd iproute2 netavark aardvark-dns
+DEB_PACKAGES := busybox-static runc crun conmon tini zstd iproute2 netavark aardvark-dns \
+	containernetworking-plugins
 # The tests also produce archives with reference tools, compare with Docker's own dockerd and
 # push to and pull from the reference registry (docker-registry, run by the tests on 127.0.0.1).
 TEST_PACKAGES := skopeo umoci docker.io docker-registry strace

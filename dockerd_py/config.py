@@ -61,10 +61,35 @@ class Config:
     iptables: bool = True
     ip_forward: bool = True
     userland_proxy: bool = True
+    # -- the CRI server (dockerd_py/cri): off unless a socket is given (--cri-socket or
+    # daemon.json "cri": {"socket", "cni-conf-dir", "cni-bin-dir", "sandbox-image"}).
+    cri_socket: str = ""
+    cri: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def cri_options(self) -> dict[str, str]:
+        """The "cri" object with its defaults; "socket" empty when CRI is off."""
+        if self.cri_socket and self.cri.get("socket"):
+            raise InvalidParameter("the following directives are specified both as a flag and "
+                                   "in the configuration file: cri-socket")
+        return {**CRI_DEFAULTS, **self.cri, "socket": self.cri_socket or self.cri.get("socket", "")}
 
     @property
     def effective_pidfile(self) -> str:
         return self.pidfile or os.path.join(self.exec_root, "dockerd-py.pid")
+
+
+CRI_DEFAULTS = {"socket": "", "cni-conf-dir": "/etc/cni/net.d", "cni-bin-dir": "/usr/lib/cni",
+                "sandbox-image": "registry.k8s.io/pause:3.9"}
+
+
+def _cri_object(raw: Any) -> dict[str, str]:
+    if not isinstance(raw, dict) or any(not isinstance(v, str) for v in raw.values()):
+        raise TypeError("cri: an object of strings")
+    unknown = sorted(set(raw) - set(CRI_DEFAULTS))
+    if unknown:
+        raise ValueError("unknown cri option " + ", ".join(unknown))
+    return dict(raw)
 
 
 # How the API reads the configuration in force (SIGHUP replaces it).
@@ -103,6 +128,7 @@ _FILE_KEYS: dict[str, tuple[str | None, Any]] = {
     "iptables": ("iptables", bool),
     "ip-forward": ("ip_forward", bool),
     "userland-proxy": ("userland_proxy", bool),
+    "cri": ("cri", _cri_object),
     # Accepted for compatibility with dockerd's daemon.json; nothing to configure.
     "storage-driver": (None, str),
     "experimental": (None, bool),

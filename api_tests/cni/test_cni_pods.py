@@ -1,0 +1,198 @@
+"""Pods networked by the real CNI plugins: address, traffic, port mappings, teardown.
+
+All traffic stays on this machine: from the host to a pod over the test's own bridge,
+and to a published port through 127.0.0.1 or the bridge's (host) address.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+
+from dockerd_py.engine.cni import CNIError, CNINotReady, PodNetwork, PortMapping
+from dockerd_py.engine.networks import netns
+
+from ..lifetime import die_with_test_run
+from .conftest import CNINet, iptables_save
+
+_SERVER = """
+import socket, sys
+s = socket.socket(socket.AF_INET6)
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("::", int(sys.argv[1])))
+s.listen(8)
+print("ready", flush=True)
+while True:
+    c, _ = s.accept()
+    c.sendall(sys.argv[2].encode())
+    c.close()
+"""
+
+
+@contextmanager
+def server_in(netns_path: str, port: int, greeting: str) -> Iterator[None]:
+    """A TCP server inside the namespace that sends `greeting` to each client."""
+    proc = subprocess.Popen(["nsenter", f"--net={netns_path}", sys.executable, "-c", _SERVER,
+                             str(port), greeting], stdout=subprocess.PIPE,
+                            preexec_fn=die_with_test_run)
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == b"ready\n"
+        yield
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def fetch(host: str, port: int) -> bytes:
+    with socket.create_connection((host, port), timeout=20) as c:
+        data = b""
+        while chunk := c.recv(4096):
+            data += chunk
+        return data
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def host_veths(bridge: str) -> list[str]:
+    d = f"/sys/class/net/{bridge}/brif"
+    return sorted(os.listdir(d)) if os.path.isdir(d) else []
+
+
+def mentions(lines: set[str], net: CNINet, pod: PodNetwork) -> list[str]:
+    """Rules that belong to this pod or this test's network."""
+    return sorted(line for line in lines
+                  if pod.pod_id in line or net.bridge in line or net.subnet in line
+                  or "CNI-DN-" in line or net.name in line)
+
+
+async def test_setup_gives_addresses_and_traffic_reaches_the_pod(cni_net: CNINet) -> None:
+    cni = cni_net.cni()
+    pod = cni_net.pod()
+    result = await cni.setup(pod)
+    assert result.interface == "eth0"
+    v4 = ipaddress.ip_address(result.ips[0])
+    assert v4.version == 4 and v4 in ipaddress.ip_network(cni_net.subnet)
+    assert result.gateway == str(next(ipaddress.ip_network(cni_net.subnet).hosts()))
+    if cni_net.subnet6:
+        assert [ipaddress.ip_address(ip) in ipaddress.ip_network(cni_net.subnet6)
+                for ip in result.ips[1:]] == [True]
+    assert cni_net.allocations() == sorted(result.ips)
+    assert len(host_veths(cni_net.bridge)) == 1
+    # Inside: eth0 holds the address, lo is up with 127.0.0.1 (the loopback network).
+    addrs = json.loads(subprocess.run(["nsenter", f"--net={pod.netns_path}", "ip", "-j", "addr"],
+                                      check=True, capture_output=True).stdout)
+    by_name = {a["ifname"]: a for a in addrs}
+    assert "UP" in by_name["lo"]["flags"]
+    assert "127.0.0.1" in [i["local"] for i in by_name["lo"]["addr_info"]]
+    assert result.ips[0] in [i["local"] for i in by_name["eth0"]["addr_info"]]
+    with server_in(pod.netns_path, 7070, "hello from the pod"):
+        assert fetch(result.ips[0], 7070) == b"hello from the pod"
+    await cni.check(pod)
+    await cni.teardown(pod)
+    assert host_veths(cni_net.bridge) == []
+    assert cni_net.allocations() == []
+
+
+async def test_port_mapping_from_localhost_and_host_address(cni_net: CNINet,
+                                                             firewall: set[str]) -> None:
+    cni = cni_net.cni()
+    host_port = free_port()
+    pod = cni_net.pod((PortMapping("TCP", 8080, host_port, ""),
+                       PortMapping("tcp", 9090, 0, "")))   # no host port: not published
+    result = await cni.setup(pod)
+    ours = mentions(iptables_save() - firewall, cni_net, pod)
+    assert any(f"--dports {host_port}" in line for line in ours), ours
+    assert not any("9090" in line for line in ours)
+    gateway = result.gateway
+    with server_in(pod.netns_path, 8080, "mapped"):
+        assert fetch("127.0.0.1", host_port) == b"mapped"
+        assert fetch(gateway, host_port) == b"mapped"
+    await cni.teardown(pod)
+    assert mentions(iptables_save() - firewall, cni_net, pod) == []
+    assert host_veths(cni_net.bridge) == []
+    assert cni_net.allocations() == []
+    assert not list((cni_net.cache_dir / "results").iterdir())
+
+
+async def test_teardown_after_restart_from_the_cache_alone(cni_net: CNINet,
+                                                           firewall: set[str]) -> None:
+    pod = cni_net.pod((PortMapping("tcp", 80, free_port(), "127.0.0.1"),))
+    result = await cni_net.cni().setup(pod)
+    assert mentions(iptables_save() - firewall, cni_net, pod)
+    # The "restart": a new CNI object, the config directory emptied, the namespace gone.
+    (cni_net.conf_dir / "10-test.conflist").unlink()
+    netns.remove(str(cni_net.netns_root), pod.pod_id)
+    assert cni_net.allocations() == sorted(result.ips)
+    restarted = cni_net.cni()
+    await restarted.teardown(pod)
+    assert mentions(iptables_save() - firewall, cni_net, pod) == []
+    assert host_veths(cni_net.bridge) == []
+    assert cni_net.allocations() == []
+    await restarted.teardown(pod)   # idempotent, nothing left to act on
+
+
+async def test_teardown_is_idempotent_and_needs_no_setup(cni_net: CNINet) -> None:
+    cni = cni_net.cni()
+    pod = cni_net.pod()
+    await cni.teardown(pod)         # never set up: DEL on the current config succeeds
+    await cni.setup(pod)
+    await cni.teardown(pod)
+    await cni.teardown(pod)
+    assert cni_net.allocations() == []
+
+
+async def test_two_pods_get_distinct_addresses(cni_net: CNINet) -> None:
+    cni = cni_net.cni()
+    a, b = cni_net.pod(), cni_net.pod()
+    ra, rb = await cni.setup(a), await cni.setup(b)
+    assert ra.ips[0] != rb.ips[0]
+    with server_in(b.netns_path, 7171, "b"):
+        # Pod to pod across the bridge.
+        out = subprocess.run(["nsenter", f"--net={a.netns_path}", sys.executable, "-c",
+                              "import socket,sys; c=socket.create_connection((sys.argv[1],"
+                              " 7171), timeout=20); print(c.recv(10).decode())", rb.ips[0]],
+                             check=True, capture_output=True, text=True)
+        assert out.stdout.strip() == "b"
+    await cni.teardown(a)
+    await cni.teardown(b)
+    assert cni_net.allocations() == []
+
+
+async def test_plugin_failure_is_reported_and_undone(cni_net: CNINet) -> None:
+    conf = cni_net.conflist()
+    conf["plugins"][0]["ipam"]["ranges"] = [[{"subnet": "not-a-subnet"}]]
+    (cni_net.conf_dir / "10-test.conflist").write_text(json.dumps(conf))
+    pod = cni_net.pod()
+    with pytest.raises(CNIError) as e:
+        await cni_net.cni().setup(pod)
+    assert 'plugin type="bridge" name="' + cni_net.name + '" failed (add)' in str(e.value)
+    assert "not-a-subnet" in str(e.value)
+    assert not list((cni_net.cache_dir / "results").iterdir())
+
+
+async def test_missing_plugin_is_named(cni_net: CNINet) -> None:
+    conf = cni_net.conflist()
+    conf["plugins"].append({"type": "no-such-plugin"})
+    (cni_net.conf_dir / "10-test.conflist").write_text(json.dumps(conf))
+    cni = cni_net.cni()
+    with pytest.raises(CNINotReady, match="no-such-plugin"):
+        await cni.status()
+    pod = cni_net.pod()
+    with pytest.raises(CNIError, match="failed to find plugin 'no-such-plugin'"):
+        await cni.setup(pod)
+    assert cni_net.allocations() == []
+    assert host_veths(cni_net.bridge) == []

@@ -1,0 +1,141 @@
+"""Pod sandboxes: a pause container holding the pod's namespaces, and its network."""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import contextlib
+import json
+import logging
+
+from google.protobuf import json_format
+
+from ..distribution.service import DistributionService
+from ..engine.containers.contract import Containers
+from ..engine.containers.records import Container
+from ..engine.images.service import ImageService as Images
+from ..errors import InvalidParameter, NotFound, NotModified
+from ..protos.cri import api_pb2 as pb
+from . import lookup, meta, translate, views
+from .network import Pod, PodNetworks, PortMapping
+
+log = logging.getLogger("dockerd_py.cri")
+
+_PROTOCOLS = {pb.TCP: "tcp", pb.UDP: "udp", pb.SCTP: "sctp"}
+STOP_TIMEOUT = 10
+
+
+class Sandboxes:
+    def __init__(self, containers: Containers, images: Images,
+                 distribution: DistributionService, networks: PodNetworks,
+                 sandbox_image: str) -> None:
+        self.containers = containers
+        self.images = images
+        self.distribution = distribution
+        self.networks = networks
+        self.sandbox_image = sandbox_image
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def lock(self, sid: str) -> asyncio.Lock:
+        return self._locks.setdefault(sid, asyncio.Lock())
+
+    async def _pause_image(self) -> str:
+        try:
+            return (await self.images.resolve(self.sandbox_image)).id
+        except NotFound:
+            return (await self.distribution.pull(self.sandbox_image)).id
+
+    async def run(self, cfg: pb.PodSandboxConfig, handler: str) -> str:
+        md = cfg.metadata
+        if not md.name or not md.namespace or not md.uid:
+            raise InvalidParameter("sandbox metadata needs name, namespace and uid")
+        ns = translate.pod_namespaces(cfg)
+        m = meta.Meta(kind=meta.SANDBOX, name=md.name, namespace=md.namespace, uid=md.uid,
+                      attempt=md.attempt, labels=dict(cfg.labels),
+                      annotations=dict(cfg.annotations), log_directory=cfg.log_directory,
+                      runtime_handler=handler,
+                      extra={"namespaces": {"network": ns.network, "pid": ns.pid,
+                                            "ipc": ns.ipc},
+                             "cgroup_parent": cfg.linux.cgroup_parent,
+                             "config": json.loads(_json(cfg))})
+        name = meta.sandbox_name(md.name, md.namespace, md.uid, md.attempt)
+        body = translate.sandbox_body(cfg, await self._pause_image(), m)
+        if handler:
+            body["HostConfig"]["Runtime"] = handler
+        c, _ = await self.containers.create(name, body)
+        try:
+            async with self.lock(c.id):
+                await self.containers.start(c.id)
+                if not translate.host_network(cfg):
+                    c = self.containers.get(c.id)
+                    ports = tuple(PortMapping(_PROTOCOLS.get(p.protocol, "tcp"),
+                                              p.container_port, p.host_port, p.host_ip)
+                                  for p in cfg.port_mappings)
+                    d = cfg.dns_config
+                    dns = (tuple(d.servers), tuple(d.searches), tuple(d.options))
+                    await self.networks.setup(Pod(c.id, md.name, md.namespace, md.uid, "",
+                                                  ports, dns), c.state.pid)
+        except BaseException:
+            await asyncio.shield(self._remove(c.id))
+            raise
+        return c.id
+
+    async def stop(self, ref: str) -> None:
+        c, _ = lookup.sandbox(self.containers, ref)
+        async with self.lock(c.id):
+            for cc, _ in self.members(c.id):
+                with contextlib.suppress(NotFound, NotModified):
+                    await self.containers.stop(cc.id, 0)
+            await self.networks.teardown(c.id)
+            with contextlib.suppress(NotFound, NotModified):
+                await self.containers.stop(c.id, STOP_TIMEOUT)
+
+    async def remove(self, ref: str) -> None:
+        try:
+            c, _ = lookup.sandbox(self.containers, ref)
+        except NotFound:
+            return  # removing what is gone succeeds, as kubelet expects
+        async with self.lock(c.id):
+            await self._remove(c.id)
+        self._locks.pop(c.id, None)
+
+    async def _remove(self, sid: str) -> None:
+        for cc, _ in self.members(sid):
+            with contextlib.suppress(NotFound):
+                await self.containers.remove(cc.id, force=True)
+        await self.networks.teardown(sid)
+        with contextlib.suppress(NotFound):
+            await self.containers.remove(sid, force=True)
+
+    def members(self, sid: str) -> list[tuple[Container, meta.Meta]]:
+        return [(c, m) for c, m in lookup.all_of(self.containers, meta.CONTAINER)
+                if m.sandbox_id == sid]
+
+    def status(self, ref: str, verbose: bool) -> pb.PodSandboxStatusResponse:
+        c, m = lookup.sandbox(self.containers, ref)
+        status = views.sandbox_status(c, m, self.networks.ips(c.id))
+        info = {}
+        if verbose:
+            info["info"] = json.dumps({
+                "pid": c.state.pid, "image": self.sandbox_image,
+                "netnsPath": self.networks.netns_path(c.id)
+                if m.extra.get("namespaces", {}).get("network") != pb.NODE else "",
+                "config": m.extra.get("config") or {}})
+        return pb.PodSandboxStatusResponse(status=status, info=info)
+
+    def list(self, f: pb.PodSandboxFilter | None) -> builtins.list[pb.PodSandbox]:
+        out = []
+        for c, m in lookup.all_of(self.containers, meta.SANDBOX):
+            if f is not None:
+                if f.id and not c.id.startswith(f.id):
+                    continue
+                if f.HasField("state") and f.state.state != views.sandbox_state(c):
+                    continue
+                if not lookup.labels_match(m.labels, f.label_selector):
+                    continue
+            out.append(views.sandbox(c, m))
+        return out
+
+
+def _json(cfg: pb.PodSandboxConfig) -> str:
+    return json_format.MessageToJson(cfg)
