@@ -14,6 +14,7 @@ from ..errors import InvalidParameter
 from ..protos.cri import api_pb2_grpc as rpc_pb
 from .images import ImageServicer
 from .runtime import RuntimeServicer
+from .streaming.server import StreamingServer
 
 log = logging.getLogger("dockerd_py.cri")
 # grpc's own loggers speak at debug level on every poll of the loop.
@@ -42,8 +43,10 @@ def _free_socket_path(path: str) -> None:
 
 
 class CRIServer:
-    def __init__(self, path: str, runtime: RuntimeServicer, images: ImageServicer) -> None:
+    def __init__(self, path: str, runtime: RuntimeServicer, images: ImageServicer,
+                 streaming: StreamingServer | None = None) -> None:
         self.path = path
+        self.streaming = streaming
         self.runtime = runtime
         self.images = images
         self.server: grpc.aio.Server | None = None
@@ -53,6 +56,9 @@ class CRIServer:
             raise InvalidParameter(f"CRI socket {self.path!r}: an absolute path is required")
         os.makedirs(os.path.dirname(self.path), mode=0o711, exist_ok=True)
         _free_socket_path(self.path)
+        if self.streaming is not None:
+            await self.streaming.start()
+            log.info("CRI streaming server on %s", self.streaming.base_url)
         server = grpc.aio.server(options=[("grpc.max_receive_message_length", MAX_MESSAGE),
                                           ("grpc.max_send_message_length", MAX_MESSAGE)])
         rpc_pb.add_RuntimeServiceServicer_to_server(self.runtime, server)  # type: ignore[no-untyped-call]
@@ -69,5 +75,7 @@ class CRIServer:
         if self.server is not None:
             await self.server.stop(grace=2.0)
             self.server = None
+        if self.streaming is not None:
+            await self.streaming.stop()
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path)

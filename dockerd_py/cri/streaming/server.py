@@ -237,3 +237,23 @@ class StreamingServer:
         async def forward(port: int, reader: InputStream, writer: OutputStream) -> None:
             await self.runtime.port_forward(pod, port, reader, writer)
         return forward
+
+
+class URLs:
+    """The server as the CRI servicer asks it for URLs (cri/streams.py's StreamingURLs)."""
+
+    def __init__(self, server: StreamingServer) -> None:
+        self.server = server
+
+    def exec(self, container_id: str, cmd: list[str], tty: bool, stdin: bool, stdout: bool,
+             stderr: bool) -> str:
+        return self.server.exec_url(container_id, cmd, tty=tty, stdin=stdin, stdout=stdout,
+                                    stderr=stderr)
+
+    def attach(self, container_id: str, tty: bool, stdin: bool, stdout: bool,
+               stderr: bool) -> str:
+        return self.server.attach_url(container_id, tty=tty, stdin=stdin, stdout=stdout,
+                                      stderr=stderr)
+
+    def port_forward(self, pod_sandbox_id: str, ports: list[int]) -> str:
+        return self.server.port_forward_url(pod_sandbox_id, ports)
