@@ -10,7 +10,8 @@ Fixtures:
   crictl       (session) run(*args, check=True, timeout=120, input=None)
   stream_pod   (module)  Pod: a sandbox with two busybox containers, `web` (busybox
                          httpd on 127.0.0.1:8080 inside the pod, a shell to exec in) and
-                         `reader` (stdin, stdin_once: echoes what it reads, for attach)
+                         `reader` (stdin, stdin_once: echoes what it reads, for attach),
+                         `shell` (sh on a TTY, for attach -it)
 """
 
 from __future__ import annotations
@@ -89,6 +90,7 @@ class Pod:
     id: str
     web: str
     reader: str
+    shell: str
     dir: Path
 
 
@@ -120,7 +122,9 @@ def stream_pod(crictl: CriRun, cri_dir: Path) -> Iterator[Pod]:  # noqa: F811
         reader = _container(crictl, pod_id, pod_cfg, d, "reader", stdin=True, stdin_once=True,
                             command=["sh", "-c", "while read l; do echo got:$l; done; "
                                                  "echo reader-done"])
-        yield Pod(pod_id, web, reader, d)
+        shell = _container(crictl, pod_id, pod_cfg, d, "shell", stdin=True, tty=True,
+                           command=["sh"])
+        yield Pod(pod_id, web, reader, shell, d)
     finally:
         crictl("stopp", pod_id, check=False)
         crictl("rmp", pod_id, check=False)

@@ -14,6 +14,7 @@ import socket
 import struct
 import subprocess
 import termios
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -115,6 +116,16 @@ def test_attach_stdin_once(crictl: CriRun, stream_pod: Pod) -> None:
     assert "reader-done" in done.stdout
 
 
+def test_attach_tty_and_resize(cri_daemon: object, stream_pod: Pod) -> None:
+    """attach -it to a container on a TTY: its terminal takes the client's size."""
+    config = str(cri_daemon.tmp / "crictl.yaml")  # type: ignore[attr-defined]
+    code, out = _pty_run(["--config", config, "attach", "-it", stream_pod.shell],
+                         b"stty size; echo marker-$((6*7)); exit 0\n", 41, 97)
+    text = out.decode(errors="replace")
+    assert "41 97" in text, text
+    assert "marker-42" in text, text
+
+
 def _forward(crictl_args: list[str], local: int) -> subprocess.Popen[str]:
     proc = subprocess.Popen([str(CRICTL), *crictl_args], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, preexec_fn=die_with_test_run)
@@ -137,15 +148,16 @@ def _http_get(port: int) -> bytes:
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_port_forward(cri_daemon: object, stream_pod: Pod, transport: str) -> None:
-    """Traffic to 127.0.0.1:8080 inside the pod's network namespace, several connections
+    """Traffic to 127.0.0.1:8080 inside the pod's network namespace, connections at once
     over one forwarding session."""
     config = str(cri_daemon.tmp / "crictl.yaml")  # type: ignore[attr-defined]
     local = free_port()
     proc = _forward(["--config", config, "port-forward", "-r", transport, stream_pod.id,
                      f"{local}:{WEB_PORT}"], local)
     try:
-        for _ in range(3):
-            reply = _http_get(local)
+        with ThreadPoolExecutor(8) as pool:
+            replies = list(pool.map(lambda _: _http_get(local), range(24)))
+        for reply in replies:
             assert reply.startswith(b"HTTP/1.") and b" 200 " in reply.split(b"\r\n")[0]
             assert PAGE.encode() in reply
     finally:
