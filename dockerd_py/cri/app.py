@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from ..distribution.service import DistributionService
@@ -10,6 +11,7 @@ from ..engine.containers.contract import Containers, Execs
 from ..engine.events import EventBus
 from ..engine.images.service import ImageService as Images
 from ..engine.runtime.contract import Supervisor
+from ..errors import Conflict
 from .cni import CNIPlugins
 from .containers import PodContainers
 from .images import ImageServicer
@@ -20,6 +22,8 @@ from .sandboxes import Sandboxes, sweep_image_volumes
 from .server import CRIServer
 from .settings import CRISettings
 from .stats import Stats
+from .streaming.engine import EngineStreamingRuntime
+from .streaming.server import StreamingServer, URLs
 from .streams import StreamingURLs, Streams
 
 
@@ -34,7 +38,22 @@ def build(settings: CRISettings, *, containers: Containers, execs: Execs, images
     sandboxes = Sandboxes(containers, images, distribution, networks, volumes,
                           settings.sandbox_image)
     pods = PodContainers(containers, execs, images, sandboxes, monitor, volumes)
+    server = None
+    if streaming is None:  # exec/attach/port-forward URLs lead to our streaming server
+        def netns_of(sandbox_id: str) -> Path:
+            """The pod's pinned namespace, else (host network) its pause process's."""
+            pinned = networks.netns_path(sandbox_id)
+            if os.path.ismount(pinned):
+                return Path(pinned)
+            c = containers.get(sandbox_id)
+            if not c.state.running or not c.state.pid:
+                raise Conflict(f"pod sandbox {sandbox_id} is not running")
+            return Path(f"/proc/{c.state.pid}/ns/net")
+
+        server = StreamingServer(EngineStreamingRuntime(containers, execs, netns_of),
+                                 address=settings.stream_address)
+        streaming = URLs(server)
     runtime = RuntimeServicer(containers, sandboxes, pods, Stats(containers, fs_root), events,
                               Streams(streaming), handlers)
     return CRIServer(settings.socket, runtime, ImageServicer(images, distribution, fs_root),
-                     startup=lambda: sweep_image_volumes(sandboxes))
+                     server, startup=lambda: sweep_image_volumes(sandboxes))

@@ -15,6 +15,7 @@ from ..errors import InvalidParameter
 from ..protos.cri import api_pb2_grpc as rpc_pb
 from .images import ImageServicer
 from .runtime import RuntimeServicer
+from .streaming.server import StreamingServer
 
 log = logging.getLogger("dockerd_py.cri")
 # grpc's own loggers speak at debug level on every poll of the loop.
@@ -44,8 +45,10 @@ def _free_socket_path(path: str) -> None:
 
 class CRIServer:
     def __init__(self, path: str, runtime: RuntimeServicer, images: ImageServicer,
+                 streaming: StreamingServer | None = None,
                  startup: Callable[[], Awaitable[None]] | None = None) -> None:
         self.path = path
+        self.streaming = streaming
         self.startup = startup
         self.runtime = runtime
         self.images = images
@@ -58,6 +61,9 @@ class CRIServer:
         _free_socket_path(self.path)
         if self.startup is not None:
             await self.startup()
+        if self.streaming is not None:
+            await self.streaming.start()
+            log.info("CRI streaming server on %s", self.streaming.base_url)
         server = grpc.aio.server(options=[("grpc.max_receive_message_length", MAX_MESSAGE),
                                           ("grpc.max_send_message_length", MAX_MESSAGE)])
         rpc_pb.add_RuntimeServiceServicer_to_server(self.runtime, server)  # type: ignore[no-untyped-call]
@@ -74,5 +80,7 @@ class CRIServer:
         if self.server is not None:
             await self.server.stop(grace=2.0)
             self.server = None
+        if self.streaming is not None:
+            await self.streaming.stop()
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path)
