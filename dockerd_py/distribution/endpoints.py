@@ -152,10 +152,6 @@ def endpoints(domain: str, settings: RegistrySettings) -> list[Endpoint]:
         out.append(Endpoint(HUB_URL, tls_context("registry-1.docker.io", verify=True,
                                                  certs_dir=settings.certs_dir)))
         return out
-    import os as _os  # LOCAL MEASUREMENT HACK, NEVER COMMIT
-    _m = _os.environ.get("DPY_HACK_MIRROR")
-    if _m and domain in ("registry.k8s.io", "gcr.io", "k8s.gcr.io"):
-        out.append(Endpoint(_m, False, mirror=True))
     insecure = is_insecure(domain, settings)
     out.append(Endpoint(f"https://{domain}", tls_context(domain, verify=not insecure,
                                                          certs_dir=settings.certs_dir)))
