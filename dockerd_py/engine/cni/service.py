@@ -89,7 +89,9 @@ class CNI:
 
     def update_pod_cidr(self, cidr: str) -> None:
         """Kubelet's pod CIDR (UpdateRuntimeConfig): with a config template, written into
-        the config directory as containerd does ({{.PodCIDR}} is replaced). Blocking."""
+        the config directory as containerd does. Of containerd's template fields only
+        {{.PodCIDR}} (the first range) is known; a template using others is refused
+        rather than half rendered. Blocking."""
         ranges = [r.strip() for r in cidr.split(",") if r.strip()]
         try:
             nets = [ipaddress.ip_network(r, strict=False) for r in ranges]
@@ -98,15 +100,19 @@ class CNI:
         if not nets or nets == [ipaddress.ip_network(r, strict=False)
                                 for r in self.pod_cidr.split(",") if r]:
             return
-        self.pod_cidr = ",".join(str(n) for n in nets)
         if self.conf_template is None:
+            self.pod_cidr = ",".join(str(n) for n in nets)
             return
         text = self.conf_template.read_text().replace("{{.PodCIDR}}", str(nets[0]))
+        if "{{" in text:
+            raise InvalidParameter(f"CNI config template {self.conf_template}: only "
+                                   "{{.PodCIDR}} is supported")
         os.makedirs(self.conf_dir, exist_ok=True)
         target = self.conf_dir / TEMPLATE_OUTPUT
         tmp = target.with_name(f".{target.name}.tmp")
         tmp.write_text(text)
         os.rename(tmp, target)
+        self.pod_cidr = ",".join(str(n) for n in nets)
 
     # -- the runtime values a plugin may ask for -------------------------------------
 
