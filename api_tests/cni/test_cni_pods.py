@@ -7,6 +7,7 @@ and to a published port through 127.0.0.1 or the bridge's (host) address.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import ipaddress
 import json
 import os
@@ -19,7 +20,14 @@ from contextlib import contextmanager
 
 import pytest
 
-from dockerd_py.engine.cni import CNI, CNIError, CNINotReady, PodNetwork, PortMapping
+from dockerd_py.engine.cni import (
+    CNI,
+    CNIError,
+    CNINotReady,
+    PodBandwidth,
+    PodNetwork,
+    PortMapping,
+)
 from dockerd_py.engine.networks import netns
 
 from ..lifetime import die_with_test_run
@@ -250,3 +258,33 @@ async def test_a_hung_plugin_is_killed(cni_net: CNINet) -> None:
         await cni.setup(cni_net.pod())
     out = subprocess.run(["pgrep", "-f", str(hung)], capture_output=True, text=True)
     assert out.stdout == ""
+
+
+async def test_bandwidth_reaches_the_plugin_that_declares_it(cni_net: CNINet) -> None:
+    """runtimeConfig carries a capability only to the plugins that declare it."""
+    conf = cni_net.conflist()
+    conf["plugins"].append({"type": "bandwidth", "capabilities": {"bandwidth": True}})
+    (cni_net.conf_dir / "10-test.conflist").write_text(json.dumps(conf))
+    cni = cni_net.cni()
+    shaped = dataclasses.replace(cni_net.pod(), bandwidth=PodBandwidth(
+        ingress_rate=8_000_000, ingress_burst=80_000_000))
+    cni_net.pods.append(shaped)
+    await cni.setup(shaped)
+    [veth] = host_veths(cni_net.bridge)
+    qdiscs = subprocess.run(["tc", "qdisc", "show", "dev", veth], check=True,
+                            capture_output=True, text=True).stdout
+    assert "tbf" in qdiscs and "rate 8Mbit" in qdiscs, qdiscs
+    await cni.teardown(shaped)
+
+    # The same plugin without the capability declared gets no runtimeConfig: no shaping.
+    conf["plugins"][-1] = {"type": "bandwidth"}
+    (cni_net.conf_dir / "10-test.conflist").write_text(json.dumps(conf))
+    plain = dataclasses.replace(cni_net.pod(), bandwidth=PodBandwidth(8_000_000, 80_000_000))
+    cni_net.pods.append(plain)
+    await cni.setup(plain)
+    [veth] = host_veths(cni_net.bridge)
+    qdiscs = subprocess.run(["tc", "qdisc", "show", "dev", veth], check=True,
+                            capture_output=True, text=True).stdout
+    assert "tbf" not in qdiscs, qdiscs
+    await cni.teardown(plain)
+    assert cni_net.allocations() == []
