@@ -14,7 +14,11 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import grpc
 import pytest
+
+from dockerd_py.protos.cri import api_pb2 as pb
+from dockerd_py.protos.cri import api_pb2_grpc as rpc_pb
 
 from ..conftest import DOCKER_CLI, Daemon, _mounts_under
 from ..lifetime import die_with_test_run
@@ -194,10 +198,17 @@ def test_docker_rm_of_a_pod_container(cri_daemon: Daemon, crictl: CriRun, tmp: P
     assert docker(cri_daemon, "rm", "-f", ctr).returncode == 0
     assert crictl("ps", "-aq", "--pod", pod).stdout.split() == []
     assert crictl("inspect", ctr, check=False).returncode != 0
-    assert json.loads(crictl("inspectp", pod).stdout)["status"]["state"] == "SANDBOX_READY"
-    crictl("stopp", pod)
-    crictl("rmp", pod)
+    status = json.loads(crictl("inspectp", pod).stdout)
+    assert status["status"]["state"] == "SANDBOX_READY"
+    # Now the pause container itself: the pod is gone from the CRI's view, and kubelet's
+    # RemovePodSandbox (crictl rmp asks for a status first) still takes its network apart.
+    assert docker(cri_daemon, "rm", "-f", pod).returncode == 0
     assert crictl("pods", "-q", "--id", pod).stdout.split() == []
+    with grpc.insecure_channel("unix:" + cri_daemon.cri_sock) as channel:  # type: ignore[attr-defined]
+        rpc_pb.RuntimeServiceStub(channel).RemovePodSandbox(  # type: ignore[no-untyped-call]
+            pb.RemovePodSandboxRequest(pod_sandbox_id=pod), timeout=60)
+    assert _leftovers(cri_daemon, pod, int(status["info"]["pid"]),
+                      status["status"]["network"]["ip"]) == []
 
 
 @pytest.mark.parametrize("how", ["restart", "kill9"])

@@ -18,7 +18,7 @@ from .images import ImageServicer
 from .imagevolumes import ImageVolumes
 from .network import PodNetworks
 from .runtime import RuntimeServicer
-from .sandboxes import Sandboxes, sweep_image_volumes
+from .sandboxes import Sandboxes, recover
 from .server import CRIServer
 from .settings import CRISettings
 from .stats import Stats
@@ -56,4 +56,4 @@ def build(settings: CRISettings, *, containers: Containers, execs: Execs, images
     runtime = RuntimeServicer(containers, sandboxes, pods, Stats(containers, fs_root), events,
                               Streams(streaming), handlers)
     return CRIServer(settings.socket, runtime, ImageServicer(images, distribution, fs_root),
-                     server, startup=lambda: sweep_image_volumes(sandboxes))
+                     server, startup=lambda: recover(sandboxes))

@@ -117,6 +117,11 @@ class PodNetworks:
             json.dump(data, f)
         os.rename(tmp, self._state(pod.id))
 
+    def known(self) -> set[str]:
+        """The sandboxes that have network state here."""
+        return {n[:-len(".json")] for n in os.listdir(self.state_dir)
+                if n.endswith(".json") and _ID.fullmatch(n[:-len(".json")])}
+
     def ips(self, sandbox_id: str) -> list[str]:
         try:
             with open(self._state(sandbox_id)) as f:

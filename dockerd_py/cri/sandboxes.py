@@ -14,7 +14,7 @@ from ..distribution.service import DistributionService
 from ..engine.containers.contract import Containers
 from ..engine.containers.records import Container
 from ..engine.images.service import ImageService as Images
-from ..errors import InvalidParameter, NotFound, NotModified
+from ..errors import DaemonError, InvalidParameter, NotFound, NotModified
 from ..protos.cri import api_pb2 as pb
 from . import lookup, meta, translate, views
 from .imagevolumes import ImageVolumes
@@ -99,7 +99,13 @@ class Sandboxes:
         try:
             c, _ = lookup.sandbox(self.containers, ref)
         except NotFound:
-            return  # removing what is gone succeeds, as kubelet expects
+            # Removing what is gone succeeds, as kubelet expects; a pause container
+            # removed behind the CRI's back (`docker rm -f`) still has its network and
+            # containers to take apart.
+            if ref in self.networks.known() or self.members(ref):
+                async with self.lock(ref):
+                    await self._remove(ref)
+            return
         async with self.lock(c.id):
             await self._remove(c.id)
         self._locks.pop(c.id, None)
@@ -147,8 +153,19 @@ def _json(cfg: pb.PodSandboxConfig) -> str:
     return json_format.MessageToJson(cfg)
 
 
+async def recover(sandboxes: Sandboxes) -> None:
+    """At start-up: the networks and image volumes of pods and containers removed behind
+    the CRI's back (`docker rm -f` of a pause container) go."""
+    live = {c.id for c, _ in lookup.all_of(sandboxes.containers, meta.SANDBOX)}
+    for sid in sandboxes.networks.known() - live:
+        try:
+            await sandboxes.networks.teardown(sid)
+        except DaemonError as e:
+            log.warning("CRI: tearing down the network of removed pod %s: %s", sid, e)
+    await sweep_image_volumes(sandboxes)
+
+
 async def sweep_image_volumes(sandboxes: Sandboxes) -> None:
-    """At start-up: image volumes of containers removed behind the CRI's back go."""
     keep = {str(x["point"]) for _, m in lookup.all_of(sandboxes.containers, meta.CONTAINER)
             for x in m.extra.get("mounts") or () if x.get("point")}
     await sandboxes.volumes.sweep(keep)
