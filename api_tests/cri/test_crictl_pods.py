@@ -236,3 +236,34 @@ def test_pods_survive_daemon_restart(cri_daemon: Daemon, crictl: CriRun, tmp: Pa
     crictl("stopp", pod)
     crictl("rmp", pod)
     assert _leftovers(cri_daemon, pod, int(before["info"]["pid"]), ip) == []
+
+
+def test_container_events(cri_daemon: Daemon, crictl: CriRun, tmp: Path) -> None:
+    """GetContainerEvents streams created/started/stopped/deleted for CRI containers only,
+    each with the container's status and its pod's."""
+    pod_cfg = pod_config(tmp, "events")
+    crictl("pull", BUSYBOX)
+    pod = crictl("runp", str(pod_cfg)).stdout.strip()
+    with grpc.insecure_channel("unix:" + cri_daemon.cri_sock) as channel:  # type: ignore[attr-defined]
+        stream = rpc_pb.RuntimeServiceStub(channel).GetContainerEvents(  # type: ignore[no-untyped-call]
+            pb.GetEventsRequest(), timeout=120)
+        assert docker(cri_daemon, "run", "--rm", "-q", BUSYBOX, "true").returncode == 0
+        ctr = crictl("create", pod, str(container_config(tmp, "ev", "sleep 1000")),
+                     str(pod_cfg)).stdout.strip()
+        crictl("start", ctr)
+        crictl("stop", ctr)
+        crictl("rm", ctr)
+        seen = []
+        for ev in stream:
+            assert ev.container_id == ctr  # the Docker API's container is not a CRI event
+            seen.append(ev.container_event_type)
+            if ev.container_event_type != pb.CONTAINER_DELETED_EVENT:
+                assert ev.containers_statuses[0].id == ctr
+                assert ev.pod_sandbox_status.id == pod
+            if len(seen) == 4:
+                break
+        stream.cancel()
+    assert seen == [pb.CONTAINER_CREATED_EVENT, pb.CONTAINER_STARTED_EVENT,
+                    pb.CONTAINER_STOPPED_EVENT, pb.CONTAINER_DELETED_EVENT]
+    crictl("stopp", pod)
+    crictl("rmp", pod)
