@@ -15,6 +15,8 @@ import json
 import os
 import signal
 
+from google.protobuf import json_format
+
 from ..engine.containers.contract import Containers, Execs
 from ..engine.containers.records import Container
 from ..engine.images.service import ImageService as Images
@@ -43,8 +45,7 @@ class PodContainers:
         self.monitor = monitor
         self.volumes = volumes
 
-    async def create(self, sandbox_ref: str, cfg: pb.ContainerConfig,
-                     pod: pb.PodSandboxConfig | None) -> str:
+    async def create(self, sandbox_ref: str, cfg: pb.ContainerConfig) -> str:
         sc, sm = lookup.sandbox(self.containers, sandbox_ref)
         if not views.sandbox_ready(sc):
             raise Conflict(f"sandbox {sc.id} is not running")
@@ -62,6 +63,9 @@ class PodContainers:
             if not sm.log_directory:
                 raise InvalidParameter("log_path given but the sandbox has no log_directory")
             log_path = _log_path(sm.log_directory, cfg.log_path)
+        # The pod's own configuration as it was run (hostname, DNS), not the request's copy.
+        pod = json_format.ParseDict(sm.extra.get("config") or {}, pb.PodSandboxConfig(),
+                                    ignore_unknown_fields=True)
         ns = sm.extra.get("namespaces") or {}
         mounts = [{"container_path": x.container_path, "host_path": x.host_path,
                    "readonly": x.readonly, "propagation": x.propagation} for x in cfg.mounts]

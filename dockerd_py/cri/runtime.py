@@ -118,8 +118,7 @@ class RuntimeServicer(rpc_pb.RuntimeServiceServicer):
     @rpc
     async def CreateContainer(self, request: pb.CreateContainerRequest,
                               context: Context) -> pb.CreateContainerResponse:
-        pod = request.sandbox_config if request.HasField("sandbox_config") else None
-        cid = await self.pods.create(request.pod_sandbox_id, request.config, pod)
+        cid = await self.pods.create(request.pod_sandbox_id, request.config)
         return pb.CreateContainerResponse(container_id=cid)
 
     @rpc

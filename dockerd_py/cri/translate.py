@@ -8,11 +8,15 @@ checked here first.
 from __future__ import annotations
 
 import os
+import re
 from typing import Any
 
 from ..errors import InvalidParameter
 from ..protos.cri import api_pb2 as pb
 from . import meta
+
+_HOSTNAME = re.compile(r"[a-zA-Z0-9]([a-zA-Z0-9.-]{0,62})")
+_SYSCTL = re.compile(r"[a-zA-Z0-9_]+([./][a-zA-Z0-9_-]+)*")
 
 PROPAGATION = {pb.PROPAGATION_PRIVATE: "rprivate", pb.PROPAGATION_HOST_TO_CONTAINER: "rslave",
                pb.PROPAGATION_BIDIRECTIONAL: "rshared"}
@@ -71,6 +75,19 @@ def _localhost_seccomp(ref: str) -> str:
     return "seccomp=" + data.decode(errors="replace")
 
 
+def _sysctls(values: dict[str, str]) -> dict[str, str]:
+    for key, value in values.items():
+        if not _SYSCTL.fullmatch(key) or "\0" in value or "\n" in value:
+            raise InvalidParameter(f"invalid sysctl {key!r}")
+    return values
+
+
+def _hostname(value: str) -> str:
+    if value and not _HOSTNAME.fullmatch(value):
+        raise InvalidParameter(f"invalid hostname {value!r}")
+    return value
+
+
 def _dns(cfg: pb.PodSandboxConfig) -> dict[str, Any]:
     if not cfg.HasField("dns_config"):
         return {}
@@ -98,7 +115,7 @@ def sandbox_body(cfg: pb.PodSandboxConfig, image: str, m: meta.Meta) -> dict[str
         "Privileged": sc.privileged,
         "ReadonlyRootfs": sc.readonly_rootfs,
         "GroupAdd": [str(g) for g in sc.supplemental_groups],
-        "Sysctls": dict(cfg.linux.sysctls),
+        "Sysctls": _sysctls(dict(cfg.linux.sysctls)),
         "SecurityOpt": [] if sc.privileged else _seccomp(sc.seccomp, sc.HasField("seccomp"),
                                                          sc.seccomp_profile_path),
         "LogConfig": {"Type": "none"},
@@ -113,7 +130,7 @@ def sandbox_body(cfg: pb.PodSandboxConfig, image: str, m: meta.Meta) -> dict[str
                       sc.HasField("run_as_group")),
     }
     if not hostnet and cfg.hostname:
-        config["Hostname"] = cfg.hostname
+        config["Hostname"] = _hostname(cfg.hostname)
     return {**config, "HostConfig": hc}
 
 
@@ -250,7 +267,7 @@ def container_body(cfg: pb.ContainerConfig, pod: pb.PodSandboxConfig | None, san
     if cfg.working_dir:
         _path(cfg.working_dir, "working_dir")
     if not pod_hostnet and pod is not None and pod.hostname:
-        config["Hostname"] = pod.hostname
+        config["Hostname"] = _hostname(pod.hostname)
     if cfg.stop_signal:
         config["StopSignal"] = pb.Signal.Name(cfg.stop_signal)[len("SIGNAL_"):]
     return {**config, "HostConfig": hc}
