@@ -91,14 +91,14 @@ class PodNetworks:
         path = self.netns_path(pod.id)
         await asyncio.to_thread(self._pin, pid, path)
         # Saved first: a failure half-way still has its DEL (teardown reads this).
-        await asyncio.to_thread(self._save, pod, [])
+        await asyncio.to_thread(self._save, pod, [], False)
         ips: list[str] = []
         if self.plugins is None:
             await _loopback_up(path)
         else:
             ips = await self.plugins.setup(Pod(pod.id, pod.name, pod.namespace, pod.uid, path,
                                                pod.port_mappings, pod.dns))
-        await asyncio.to_thread(self._save, pod, ips)
+        await asyncio.to_thread(self._save, pod, ips, True)
         return ips
 
     @staticmethod
@@ -109,9 +109,9 @@ class PodNetworks:
             pass
         bind(f"/proc/{pid}/ns/net", path)
 
-    def _save(self, pod: Pod, ips: Sequence[str]) -> None:
+    def _save(self, pod: Pod, ips: Sequence[str], complete: bool) -> None:
         data = {"ips": list(ips), "name": pod.name, "namespace": pod.namespace, "uid": pod.uid,
-                "ports": [pm.__dict__ for pm in pod.port_mappings]}
+                "ports": [pm.__dict__ for pm in pod.port_mappings], "complete": complete}
         tmp = self._state(pod.id) + ".tmp"
         with open(tmp, "w") as f:
             json.dump(data, f)
@@ -121,6 +121,14 @@ class PodNetworks:
         """The sandboxes that have network state here."""
         return {n[:-len(".json")] for n in os.listdir(self.state_dir)
                 if n.endswith(".json") and _ID.fullmatch(n[:-len(".json")])}
+
+    def complete(self, sandbox_id: str) -> bool:
+        """Whether the pod's network was set up to the end (not cut short by a crash)."""
+        try:
+            with open(self._state(sandbox_id)) as f:
+                return bool(json.load(f).get("complete"))
+        except (OSError, ValueError):
+            return False
 
     def ips(self, sandbox_id: str) -> list[str]:
         try:

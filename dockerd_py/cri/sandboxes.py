@@ -156,7 +156,16 @@ def _json(cfg: pb.PodSandboxConfig) -> str:
 async def recover(sandboxes: Sandboxes) -> None:
     """At start-up: the networks and image volumes of pods and containers removed behind
     the CRI's back (`docker rm -f` of a pause container) go."""
-    live = {c.id for c, _ in lookup.all_of(sandboxes.containers, meta.SANDBOX)}
+    pods = lookup.all_of(sandboxes.containers, meta.SANDBOX)
+    for c, m in pods:
+        hostnet = (m.extra.get("namespaces") or {}).get("network") == pb.NODE
+        if views.sandbox_ready(c) and not hostnet and not sandboxes.networks.complete(c.id):
+            # The daemon died while the pod's network was being set up: the pod is not
+            # ready (kubelet makes a new one), as containerd marks it.
+            log.warning("CRI: pod %s has no complete network; stopping it", c.id)
+            with contextlib.suppress(DaemonError):
+                await sandboxes.containers.stop(c.id, 0)
+    live = {c.id for c, _ in pods}
     for sid in sandboxes.networks.known() - live:
         try:
             await sandboxes.networks.teardown(sid)
