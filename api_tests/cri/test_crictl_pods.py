@@ -151,6 +151,8 @@ def test_pod_lifecycle(cri_daemon: Daemon, crictl: CriRun, tmp: Path) -> None:
     assert int(stats[0]["memory"]["workingSetBytes"]["value"]) > 0
     podstats = json.loads(crictl("statsp", "-o", "json", "--id", pod).stdout)["stats"]
     assert podstats[0]["attributes"]["id"] == pod
+    net = podstats[0]["linux"]["network"]["defaultInterface"]
+    assert net["name"] == "eth0" and int(net["rxBytes"]["value"]) > 0  # the HTTP above
 
     # the Docker API shows them as what they are, under the CRI's names and labels
     names = docker(cri_daemon, "ps", "--format", "{{.Names}}", "--filter",

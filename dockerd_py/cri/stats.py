@@ -7,6 +7,7 @@ import builtins
 import time
 from typing import Any
 
+from ..engine.containers import netstats
 from ..engine.containers import stats as engine_stats
 from ..engine.containers.contract import Containers
 from ..engine.containers.records import Container
@@ -38,6 +39,19 @@ def _memory(sample: dict[str, Any], ts: int) -> pb.MemoryUsage:
     if limit:
         out.available_bytes.value = max(limit - working, 0)
     return out
+
+
+def _interfaces(pid: int) -> list[pb.NetworkInterfaceUsage]:
+    """The pod's interfaces (its pause process's /proc/net/dev), loopback left out."""
+    try:
+        with open(f"/proc/{pid}/net/dev") as f:
+            counters = netstats.parse(f.read())
+    except OSError:
+        return []
+    return [pb.NetworkInterfaceUsage(name=name, rx_bytes=_u(v["rx_bytes"]),
+                                     rx_errors=_u(v["rx_errors"]), tx_bytes=_u(v["tx_bytes"]),
+                                     tx_errors=_u(v["tx_errors"]))
+            for name, v in counters.items()]
 
 
 class Stats:
@@ -95,13 +109,20 @@ class Stats:
             mem.usage_bytes.value += s.memory.usage_bytes.value
             mem.rss_bytes.value += s.memory.rss_bytes.value
         procs = int((pause.get("pids_stats") or {}).get("current", 0))
+        network = pb.NetworkUsage(timestamp=ts)
+        hostnet = (m.extra.get("namespaces") or {}).get("network") == pb.NODE
+        if not hostnet and c.state.pid > 0:
+            network.interfaces.extend(await asyncio.to_thread(_interfaces, c.state.pid))
+            for iface in network.interfaces:
+                if iface.name == "eth0":
+                    network.default_interface.CopyFrom(iface)
         return pb.PodSandboxStats(
             attributes=pb.PodSandboxAttributes(id=c.id, metadata=views.pod_metadata(m),
                                                labels=m.labels, annotations=m.annotations),
             linux=pb.LinuxPodSandboxStats(
                 cpu=cpu, memory=mem, containers=stats,
                 process=pb.ProcessUsage(timestamp=ts, process_count=_u(procs)),
-                network=pb.NetworkUsage(timestamp=ts)))
+                network=network))
 
     async def pods(self, f: pb.PodSandboxStatsFilter | None
                    ) -> builtins.list[pb.PodSandboxStats]:
