@@ -60,6 +60,17 @@ def test_exec_stdin(crictl: CriRun, stream_pod: Pod, transport: str) -> None:
     assert done.stdout.strip() == "20000"
 
 
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_exec_stdin_backpressure(crictl: CriRun, stream_pod: Pod, transport: str) -> None:
+    """More stdin than the server buffers (4 MiB a SPDY connection, 1 MiB a websocket
+    channel) while the command does not read yet: the server stops reading the client,
+    then resumes, and nothing is lost."""
+    data = "x" * (24 << 20)
+    done = crictl("exec", "-i", "-r", transport, stream_pod.web, "sh", "-c",
+                  "sleep 2; wc -c", input=data)
+    assert done.stdout.strip() == str(len(data))
+
+
 def test_exec_sync(crictl: CriRun, stream_pod: Pod) -> None:
     done = crictl("exec", "-s", stream_pod.web, "cat", "/w/index.html")
     assert PAGE in done.stdout

@@ -32,6 +32,7 @@ MAX_HEADER_BLOCK = 16 * 1024   # an inflated header block at most
 MAX_HEADERS = 32
 DATA_CHUNK = 32 * 1024         # our DATA frames
 INBOX_HIGH = 1 << 20           # unread bytes of one stream above which reading pauses
+CONN_HIGH = 4 << 20            # unread bytes of all streams above which reading pauses
 
 
 def _dictionary() -> bytes:
@@ -157,8 +158,8 @@ class SpdyStream:
             await self._changed.wait()
         data = self._inbox.popleft()
         self._buffered -= len(data)
-        if self._buffered <= INBOX_HIGH // 2:
-            self.conn._room.set()
+        self.conn._buffered -= len(data)
+        self.conn._room.set()            # the reader loop checks again
         return data
 
     async def write(self, data: bytes) -> None:
@@ -186,6 +187,7 @@ class SpdyStream:
         if data and not self.remote_closed:
             self._inbox.append(data)
             self._buffered += len(data)
+            self.conn._buffered += len(data)
             self._changed.set()
 
     def _remote_end(self) -> None:
@@ -215,6 +217,7 @@ class SpdyConnection:
         self._write_lock = asyncio.Lock()
         self._room = asyncio.Event()
         self._room.set()
+        self._buffered = 0               # bytes delivered to streams, not yet read
         self.closed = asyncio.Event()    # the link ended (EOF, error, or close())
         self.going_away = False          # the client sent GOAWAY: no new streams
 
@@ -283,6 +286,7 @@ class SpdyConnection:
             if stream is not None:
                 stream.local_closed = True
                 stream._remote_end()
+                self._discard(stream)
         elif kind == PING:
             if len(payload) != 4:
                 raise ProtocolError("bad PING")
@@ -326,7 +330,8 @@ class SpdyConnection:
         stream._deliver(payload)
         if flags & FLAG_FIN:
             self._remote_fin(stream)
-        while stream.backlogged and not self.closed.is_set():
+        while ((stream.backlogged or self._buffered > CONN_HIGH)
+               and not self.closed.is_set()):
             self._room.clear()
             await self._room.wait()
 
@@ -337,6 +342,14 @@ class SpdyConnection:
     def _maybe_forget(self, stream: SpdyStream) -> None:
         if stream.local_closed and stream.remote_closed:
             self._streams.pop(stream.id, None)
+            self._discard(stream)
+
+    def _discard(self, stream: SpdyStream) -> None:
+        """Both sides are done with the stream: what it still buffers is dropped."""
+        self._buffered -= stream._buffered
+        stream._buffered = 0
+        stream._inbox.clear()
+        self._room.set()
 
     # -- writing
 
