@@ -27,6 +27,7 @@ PING, GOAWAY, HEADERS, WINDOW_UPDATE = 6, 7, 8, 9
 FLAG_FIN, FLAG_UNIDIRECTIONAL = 0x01, 0x02
 RST_PROTOCOL_ERROR, RST_INVALID_STREAM, RST_REFUSED_STREAM, RST_CANCEL = 1, 2, 3, 5
 
+IDLE_TIMEOUT = 4 * 3600.0      # kubelet's StreamIdleTimeout: no frame either way this long
 MAX_FRAME = 1 << 20            # a frame's payload at most (spdystream writes 32 KiB data)
 MAX_HEADER_BLOCK = 16 * 1024   # an inflated header block at most
 MAX_HEADERS = 32
@@ -218,6 +219,8 @@ class SpdyConnection:
         self._room = asyncio.Event()
         self._room.set()
         self._buffered = 0               # bytes delivered to streams, not yet read
+        self._idle_timeout = IDLE_TIMEOUT
+        self._last_activity = 0.0
         self.closed = asyncio.Event()    # the link ended (EOF, error, or close())
         self.going_away = False          # the client sent GOAWAY: no new streams
 
@@ -225,9 +228,13 @@ class SpdyConnection:
 
     async def serve(self) -> None:
         """Read frames until the link ends; then every stream reads EOF."""
+        loop = asyncio.get_running_loop()
+        self._last_activity = loop.time()
+        watchdog = asyncio.ensure_future(self._watch_idle())
         try:
             while True:
                 head = await self._link.readexactly(8)
+                self._last_activity = loop.time()
                 w0, w1 = struct.unpack(">II", head)
                 flags, length = w1 >> 24, w1 & 0xFFFFFF
                 if length > MAX_FRAME:
@@ -247,7 +254,18 @@ class SpdyConnection:
             if isinstance(e, zlib.error):
                 log.info("spdy: bad header compression: %s", e)
         finally:
+            watchdog.cancel()
             self._end()
+
+    async def _watch_idle(self) -> None:
+        loop = asyncio.get_running_loop()
+        while not self.closed.is_set():
+            left = self._last_activity + self._idle_timeout - loop.time()
+            if left <= 0:
+                log.info("spdy: closing a connection idle for %.0fs", self._idle_timeout)
+                self._end()
+                return
+            await asyncio.sleep(left)
 
     def _end(self) -> None:
         for stream in list(self._streams.values()):
@@ -369,6 +387,7 @@ class SpdyConnection:
         if self.closed.is_set():
             return
         async with self._write_lock:
+            self._last_activity = asyncio.get_running_loop().time()
             try:
                 await self._link.write(frame)
             except (ConnectionError, RuntimeError):
