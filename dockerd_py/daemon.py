@@ -86,6 +86,7 @@ def network_settings(cfg: Config) -> NetworkSettings:
 
 def registry_settings(cfg: Config) -> RegistrySettings:
     return RegistrySettings(mirrors=cfg.registry_mirrors, insecure=cfg.insecure_registries,
+                            hosts=cfg.registry_hosts,
                             max_concurrent_downloads=cfg.max_concurrent_downloads,
                             max_concurrent_uploads=cfg.max_concurrent_uploads)
 

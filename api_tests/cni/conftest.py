@@ -40,14 +40,17 @@ if os.geteuid() != 0:
 
 
 def iptables_save() -> set[str]:
-    """Rules and chains of nat and filter, counters dropped."""
+    """Rules and chains of nat and filter, IPv4 ("4 nat -A ...") and IPv6, no counters."""
     lines: set[str] = set()
-    for table in ("nat", "filter"):
-        out = subprocess.run(["iptables-save", "-t", table], check=True, capture_output=True,
-                             text=True).stdout
-        for line in out.splitlines():
-            if line.startswith(("-A", ":")):
-                lines.add(f"{table} {line.split(' [')[0] if line.startswith(':') else line}")
+    for family, tool in (("4", "iptables-save"), ("6", "ip6tables-save")):
+        for table in ("nat", "filter"):
+            out = subprocess.run([tool, "-t", table], check=True, capture_output=True,
+                                 text=True).stdout
+            for line in out.splitlines():
+                if line.startswith(":"):
+                    lines.add(f"{family} {table} {line.split(' [')[0]}")
+                elif line.startswith("-A"):
+                    lines.add(f"{family} {table} {line}")
     return lines
 
 
@@ -149,18 +152,24 @@ def _clean(net: CNINet, before: set[str]) -> None:
         subprocess.run(["ip", "link", "del", net.bridge], check=False)
     _drop_unused_shared_chains(before)
     shutil.rmtree(net.root, ignore_errors=True)
+    assert not Path(f"/sys/class/net/{net.bridge}").exists(), f"bridge {net.bridge} left"
+    assert not net.root.exists(), f"{net.root} left (a namespace still mounted?)"
 
 
 def _drop_unused_shared_chains(before: set[str]) -> None:
-    """portmap's host-wide chains, when this test made them and no pod uses them now."""
+    """portmap's host-wide chains, when this test made them and no pod uses them now
+    (portmap makes them again on its next ADD)."""
     now = iptables_save()
-    if any(line.startswith("nat -A CNI-HOSTPORT-DNAT") or "CNI-DN-" in line for line in now):
-        return
-    for line in sorted(now - before):
-        table, rule = line.split(" ", 1)
-        if rule.startswith("-A ") and any(rule.endswith(f"-j {c}") for c in SHARED_CHAINS):
-            subprocess.run(["iptables", "-t", table, "-D", *shlex.split(rule)[1:]], check=False)
-    for chain in SHARED_CHAINS:
-        if f"nat :{chain} -" in now and f"nat :{chain} -" not in before:
-            subprocess.run(["iptables", "-t", "nat", "-F", chain], check=False)
-            subprocess.run(["iptables", "-t", "nat", "-X", chain], check=False)
+    for family, tool in (("4", "iptables"), ("6", "ip6tables")):
+        if any(line.startswith(f"{family} nat -A CNI-HOSTPORT-DNAT")
+               or line.startswith(f"{family} nat :CNI-DN-") for line in now):
+            continue
+        made = sorted(line.split(" ", 2)[1:] for line in now - before
+                      if line.startswith(f"{family} "))
+        for table, rule in made:
+            if rule.startswith("-A ") and any(rule.endswith(f"-j {c}") for c in SHARED_CHAINS):
+                subprocess.run([tool, "-t", table, "-D", *shlex.split(rule)[1:]], check=False)
+        for chain in SHARED_CHAINS:
+            if ["nat", f":{chain} -"] in made:
+                subprocess.run([tool, "-t", "nat", "-F", chain], check=False)
+                subprocess.run([tool, "-t", "nat", "-X", chain], check=False)

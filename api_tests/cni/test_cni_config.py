@@ -114,3 +114,7 @@ def test_pod_cidr_template(tmp_path: Path) -> None:
     assert written == {"name": "k8s", "cidr": "10.244.1.0/24"}
     with pytest.raises(InvalidParameter):
         cni.update_pod_cidr("10.244.1.0/33")
+    template.write_text('{"ranges": "{{.PodCIDRRanges}}"}')
+    with pytest.raises(InvalidParameter, match="only {{.PodCIDR}}"):
+        cni.update_pod_cidr("10.245.0.0/16")
+    assert json.loads((tmp_path / "net.d" / "10-containerd-net.conflist").read_text()) == written

@@ -15,9 +15,10 @@ from ..errors import Conflict
 from .cni import CNIPlugins
 from .containers import PodContainers
 from .images import ImageServicer
+from .imagevolumes import ImageVolumes
 from .network import PodNetworks
 from .runtime import RuntimeServicer
-from .sandboxes import Sandboxes
+from .sandboxes import Sandboxes, sweep_image_volumes
 from .server import CRIServer
 from .settings import CRISettings
 from .stats import Stats
@@ -33,8 +34,10 @@ def build(settings: CRISettings, *, containers: Containers, execs: Execs, images
     bins = [Path(d) for d in settings.cni_bin_dir.split(":") if d]
     backend = CNI(Path(settings.cni_conf_dir), bins, Path(settings.state_dir) / "cni")
     networks = PodNetworks(settings.state_dir, settings.run_dir, CNIPlugins(backend))
-    sandboxes = Sandboxes(containers, images, distribution, networks, settings.sandbox_image)
-    pods = PodContainers(containers, execs, images, sandboxes, monitor)
+    volumes = ImageVolumes(images, settings.run_dir)
+    sandboxes = Sandboxes(containers, images, distribution, networks, volumes,
+                          settings.sandbox_image)
+    pods = PodContainers(containers, execs, images, sandboxes, monitor, volumes)
     server = None
     if streaming is None:  # exec/attach/port-forward URLs lead to our streaming server
         def netns_of(sandbox_id: str) -> Path:
@@ -47,9 +50,10 @@ def build(settings: CRISettings, *, containers: Containers, execs: Execs, images
                 raise Conflict(f"pod sandbox {sandbox_id} is not running")
             return Path(f"/proc/{c.state.pid}/ns/net")
 
-        server = StreamingServer(EngineStreamingRuntime(containers, execs, netns_of))
+        server = StreamingServer(EngineStreamingRuntime(containers, execs, netns_of),
+                                 address=settings.stream_address)
         streaming = URLs(server)
     runtime = RuntimeServicer(containers, sandboxes, pods, Stats(containers, fs_root), events,
                               Streams(streaming), handlers)
     return CRIServer(settings.socket, runtime, ImageServicer(images, distribution, fs_root),
-                     server)
+                     server, startup=lambda: sweep_image_volumes(sandboxes))

@@ -23,6 +23,7 @@ from ..engine.runtime.contract import Supervisor
 from ..errors import Conflict, InvalidParameter, NotFound, NotModified
 from ..protos.cri import api_pb2 as pb
 from . import lookup, meta, translate, views
+from .imagevolumes import ImageVolumes
 from .sandboxes import Sandboxes
 
 EXEC_OUTPUT_LIMIT = 16 << 20  # kubelet's own cap on exec probe output
@@ -34,12 +35,13 @@ class ExecTimeout(Exception):
 
 class PodContainers:
     def __init__(self, containers: Containers, execs: Execs, images: Images,
-                 sandboxes: Sandboxes, monitor: Supervisor) -> None:
+                 sandboxes: Sandboxes, monitor: Supervisor, volumes: ImageVolumes) -> None:
         self.containers = containers
         self.execs = execs
         self.images = images
         self.sandboxes = sandboxes
         self.monitor = monitor
+        self.volumes = volumes
 
     async def create(self, sandbox_ref: str, cfg: pb.ContainerConfig,
                      pod: pb.PodSandboxConfig | None) -> str:
@@ -61,22 +63,30 @@ class PodContainers:
                 raise InvalidParameter("log_path given but the sandbox has no log_directory")
             log_path = _log_path(sm.log_directory, cfg.log_path)
         ns = sm.extra.get("namespaces") or {}
+        mounts = [{"container_path": x.container_path, "host_path": x.host_path,
+                   "readonly": x.readonly, "propagation": x.propagation} for x in cfg.mounts]
         m = meta.Meta(kind=meta.CONTAINER, name=md.name, namespace=sm.namespace, uid=sm.uid,
                       attempt=md.attempt, labels=dict(cfg.labels),
                       annotations=dict(cfg.annotations), sandbox_id=sc.id, log_path=log_path,
-                      image=cfg.image.image,
-                      extra={"mounts": [{"container_path": x.container_path,
-                                         "host_path": x.host_path, "readonly": x.readonly,
-                                         "propagation": x.propagation} for x in cfg.mounts]})
+                      image=cfg.image.image, extra={"mounts": mounts})
         name = meta.container_name(md.name, sm, md.attempt)
-        body = translate.container_body(
-            cfg, pod, sc.id, sm, image.id, m, pod_hostnet=ns.get("network") == pb.NODE,
-            pod_pid=ns.get("pid", pb.POD), pod_ipc=ns.get("ipc", pb.POD),
-            pod_cgroup=str(sm.extra.get("cgroup_parent") or ""))
-        if sm.runtime_handler:
-            body["HostConfig"]["Runtime"] = sm.runtime_handler
-        body["Image"] = image.id
-        c, _ = await self.containers.create(name, body)
+        sources: dict[int, str] = {}
+        try:
+            for i, x in enumerate(cfg.mounts):
+                if translate.is_image_mount(x):
+                    sources[i], point, ref = await self.volumes.mount(x)
+                    mounts[i].update(point=point, image=x.image.image, image_ref=ref,
+                                     image_sub_path=x.image_sub_path)
+            body = translate.container_body(
+                cfg, pod, sc.id, sm, image.id, m, pod_hostnet=ns.get("network") == pb.NODE,
+                pod_pid=ns.get("pid", pb.POD), pod_ipc=ns.get("ipc", pb.POD),
+                pod_cgroup=str(sm.extra.get("cgroup_parent") or ""), image_sources=sources)
+            if sm.runtime_handler:
+                body["HostConfig"]["Runtime"] = sm.runtime_handler
+            c, _ = await self.containers.create(name, body)
+        except BaseException:
+            await asyncio.shield(self.volumes.release_of(m.extra))
+            raise
         return c.id
 
     async def start(self, ref: str) -> None:
@@ -95,17 +105,21 @@ class PodContainers:
         os.symlink(log_path, engine_log)
 
     async def stop(self, ref: str, timeout: int) -> None:
-        c, _ = lookup.container(self.containers, ref)
-        with contextlib.suppress(NotModified):
+        try:
+            c, _ = lookup.container(self.containers, ref)
+        except NotFound:
+            return  # idempotent, as kubelet expects
+        with contextlib.suppress(NotModified, NotFound):
             await self.containers.stop(c.id, max(int(timeout), 0))
 
     async def remove(self, ref: str) -> None:
         try:
-            c, _ = lookup.container(self.containers, ref)
+            c, m = lookup.container(self.containers, ref)
         except NotFound:
             return
         with contextlib.suppress(NotFound):
             await self.containers.remove(c.id, force=True)
+        await self.volumes.release_of(m.extra)
 
     def list(self, f: pb.ContainerFilter | None) -> builtins.list[pb.Container]:
         out = []
@@ -143,6 +157,11 @@ class PodContainers:
             raise Conflict(f"container {c.id} is not running")
         if not m.log_path:
             return
+        # The new file exists when the call returns (kubelet checks at once); conmon
+        # reopens it, appending, when it reads the request.
+        fd = os.open(m.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW
+                     | os.O_CLOEXEC, 0o640)
+        os.close(fd)
         self.monitor.reopen_log(self.monitor.load(c.id))
 
     async def exec_sync(self, ref: str, cmd: builtins.list[str], timeout: int

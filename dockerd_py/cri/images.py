@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from typing import Any
@@ -85,7 +86,8 @@ class ImageServicer(rpc_pb.ImageServiceServicer):
                           context: Context) -> pb.RemoveImageResponse:
         image = await self.find(request.image.image)
         if image is not None:  # removing an absent image succeeds (kubelet retries)
-            await delete_mod.delete(self.images, image.id, force=True)
+            with contextlib.suppress(NotFound):  # a concurrent RemoveImage won
+                await delete_mod.delete(self.images, image.id, force=True)
         return pb.RemoveImageResponse()
 
     @rpc

@@ -17,6 +17,7 @@ from ..engine.images.service import ImageService as Images
 from ..errors import InvalidParameter, NotFound, NotModified
 from ..protos.cri import api_pb2 as pb
 from . import lookup, meta, translate, views
+from .imagevolumes import ImageVolumes
 from .network import Pod, PodNetworks, PortMapping
 
 log = logging.getLogger("dockerd_py.cri")
@@ -28,11 +29,12 @@ STOP_TIMEOUT = 10
 class Sandboxes:
     def __init__(self, containers: Containers, images: Images,
                  distribution: DistributionService, networks: PodNetworks,
-                 sandbox_image: str) -> None:
+                 volumes: ImageVolumes, sandbox_image: str) -> None:
         self.containers = containers
         self.images = images
         self.distribution = distribution
         self.networks = networks
+        self.volumes = volumes
         self.sandbox_image = sandbox_image
         self._locks: dict[str, asyncio.Lock] = {}
 
@@ -81,7 +83,10 @@ class Sandboxes:
         return c.id
 
     async def stop(self, ref: str) -> None:
-        c, _ = lookup.sandbox(self.containers, ref)
+        try:
+            c, _ = lookup.sandbox(self.containers, ref)
+        except NotFound:
+            return  # stopping what is gone succeeds, as kubelet expects
         async with self.lock(c.id):
             for cc, _ in self.members(c.id):
                 with contextlib.suppress(NotFound, NotModified):
@@ -100,9 +105,10 @@ class Sandboxes:
         self._locks.pop(c.id, None)
 
     async def _remove(self, sid: str) -> None:
-        for cc, _ in self.members(sid):
+        for cc, mm in self.members(sid):
             with contextlib.suppress(NotFound):
                 await self.containers.remove(cc.id, force=True)
+            await self.volumes.release_of(mm.extra)
         await self.networks.teardown(sid)
         with contextlib.suppress(NotFound):
             await self.containers.remove(sid, force=True)
@@ -139,3 +145,10 @@ class Sandboxes:
 
 def _json(cfg: pb.PodSandboxConfig) -> str:
     return json_format.MessageToJson(cfg)
+
+
+async def sweep_image_volumes(sandboxes: Sandboxes) -> None:
+    """At start-up: image volumes of containers removed behind the CRI's back go."""
+    keep = {str(x["point"]) for _, m in lookup.all_of(sandboxes.containers, meta.CONTAINER)
+            for x in m.extra.get("mounts") or () if x.get("point")}
+    await sandboxes.volumes.sweep(keep)

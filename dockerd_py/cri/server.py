@@ -7,6 +7,7 @@ import logging
 import os
 import socket
 import stat
+from collections.abc import Awaitable, Callable
 
 import grpc
 
@@ -44,9 +45,11 @@ def _free_socket_path(path: str) -> None:
 
 class CRIServer:
     def __init__(self, path: str, runtime: RuntimeServicer, images: ImageServicer,
-                 streaming: StreamingServer | None = None) -> None:
+                 streaming: StreamingServer | None = None,
+                 startup: Callable[[], Awaitable[None]] | None = None) -> None:
         self.path = path
         self.streaming = streaming
+        self.startup = startup
         self.runtime = runtime
         self.images = images
         self.server: grpc.aio.Server | None = None
@@ -56,6 +59,8 @@ class CRIServer:
             raise InvalidParameter(f"CRI socket {self.path!r}: an absolute path is required")
         os.makedirs(os.path.dirname(self.path), mode=0o711, exist_ok=True)
         _free_socket_path(self.path)
+        if self.startup is not None:
+            await self.startup()
         if self.streaming is not None:
             await self.streaming.start()
             log.info("CRI streaming server on %s", self.streaming.base_url)

@@ -44,8 +44,9 @@ def _user(uid: pb.Int64Value | None, gid: pb.Int64Value | None, has_uid: bool,
 
 def _seccomp(profile: pb.SecurityProfile, has: bool, legacy: str) -> list[str]:
     if not has:
+        # No profile at all means unconfined in the CRI (kubelet always names one).
         if legacy in ("unconfined", ""):
-            return ["seccomp=unconfined"] if legacy else []
+            return ["seccomp=unconfined"]
         if legacy in ("runtime/default", "docker/default"):
             return []
         if legacy.startswith("localhost/"):
@@ -158,15 +159,20 @@ def _oom_score_adj(value: int) -> int:
     return max(value, own)
 
 
-def _mounts(cfg: pb.ContainerConfig) -> list[dict[str, Any]]:
+def is_image_mount(mnt: pb.Mount) -> bool:
+    return mnt.HasField("image") and bool(mnt.image.image)
+
+
+def _mounts(cfg: pb.ContainerConfig, image_sources: dict[int, str]) -> list[dict[str, Any]]:
     out = []
-    for mnt in cfg.mounts:
-        if mnt.HasField("image") and mnt.image.image:
-            raise InvalidParameter("image volumes are not supported")
-        source = _path(mnt.host_path, "mount host_path")
+    for i, mnt in enumerate(cfg.mounts):
         target = _path(mnt.container_path, "mount container_path")
-        if not os.path.exists(source):
-            os.makedirs(source, mode=0o755, exist_ok=True)  # as containerd does
+        if is_image_mount(mnt):
+            source = image_sources[i]  # imagevolumes.py made it
+        else:
+            source = _path(mnt.host_path, "mount host_path")
+            if not os.path.exists(source):
+                os.makedirs(source, mode=0o755, exist_ok=True)  # as containerd does
         out.append({"Type": "bind", "Source": source, "Target": target,
                     "ReadOnly": mnt.readonly,
                     "BindOptions": {"Propagation": PROPAGATION.get(mnt.propagation, "rprivate")}})
@@ -184,8 +190,8 @@ def _env(cfg: pb.ContainerConfig) -> list[str]:
 
 def container_body(cfg: pb.ContainerConfig, pod: pb.PodSandboxConfig | None, sandbox_id: str,
                    pod_meta: meta.Meta, image_id: str, m: meta.Meta,
-                   pod_hostnet: bool, pod_pid: int, pod_ipc: int, pod_cgroup: str
-                   ) -> dict[str, Any]:
+                   pod_hostnet: bool, pod_pid: int, pod_ipc: int, pod_cgroup: str,
+                   image_sources: dict[int, str]) -> dict[str, Any]:
     lc = cfg.linux
     sc = lc.security_context
     ns = sc.namespace_options if sc.HasField("namespace_options") else None
@@ -201,7 +207,7 @@ def container_body(cfg: pb.ContainerConfig, pod: pb.PodSandboxConfig | None, san
         "CapAdd": list(sc.capabilities.add_capabilities),
         "CapDrop": list(sc.capabilities.drop_capabilities),
         "GroupAdd": [str(g) for g in sc.supplemental_groups],
-        "Mounts": _mounts(cfg),
+        "Mounts": _mounts(cfg, image_sources),
         "Devices": [{"PathOnHost": _path(d.host_path, "device host_path"),
                      "PathInContainer": _path(d.container_path, "device container_path"),
                      "CgroupPermissions": d.permissions or "rwm"} for d in cfg.devices],

@@ -78,9 +78,16 @@ def container(c: Container, m: Meta, digests: tuple[str, ...] = ()) -> pb.Contai
 
 
 def _mounts(m: Meta) -> list[pb.Mount]:
-    return [pb.Mount(container_path=x["container_path"], host_path=x["host_path"],
-                     readonly=x["readonly"], propagation=x["propagation"])
-            for x in m.extra.get("mounts") or ()]
+    out = []
+    for x in m.extra.get("mounts") or ():
+        mnt = pb.Mount(container_path=x["container_path"], host_path=x["host_path"],
+                       readonly=x["readonly"], propagation=x["propagation"],
+                       image_sub_path=x.get("image_sub_path", ""))
+        if x.get("image"):
+            mnt.image.CopyFrom(pb.ImageSpec(image=x["image"], image_ref=x["image_ref"],
+                                            user_specified_image=x["image"]))
+        out.append(mnt)
+    return out
 
 
 def resources_of(hc: dict[str, Any]) -> pb.LinuxContainerResources:

@@ -7,6 +7,7 @@ PATH) with every CNI_* variable replaced by this call's own.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 from collections.abc import Sequence
@@ -64,14 +65,24 @@ def _error_text(stdout: bytes, stderr: bytes, returncode: int) -> tuple[str, int
 
 
 async def run(plugin: Path, call: Call, conf: dict[str, Any], bin_dirs: Sequence[Path],
-              network: str) -> dict[str, Any] | None:
-    """Run one plugin; the parsed result of an ADD (None for DEL and CHECK)."""
+              network: str, timeout: float) -> dict[str, Any] | None:
+    """Run one plugin; the parsed result of an ADD (None for DEL and CHECK). A plugin
+    still running after `timeout` seconds (a dhcp plugin without its daemon) is killed."""
+    where = f'plugin type="{plugin.name}" name="{network}" failed ({call.command.lower()})'
     proc = await asyncio.create_subprocess_exec(
         str(plugin), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE, env=call.environment(bin_dirs), cwd="/",
         limit=_MAX_OUTPUT)
-    stdout, stderr = await proc.communicate(json.dumps(conf).encode())
-    where = f'plugin type="{plugin.name}" name="{network}" failed ({call.command.lower()})'
+    try:
+        stdout, stderr = await asyncio.wait_for(proc.communicate(json.dumps(conf).encode()),
+                                                timeout)
+    except BaseException as e:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        await proc.wait()
+        if isinstance(e, TimeoutError):
+            raise CNIError(f"{where}: no answer within {timeout:g}s") from None
+        raise
     if proc.returncode != 0:
         msg, code = _error_text(stdout, stderr, proc.returncode or 0)
         raise CNIError(f"{where}: {msg}", code)

@@ -15,8 +15,8 @@ import contextlib
 import ipaddress
 import logging
 import os
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,12 @@ class _Attachment:
     ifname: str
 
 
+@dataclass
+class _PodLock:
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    users: int = 0
+
+
 def _live_netns(path: str) -> str:
     """The namespace path while it is still one (pinned by a mount), else "" (blocking)."""
     return path if path and os.path.ismount(path) else ""
@@ -45,13 +51,17 @@ def _live_netns(path: str) -> str:
 
 class CNI:
     def __init__(self, conf_dir: Path, bin_dirs: Sequence[Path], cache_dir: Path, *,
-                 ifname: str = "eth0", conf_template: Path | None = None) -> None:
+                 ifname: str = "eth0", conf_template: Path | None = None,
+                 plugin_timeout: float = 240.0) -> None:
         self.conf_dir = Path(conf_dir)
         self.bin_dirs = tuple(Path(d) for d in bin_dirs)
         self.cache_dir = Path(cache_dir)
         self.ifname = grammar.ifname(ifname)
         self.conf_template = conf_template
         self.pod_cidr = ""
+        self.plugin_timeout = plugin_timeout
+        # One operation at a time per pod: a DEL never runs beside the ADD it undoes.
+        self._locks: dict[str, _PodLock] = {}
 
     # -- configuration ---------------------------------------------------------------
 
@@ -79,7 +89,9 @@ class CNI:
 
     def update_pod_cidr(self, cidr: str) -> None:
         """Kubelet's pod CIDR (UpdateRuntimeConfig): with a config template, written into
-        the config directory as containerd does ({{.PodCIDR}} is replaced). Blocking."""
+        the config directory as containerd does. Of containerd's template fields only
+        {{.PodCIDR}} (the first range) is known; a template using others is refused
+        rather than half rendered. Blocking."""
         ranges = [r.strip() for r in cidr.split(",") if r.strip()]
         try:
             nets = [ipaddress.ip_network(r, strict=False) for r in ranges]
@@ -88,15 +100,19 @@ class CNI:
         if not nets or nets == [ipaddress.ip_network(r, strict=False)
                                 for r in self.pod_cidr.split(",") if r]:
             return
-        self.pod_cidr = ",".join(str(n) for n in nets)
         if self.conf_template is None:
+            self.pod_cidr = ",".join(str(n) for n in nets)
             return
         text = self.conf_template.read_text().replace("{{.PodCIDR}}", str(nets[0]))
+        if "{{" in text:
+            raise InvalidParameter(f"CNI config template {self.conf_template}: only "
+                                   "{{.PodCIDR}} is supported")
         os.makedirs(self.conf_dir, exist_ok=True)
         target = self.conf_dir / TEMPLATE_OUTPUT
         tmp = target.with_name(f".{target.name}.tmp")
         tmp.write_text(text)
         os.rename(tmp, target)
+        self.pod_cidr = ",".join(str(n) for n in nets)
 
     # -- the runtime values a plugin may ask for -------------------------------------
 
@@ -169,7 +185,8 @@ class CNI:
                 continue
             conf = self._plugin_conf(att.network, plugin, caps, prev)
             try:
-                out = await invoke.run(path, call, conf, self.bin_dirs, att.network.name)
+                out = await invoke.run(path, call, conf, self.bin_dirs, att.network.name,
+                                       self.plugin_timeout)
             except CNIError as e:
                 if command != "DEL":
                     raise
@@ -210,7 +227,36 @@ class CNI:
 
     # -- the interface ---------------------------------------------------------------
 
+    @contextlib.asynccontextmanager
+    async def _pod_lock(self, pod_id: str) -> AsyncIterator[None]:
+        held = self._locks.get(pod_id)
+        if held is None:
+            held = self._locks[pod_id] = _PodLock()
+        held.users += 1
+        try:
+            async with held.lock:
+                yield
+        finally:
+            held.users -= 1
+            if held.users == 0:
+                del self._locks[pod_id]
+
     async def setup(self, net: PodNetwork) -> PodNetworkResult:
+        """ADD the pod to the loopback and the pod network; on a failure what ran is
+        undone. InvalidParameter for a value outside its grammar, CNINotReady without a
+        config, CNIError when a plugin fails."""
+        async with self._pod_lock(net.pod_id):
+            return await self._setup(net)
+
+    async def teardown(self, net: PodNetwork) -> None:
+        async with self._pod_lock(net.pod_id):
+            await self._teardown(net)
+
+    async def check(self, net: PodNetwork) -> None:
+        async with self._pod_lock(net.pod_id):
+            await self._check(net)
+
+    async def _setup(self, net: PodNetwork) -> PodNetworkResult:
         grammar.pod_network(net)
         if not await asyncio.to_thread(os.path.exists, net.netns_path):
             raise InvalidParameter(f"network namespace {net.netns_path} does not exist")
@@ -228,7 +274,7 @@ class CNI:
             raise
         return pod_result(result, self.ifname)
 
-    async def teardown(self, net: PodNetwork) -> None:
+    async def _teardown(self, net: PodNetwork) -> None:
         """DEL on every network the pod was added to (from the cache), else on the current
         configuration; a namespace already gone is passed as "" (plugins then release
         what lives outside it: addresses, firewall rules)."""
@@ -264,7 +310,7 @@ class CNI:
         if errors:
             raise CNIError("; ".join(errors))
 
-    async def check(self, net: PodNetwork) -> None:
+    async def _check(self, net: PodNetwork) -> None:
         grammar.pod_network(net)
         network = await asyncio.to_thread(self._network)
         entry = await asyncio.to_thread(cache.load, self.cache_dir, network.name, net.pod_id,
@@ -280,4 +326,5 @@ class CNI:
             path = await asyncio.to_thread(invoke.find_plugin, str(plugin["type"]),
                                            self.bin_dirs)
             conf = self._plugin_conf(entry.network, plugin, entry.capabilities, prev)
-            await invoke.run(path, call, conf, self.bin_dirs, entry.network.name)
+            await invoke.run(path, call, conf, self.bin_dirs, entry.network.name,
+                             self.plugin_timeout)
