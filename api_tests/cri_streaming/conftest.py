@@ -6,7 +6,7 @@ Fixtures (and api_tests/cri's cri_dir, cri_registry, cri_daemon, crictl):
   stream_pod   (module)  Pod: a sandbox with three busybox containers: `web` (busybox
                          httpd on 127.0.0.1:8080 inside the pod, a shell to exec in),
                          `reader` (stdin, stdin_once: echoes what it reads, for attach) and
-                         `shell` (sh on a TTY, for attach -it)
+                         `shell` (sh on a TTY, for attach -it), one of each per transport
 """
 
 from __future__ import annotations
@@ -36,8 +36,8 @@ PAGE = "pod-says-hi"
 class Pod:
     id: str
     web: str
-    reader: str
-    shell: str
+    reader: dict[str, str]   # by transport: each is used up by one attach
+    shell: dict[str, str]
     dir: Path
 
 
@@ -67,11 +67,13 @@ def stream_pod(crictl: CriRun, cri_dir: Path) -> Iterator[Pod]:  # noqa: F811
         web = _container(crictl, pod_id, pod_cfg, d, "web", command=[
             "sh", "-c", f"mkdir -p /w && echo {PAGE} > /w/index.html && "
                         f"exec httpd -f -p 127.0.0.1:{WEB_PORT} -h /w"])
-        reader = _container(crictl, pod_id, pod_cfg, d, "reader", stdin=True, stdin_once=True,
-                            command=["sh", "-c", "while read l; do echo got:$l; done; "
-                                                 "echo reader-done"])
-        shell = _container(crictl, pod_id, pod_cfg, d, "shell", stdin=True, tty=True,
-                           command=["sh"])
+        reader, shell = {}, {}
+        for transport in ("spdy", "websocket"):
+            reader[transport] = _container(
+                crictl, pod_id, pod_cfg, d, f"reader-{transport}", stdin=True, stdin_once=True,
+                command=["sh", "-c", "while read l; do echo got:$l; done; echo reader-done"])
+            shell[transport] = _container(crictl, pod_id, pod_cfg, d, f"shell-{transport}",
+                                          stdin=True, tty=True, command=["sh"])
         yield Pod(pod_id, web, reader, shell, d)
     finally:
         crictl("stopp", pod_id, check=False)
