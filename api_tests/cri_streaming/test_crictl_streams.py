@@ -60,6 +60,17 @@ def test_exec_stdin(crictl: CriRun, stream_pod: Pod, transport: str) -> None:
     assert done.stdout.strip() == "20000"
 
 
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_exec_stdin_backpressure(crictl: CriRun, stream_pod: Pod, transport: str) -> None:
+    """More stdin than the server buffers (4 MiB a SPDY connection, 1 MiB a websocket
+    channel) while the command does not read yet: the server stops reading the client,
+    then resumes, and nothing is lost."""
+    data = "x" * (24 << 20)
+    done = crictl("exec", "-i", "-r", transport, stream_pod.web, "sh", "-c",
+                  "sleep 2; wc -c", input=data)
+    assert done.stdout.strip() == str(len(data))
+
+
 def test_exec_sync(crictl: CriRun, stream_pod: Pod) -> None:
     done = crictl("exec", "-s", stream_pod.web, "cat", "/w/index.html")
     assert PAGE in done.stdout
@@ -108,18 +119,22 @@ def test_exec_tty_and_resize(crictl: CriRun, cri_daemon: object, stream_pod: Pod
     assert code != 0
 
 
-def test_attach_stdin_once(crictl: CriRun, stream_pod: Pod) -> None:
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_attach_stdin_once(crictl: CriRun, stream_pod: Pod, transport: str) -> None:
     """attach -i to a container with stdin_once: output of what it reads; the client's EOF
     closes the container's stdin and the attach ends with the container."""
-    done = crictl("attach", "-i", stream_pod.reader, input="one\ntwo\n")
+    done = crictl("attach", "-i", "-r", transport, stream_pod.reader[transport],
+                  input="one\ntwo\n")
     assert "got:one\ngot:two\n" in done.stdout
     assert "reader-done" in done.stdout
 
 
-def test_attach_tty_and_resize(cri_daemon: object, stream_pod: Pod) -> None:
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_attach_tty_and_resize(cri_daemon: object, stream_pod: Pod, transport: str) -> None:
     """attach -it to a container on a TTY: its terminal takes the client's size."""
     config = str(cri_daemon.tmp / "crictl.yaml")  # type: ignore[attr-defined]
-    code, out = _pty_run(["--config", config, "attach", "-it", stream_pod.shell],
+    code, out = _pty_run(["--config", config, "attach", "-it", "-r", transport,
+                          stream_pod.shell[transport]],
                          b"stty size; echo marker-$((6*7)); exit 0\n", 41, 97)
     text = out.decode(errors="replace")
     assert "41 97" in text, text

@@ -12,27 +12,61 @@ import base64
 import json
 import socket
 import struct
-from collections.abc import Iterator
+import subprocess
+import sys
+from typing import Any
 
 import aiohttp
-import grpc
 import pytest
 
 from dockerd_py.protos.cri import api_pb2 as pb
-from dockerd_py.protos.cri import api_pb2_grpc as rpc
 
+from ..conftest import REPO_ROOT
+from ..lifetime import die_with_test_run
 from .conftest import PAGE, WEB_PORT, Pod
 from .spdyclient import EXEC_PROTOCOLS, SpdyClient, exec_streams, status_of
 
+# grpc's C core must not live in the test process: its fork handlers abort the crictl
+# children the other tests start. Each call runs in a child python of its own.
+_CALL = """
+import sys, grpc
+from dockerd_py.protos.cri import api_pb2 as pb, api_pb2_grpc as rpc
+sock, method, request = sys.argv[1:4]
+with grpc.insecure_channel("unix:" + sock) as channel:
+    request = getattr(pb, method + "Request").FromString(bytes.fromhex(request))
+    reply = getattr(rpc.RuntimeServiceStub(channel), method)(request, timeout=60)
+    sys.stdout.write(reply.SerializeToString().hex())
+"""
+
+
+class Runtime:
+    """RuntimeService calls of the CRI under test."""
+
+    def __init__(self, sock: str) -> None:
+        self.sock = sock
+
+    def _call(self, method: str, request: Any, reply: Any) -> Any:
+        done = subprocess.run([sys.executable, "-c", _CALL, self.sock, method,
+                               request.SerializeToString().hex()], cwd=REPO_ROOT,
+                              capture_output=True, text=True, timeout=120, check=True,
+                              preexec_fn=die_with_test_run)
+        return reply.FromString(bytes.fromhex(done.stdout))
+
+    def Exec(self, request: pb.ExecRequest) -> pb.ExecResponse:  # noqa: N802
+        return self._call("Exec", request, pb.ExecResponse)  # type: ignore[no-any-return]
+
+    def PortForward(self, request: pb.PortForwardRequest  # noqa: N802
+                    ) -> pb.PortForwardResponse:
+        return self._call("PortForward", request,  # type: ignore[no-any-return]
+                          pb.PortForwardResponse)
+
 
 @pytest.fixture(scope="module")
-def runtime(cri_daemon: object) -> Iterator[rpc.RuntimeServiceStub]:
-    channel = grpc.insecure_channel("unix:" + cri_daemon.cri_sock)  # type: ignore[attr-defined]
-    yield rpc.RuntimeServiceStub(channel)  # type: ignore[no-untyped-call]
-    channel.close()
+def runtime(cri_daemon: object) -> Runtime:
+    return Runtime(cri_daemon.cri_sock)  # type: ignore[attr-defined]
 
 
-def _exec_url(runtime: rpc.RuntimeServiceStub, cid: str, cmd: list[str], *,
+def _exec_url(runtime: Runtime, cid: str, cmd: list[str], *,
               stdin: bool = False, tty: bool = False) -> str:
     reply = runtime.Exec(pb.ExecRequest(container_id=cid, cmd=cmd, stdin=stdin, tty=tty,
                                         stdout=True, stderr=not tty))
@@ -40,7 +74,7 @@ def _exec_url(runtime: rpc.RuntimeServiceStub, cid: str, cmd: list[str], *,
     return str(reply.url)
 
 
-def test_tokens_are_single_use(runtime: rpc.RuntimeServiceStub, stream_pod: Pod) -> None:
+def test_tokens_are_single_use(runtime: Runtime, stream_pod: Pod) -> None:
     url = _exec_url(runtime, stream_pod.web, ["echo", "once"])
     c = SpdyClient(url, EXEC_PROTOCOLS)
     assert c.status == 101 and c.headers["x-stream-protocol-version"] == "v4.channel.k8s.io"
@@ -56,13 +90,13 @@ def test_tokens_are_single_use(runtime: rpc.RuntimeServiceStub, stream_pod: Pod)
         assert SpdyClient(base + path, EXEC_PROTOCOLS).status == 404
 
 
-def test_a_token_is_for_its_own_verb(runtime: rpc.RuntimeServiceStub, stream_pod: Pod) -> None:
+def test_a_token_is_for_its_own_verb(runtime: Runtime, stream_pod: Pod) -> None:
     url = _exec_url(runtime, stream_pod.web, ["true"])
     assert SpdyClient(url.replace("/exec/", "/portforward/"), ["portforward.k8s.io"]).status \
         == 404
 
 
-def test_negotiation_failures(runtime: rpc.RuntimeServiceStub, stream_pod: Pod) -> None:
+def test_negotiation_failures(runtime: Runtime, stream_pod: Pod) -> None:
     c = SpdyClient(_exec_url(runtime, stream_pod.web, ["true"]), [])
     assert c.status == 400 and b"X-Stream-Protocol-Version is required" in c.body
     c = SpdyClient(_exec_url(runtime, stream_pod.web, ["true"]), ["v9.channel.k8s.io"])
@@ -79,7 +113,7 @@ def test_negotiation_failures(runtime: rpc.RuntimeServiceStub, stream_pod: Pod) 
     assert bytes(c.data[err]).startswith(b"command terminated with non-zero exit code")
 
 
-def test_unexpected_streams_are_refused(runtime: rpc.RuntimeServiceStub,
+def test_unexpected_streams_are_refused(runtime: Runtime,
                                         stream_pod: Pod) -> None:
     c = SpdyClient(_exec_url(runtime, stream_pod.web, ["echo", "fine"]), EXEC_PROTOCOLS)
     err = c.create_stream({"streamType": "error"})
@@ -102,7 +136,7 @@ def test_unexpected_streams_are_refused(runtime: rpc.RuntimeServiceStub,
     struct.pack(">HHI", 0x8002, 1, 10) + bytes(10),              # SPDY/2
     struct.pack(">II", 9, 4) + b"data",                          # a stream never opened
 ])
-def test_hostile_frames_end_the_connection(runtime: rpc.RuntimeServiceStub, stream_pod: Pod,
+def test_hostile_frames_end_the_connection(runtime: Runtime, stream_pod: Pod,
                                            frame: bytes) -> None:
     c = SpdyClient(_exec_url(runtime, stream_pod.web, ["true"]), EXEC_PROTOCOLS)
     c.sock.sendall(frame)
@@ -137,7 +171,7 @@ async def _ws_exec(url: str, protocol: str, stdin: bytes) -> dict[int, bytes]:
 
 
 @pytest.mark.parametrize("protocol", ["v4.channel.k8s.io", "v4.base64.channel.k8s.io"])
-def test_websocket_v4_channels(runtime: rpc.RuntimeServiceStub, stream_pod: Pod,
+def test_websocket_v4_channels(runtime: Runtime, stream_pod: Pod,
                                protocol: str) -> None:
     """kubelet's websocket: without v5's close signal stdin cannot end, so the command
     reads one line."""
@@ -159,7 +193,7 @@ async def _ws_forward(url: str) -> list[bytes]:
     return heads + data
 
 
-def test_websocket_port_forward_channels(runtime: rpc.RuntimeServiceStub,
+def test_websocket_port_forward_channels(runtime: Runtime,
                                          stream_pod: Pod) -> None:
     """kubelet's websocket port-forward: channels 0 (data) and 1 (error) for the port,
     each opened with the port in two little-endian bytes."""
@@ -172,7 +206,7 @@ def test_websocket_port_forward_channels(runtime: rpc.RuntimeServiceStub,
     assert PAGE.encode() in body
 
 
-def test_websocket_unmasked_frame_is_refused(runtime: rpc.RuntimeServiceStub,
+def test_websocket_unmasked_frame_is_refused(runtime: Runtime,
                                              stream_pod: Pod) -> None:
     url = _exec_url(runtime, stream_pod.web, ["sleep", "30"])
     host, _, rest = url[len("http://"):].partition("/")

@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 TOKEN_TTL = 60.0          # kubelet's CacheTTL
 MAX_IN_FLIGHT = 1000      # kubelet's maxInFlight
+MAX_CONNECTIONS = 512     # client connections at once; more are closed unanswered
 MAX_CMD_ARGS = 4096
 MAX_CMD_BYTES = 1 << 20
 
@@ -162,6 +163,10 @@ class StreamingServer:
                           writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
+        if len(self._connections) >= MAX_CONNECTIONS:
+            log.warning("streaming: %d connections open, refusing another", MAX_CONNECTIONS)
+            writer.transport.abort()
+            return
         self._connections[task] = writer
         try:
             await self._handle(reader, writer)

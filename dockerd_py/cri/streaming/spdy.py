@@ -27,11 +27,13 @@ PING, GOAWAY, HEADERS, WINDOW_UPDATE = 6, 7, 8, 9
 FLAG_FIN, FLAG_UNIDIRECTIONAL = 0x01, 0x02
 RST_PROTOCOL_ERROR, RST_INVALID_STREAM, RST_REFUSED_STREAM, RST_CANCEL = 1, 2, 3, 5
 
+IDLE_TIMEOUT = 4 * 3600.0      # kubelet's StreamIdleTimeout: no frame either way this long
 MAX_FRAME = 1 << 20            # a frame's payload at most (spdystream writes 32 KiB data)
 MAX_HEADER_BLOCK = 16 * 1024   # an inflated header block at most
 MAX_HEADERS = 32
 DATA_CHUNK = 32 * 1024         # our DATA frames
 INBOX_HIGH = 1 << 20           # unread bytes of one stream above which reading pauses
+CONN_HIGH = 4 << 20            # unread bytes of all streams above which reading pauses
 
 
 def _dictionary() -> bytes:
@@ -157,8 +159,8 @@ class SpdyStream:
             await self._changed.wait()
         data = self._inbox.popleft()
         self._buffered -= len(data)
-        if self._buffered <= INBOX_HIGH // 2:
-            self.conn._room.set()
+        self.conn._buffered -= len(data)
+        self.conn._room.set()            # the reader loop checks again
         return data
 
     async def write(self, data: bytes) -> None:
@@ -186,6 +188,7 @@ class SpdyStream:
         if data and not self.remote_closed:
             self._inbox.append(data)
             self._buffered += len(data)
+            self.conn._buffered += len(data)
             self._changed.set()
 
     def _remote_end(self) -> None:
@@ -215,6 +218,9 @@ class SpdyConnection:
         self._write_lock = asyncio.Lock()
         self._room = asyncio.Event()
         self._room.set()
+        self._buffered = 0               # bytes delivered to streams, not yet read
+        self._idle_timeout = IDLE_TIMEOUT
+        self._last_activity = 0.0
         self.closed = asyncio.Event()    # the link ended (EOF, error, or close())
         self.going_away = False          # the client sent GOAWAY: no new streams
 
@@ -222,9 +228,13 @@ class SpdyConnection:
 
     async def serve(self) -> None:
         """Read frames until the link ends; then every stream reads EOF."""
+        loop = asyncio.get_running_loop()
+        self._last_activity = loop.time()
+        watchdog = asyncio.ensure_future(self._watch_idle())
         try:
             while True:
                 head = await self._link.readexactly(8)
+                self._last_activity = loop.time()
                 w0, w1 = struct.unpack(">II", head)
                 flags, length = w1 >> 24, w1 & 0xFFFFFF
                 if length > MAX_FRAME:
@@ -244,7 +254,18 @@ class SpdyConnection:
             if isinstance(e, zlib.error):
                 log.info("spdy: bad header compression: %s", e)
         finally:
+            watchdog.cancel()
             self._end()
+
+    async def _watch_idle(self) -> None:
+        loop = asyncio.get_running_loop()
+        while not self.closed.is_set():
+            left = self._last_activity + self._idle_timeout - loop.time()
+            if left <= 0:
+                log.info("spdy: closing a connection idle for %.0fs", self._idle_timeout)
+                self._end()
+                return
+            await asyncio.sleep(left)
 
     def _end(self) -> None:
         for stream in list(self._streams.values()):
@@ -283,6 +304,7 @@ class SpdyConnection:
             if stream is not None:
                 stream.local_closed = True
                 stream._remote_end()
+                self._discard(stream)
         elif kind == PING:
             if len(payload) != 4:
                 raise ProtocolError("bad PING")
@@ -326,7 +348,8 @@ class SpdyConnection:
         stream._deliver(payload)
         if flags & FLAG_FIN:
             self._remote_fin(stream)
-        while stream.backlogged and not self.closed.is_set():
+        while ((stream.backlogged or self._buffered > CONN_HIGH)
+               and not self.closed.is_set()):
             self._room.clear()
             await self._room.wait()
 
@@ -337,6 +360,14 @@ class SpdyConnection:
     def _maybe_forget(self, stream: SpdyStream) -> None:
         if stream.local_closed and stream.remote_closed:
             self._streams.pop(stream.id, None)
+            self._discard(stream)
+
+    def _discard(self, stream: SpdyStream) -> None:
+        """Both sides are done with the stream: what it still buffers is dropped."""
+        self._buffered -= stream._buffered
+        stream._buffered = 0
+        stream._inbox.clear()
+        self._room.set()
 
     # -- writing
 
@@ -356,6 +387,7 @@ class SpdyConnection:
         if self.closed.is_set():
             return
         async with self._write_lock:
+            self._last_activity = asyncio.get_running_loop().time()
             try:
                 await self._link.write(frame)
             except (ConnectionError, RuntimeError):

@@ -15,6 +15,7 @@ from .http import Request, response
 
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 MAX_MESSAGE = 4 * 1024 * 1024   # a client message (all its fragments) at most
+IDLE_TIMEOUT = 4 * 3600.0       # kubelet's StreamIdleTimeout: no frame either way this long
 CONTINUATION, TEXT, BINARY, CLOSE, PING, PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
 CLOSE_NORMAL, CLOSE_PROTOCOL_ERROR, CLOSE_TOO_BIG = 1000, 1002, 1009
 
@@ -75,6 +76,18 @@ class WebSocket:
         self._writer = writer
         self._lock = asyncio.Lock()
         self.closed = False          # our close frame went out (or the link is gone)
+        self.idle_timeout = IDLE_TIMEOUT
+        self._loop = asyncio.get_running_loop()
+        self._last_activity = self._loop.time()
+        self._watchdog = asyncio.ensure_future(self._watch_idle())
+
+    async def _watch_idle(self) -> None:
+        while not self.closed:
+            left = self._last_activity + self.idle_timeout - self._loop.time()
+            if left <= 0:
+                await self.close(CLOSE_NORMAL, "idle")
+                return
+            await asyncio.sleep(left)
 
     async def receive(self) -> tuple[int, bytes] | None:
         """The next whole message (TEXT or BINARY, payload); None once the peer
@@ -86,6 +99,7 @@ class WebSocket:
             return None
         except (asyncio.IncompleteReadError, ConnectionError):
             self.closed = True
+            self._watchdog.cancel()
             return None
 
     async def _receive(self) -> tuple[int, bytes] | None:
@@ -122,6 +136,7 @@ class WebSocket:
 
     async def _frame(self) -> tuple[bool, int, bytes]:
         b0, b1 = await self._reader.readexactly(2)
+        self._last_activity = self._loop.time()
         if b0 & 0x70:
             raise WebSocketError(CLOSE_PROTOCOL_ERROR, "reserved bits set")
         if not b1 & 0x80:
@@ -155,6 +170,7 @@ class WebSocket:
                 head = struct.pack(">BBH", 0x80 | opcode, 126, n)
             else:
                 head = struct.pack(">BBQ", 0x80 | opcode, 127, n)
+            self._last_activity = self._loop.time()
             self._writer.write(head + payload)
             await self._writer.drain()
 
@@ -164,6 +180,8 @@ class WebSocket:
             await self._send(CLOSE, struct.pack(">H", code) + reason.encode()[:120])
         self.closed = True
         self._writer.close()
+        if self._watchdog is not asyncio.current_task():
+            self._watchdog.cancel()
 
 
 def _unmask(data: bytes, mask: bytes) -> bytes:
