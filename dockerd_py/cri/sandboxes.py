@@ -7,6 +7,7 @@ import builtins
 import contextlib
 import json
 import logging
+import time
 
 from google.protobuf import json_format
 
@@ -133,7 +134,11 @@ class Sandboxes:
                 "netnsPath": self.networks.netns_path(c.id)
                 if m.extra.get("namespaces", {}).get("network") != pb.NODE else "",
                 "config": m.extra.get("config") or {}})
-        return pb.PodSandboxStatusResponse(status=status, info=info)
+        # With its containers' statuses, as kubelet's evented PLEG reads them.
+        members = [views.container_status(cc, mm) for cc, mm in self.members(c.id)]
+        return pb.PodSandboxStatusResponse(status=status, info=info,
+                                           containers_statuses=members,
+                                           timestamp=time.time_ns())
 
     def list(self, f: pb.PodSandboxFilter | None) -> builtins.list[pb.PodSandbox]:
         out = []

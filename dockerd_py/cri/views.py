@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from ..engine.containers.records import ZERO_TIME, Container
 from ..engine.timestamps import rfc3339_nanos
@@ -116,4 +116,29 @@ def container_status(c: Container, m: Meta, digests: tuple[str, ...] = ()
         image_ref=image_ref(c, digests), image_id=c.image_id, reason=reason,
         message=c.state.error, labels=m.labels, annotations=m.annotations,
         mounts=_mounts(m), log_path=m.log_path,
-        resources=pb.ContainerResources(linux=resources_of(c.host_config)))
+        resources=pb.ContainerResources(linux=resources_of(c.host_config)),
+        user=_user(c) if state == pb.CONTAINER_RUNNING else None,
+        stop_signal=_signal(c))
+
+
+def _user(c: Container) -> pb.ContainerUser | None:
+    """The identity the container's process runs with (its /proc status)."""
+    try:
+        with open(f"/proc/{c.state.pid}/status") as f:
+            fields = dict(line.split(":", 1) for line in f if ":" in line)
+        uid = int(fields["Uid"].split()[0])
+        gid = int(fields["Gid"].split()[0])
+        groups = [int(g) for g in fields.get("Groups", "").split()]
+    except (OSError, KeyError, ValueError, IndexError):
+        return None
+    return pb.ContainerUser(linux=pb.LinuxContainerUser(uid=uid, gid=gid,
+                                                        supplemental_groups=groups))
+
+
+def _signal(c: Container) -> pb.Signal:
+    name = str(c.config.get("StopSignal") or "")
+    try:
+        return cast(pb.Signal, pb.Signal.Value("SIGNAL_" + name)) \
+            if name.startswith("SIG") else pb.SIGNAL_RUNTIME_DEFAULT
+    except ValueError:
+        return pb.SIGNAL_RUNTIME_DEFAULT
