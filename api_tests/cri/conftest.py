@@ -24,6 +24,8 @@ from pathlib import Path
 
 import pytest
 
+from ..cni.conftest import _drop_unused_shared_chains as drop_unused_shared_chains
+from ..cni.conftest import iptables_save
 from ..conftest import Daemon, network_config, stop_and_check
 from ..lifetime import die_with_test_run
 from ..registry.conftest import free_port
@@ -117,6 +119,7 @@ def cri_daemon(cri_dir: Path, cri_registry: str) -> Iterator[Daemon]:
     cfg["cri"] = {"cni-conf-dir": str(conf), "cni-bin-dir": "/usr/lib/cni"}
     (tmp / "daemon.json").write_text(json.dumps(cfg))
     sock = tmp / "cri.sock"
+    firewall_before = iptables_save()
     d = Daemon(tmp, extra_args=("--cri-socket", str(sock)))
     d.cri_sock = str(sock)  # type: ignore[attr-defined]
     (tmp / "crictl.yaml").write_text(
@@ -131,6 +134,7 @@ def cri_daemon(cri_dir: Path, cri_registry: str) -> Iterator[Daemon]:
     problems = [f"CNI allocation left: {p}" for p in left]
     if os.path.exists(f"/sys/class/net/{bridge}"):
         subprocess.run(["ip", "link", "del", bridge], check=False)
+    drop_unused_shared_chains(firewall_before)  # portmap's, when this session made them
     if problems:
         pytest.fail("\n".join(problems))
 
