@@ -105,6 +105,9 @@ def test_pod_lifecycle(cri_daemon: Daemon, crictl: CriRun, tmp: Path) -> None:
     assert ip, status["status"]["network"]
     pid = int(status["info"]["pid"])
     assert crictl("pods", "-q", "--label", "app=web").stdout.split() == [pod]
+    pause = json.loads(crictl("inspecti", "registry.k8s.io/pause:3.9").stdout)["status"]
+    busybox = json.loads(crictl("inspecti", BUSYBOX).stdout)["status"]
+    assert pause["pinned"] is True and not busybox.get("pinned")  # kubelet's GC spares it
 
     ctr = crictl("create", pod, str(container_config(tmp, "httpd", WEB)),
                  str(pod_cfg)).stdout.strip()

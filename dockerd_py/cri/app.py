@@ -55,5 +55,6 @@ def build(settings: CRISettings, *, containers: Containers, execs: Execs, images
         streaming = URLs(server)
     runtime = RuntimeServicer(containers, sandboxes, pods, Stats(containers, fs_root), events,
                               Streams(streaming), handlers)
-    return CRIServer(settings.socket, runtime, ImageServicer(images, distribution, fs_root),
-                     server, startup=lambda: recover(sandboxes))
+    image_service = ImageServicer(images, distribution, fs_root, settings.sandbox_image)
+    return CRIServer(settings.socket, runtime, image_service, server,
+                     startup=lambda: recover(sandboxes))

@@ -10,18 +10,20 @@ from typing import Any
 from ..distribution.service import DistributionService
 from ..engine.images import delete as delete_mod
 from ..engine.images.service import ImageService as Images
+from ..engine.reference import parse_normalized, with_default_tag
 from ..engine.types import ImageRecord
-from ..errors import InvalidParameter, NotFound
+from ..errors import DaemonError, InvalidParameter, NotFound
 from ..protos.cri import api_pb2 as pb
 from ..protos.cri import api_pb2_grpc as rpc_pb
 from .errors import Context, rpc
 
 
-def image_message(image: ImageRecord) -> pb.Image:
+def image_message(image: ImageRecord, pinned: frozenset[str] = frozenset()) -> pb.Image:
     user = str((image.config.get("config") or {}).get("User") or "")
     name = user.split(":", 1)[0]
     out = pb.Image(id=image.id, repo_tags=list(image.tags), repo_digests=list(image.digests),
-                   size=image.size, spec=pb.ImageSpec(image=image.id))
+                   size=image.size, spec=pb.ImageSpec(image=image.id),
+                   pinned=bool(pinned & set(image.tags)))
     if name.isdigit():
         out.uid.value = int(name)
     elif name:
@@ -37,8 +39,18 @@ def _auth(a: pb.AuthConfig) -> dict[str, Any] | None:
             "registrytoken": a.registry_token}
 
 
+def _normalized(ref: str) -> str:
+    try:
+        return with_default_tag(parse_normalized(ref)).string()
+    except DaemonError:
+        return ref
+
+
 class ImageServicer(rpc_pb.ImageServiceServicer):
-    def __init__(self, images: Images, distribution: DistributionService, fs_root: str) -> None:
+    def __init__(self, images: Images, distribution: DistributionService, fs_root: str,
+                 sandbox_image: str) -> None:
+        # The sandbox image is pinned: kubelet's image GC leaves it alone.
+        self.pinned = frozenset({_normalized(sandbox_image)})
         self.images = images
         self.distribution = distribution
         self.fs_root = fs_root
@@ -57,8 +69,10 @@ class ImageServicer(rpc_pb.ImageServiceServicer):
         want = request.filter.image.image if request.HasField("filter") else ""
         if want:
             image = await self.find(want)
-            return pb.ListImagesResponse(images=[image_message(image)] if image else [])
-        return pb.ListImagesResponse(images=[image_message(i) for i in await self.images.list()])
+            found = [image_message(image, self.pinned)] if image else []
+            return pb.ListImagesResponse(images=found)
+        return pb.ListImagesResponse(images=[image_message(i, self.pinned)
+                                              for i in await self.images.list()])
 
     @rpc
     async def ImageStatus(self, request: pb.ImageStatusRequest,
@@ -70,7 +84,7 @@ class ImageServicer(rpc_pb.ImageServiceServicer):
         if request.verbose:
             info["info"] = json.dumps({"imageSpec": image.config, "chainID": image.top_chain,
                                        "manifestDigest": image.manifest_digest})
-        return pb.ImageStatusResponse(image=image_message(image), info=info)
+        return pb.ImageStatusResponse(image=image_message(image, self.pinned), info=info)
 
     @rpc
     async def PullImage(self, request: pb.PullImageRequest, context: Context
