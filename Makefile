@@ -17,10 +17,12 @@ DOCKERD_FLAGS ?=
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-DEB_PACKAGES := busybox-static runc crun conmon tini zstd iproute2 netavark aardvark-dns
+DEB_PACKAGES := busybox-static runc crun conmon tini zstd iproute2 netavark aardvark-dns \
+	containernetworking-plugins
 # The tests also produce archives with reference tools, compare with Docker's own dockerd and
-# push to and pull from the reference registry (docker-registry, run by the tests on 127.0.0.1).
-TEST_PACKAGES := skopeo umoci docker.io docker-registry strace
+# push to and pull from the reference registry (docker-registry, run by the tests on 127.0.0.1);
+# the CRI tests build critest's image stand-ins with gcc -static (../shared/cri/mkimages.py).
+TEST_PACKAGES := skopeo umoci docker.io docker-registry strace gcc libc6-dev
 REFERENCE_PACKAGES := docker.io
 # What `import` must find for the tests to run; when one fails, pip installs the project again.
 PY_PROBE := import aiohttp, isal, zstandard, grpc, google.protobuf, grpc_tools, pytest, pytest_asyncio, hypothesis, docker, aiodocker, cryptography, requests, schemathesis, yaml

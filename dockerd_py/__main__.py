@@ -56,6 +56,8 @@ def parser() -> argparse.ArgumentParser:
     for flag in ("--iptables", "--ip-forward", "--userland-proxy"):  # dockerd's --flag=false
         p.add_argument(flag, nargs="?", const=True, default=None, type=_go_bool,
                        metavar="true|false")
+    p.add_argument("--cri-socket",
+                   help="serve the Kubernetes CRI on this unix socket (default: off)")
     p.add_argument("-v", "--version", action="store_true", help="print version and exit")
     return p
 
@@ -77,7 +79,7 @@ class LogfmtFormatter(logging.Formatter):
 _FLAG_FIELDS = ("hosts", "data_root", "exec_root", "pidfile", "log_level", "debug", "group",
                 "labels", "default_runtime", "live_restore", "tls", "tlsverify", "tlscacert",
                 "tlscert", "tlskey", "bridge", "bip", "fixed_cidr", "iptables", "ip_forward",
-                "userland_proxy")
+                "userland_proxy", "cri_socket")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,11 +8,14 @@ listed in RELOADABLE (the ones dockerd reloads that mean something here).
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import json
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from .errors import InvalidParameter
 
@@ -24,7 +27,7 @@ DEFAULT_CONFIG_FILE = "/etc/dockerd-py/daemon.json"
 RELOADABLE = frozenset(
     {"debug", "log-level", "labels", "runtimes", "default-runtime", "live-restore",
      "max-concurrent-downloads", "max-concurrent-uploads", "shutdown-timeout",
-     "insecure-registries", "registry-mirrors"}
+     "insecure-registries", "registry-mirrors", "registry-hosts"}
 )
 
 
@@ -47,6 +50,7 @@ class Config:
     shutdown_timeout: int = 15
     insecure_registries: tuple[str, ...] = ()
     registry_mirrors: tuple[str, ...] = ()
+    registry_hosts: tuple[tuple[str, tuple[str, ...]], ...] = ()   # see _registry_hosts
     tls: bool = False
     tlsverify: bool = False
     tlscacert: str = ""
@@ -61,10 +65,35 @@ class Config:
     iptables: bool = True
     ip_forward: bool = True
     userland_proxy: bool = True
+    # -- the CRI server (dockerd_py/cri): off unless a socket is given (--cri-socket or
+    # daemon.json "cri": {"socket", "cni-conf-dir", "cni-bin-dir", "sandbox-image"}).
+    cri_socket: str = ""
+    cri: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def cri_options(self) -> dict[str, str]:
+        """The "cri" object with its defaults; "socket" empty when CRI is off."""
+        if self.cri_socket and self.cri.get("socket"):
+            raise InvalidParameter("the following directives are specified both as a flag and "
+                                   "in the configuration file: cri-socket")
+        return {**CRI_DEFAULTS, **self.cri, "socket": self.cri_socket or self.cri.get("socket", "")}
 
     @property
     def effective_pidfile(self) -> str:
         return self.pidfile or os.path.join(self.exec_root, "dockerd-py.pid")
+
+
+CRI_DEFAULTS = {"socket": "", "cni-conf-dir": "/etc/cni/net.d", "cni-bin-dir": "/usr/lib/cni",
+                "sandbox-image": "registry.k8s.io/pause:3.9"}
+
+
+def _cri_object(raw: Any) -> dict[str, str]:
+    if not isinstance(raw, dict) or any(not isinstance(v, str) for v in raw.values()):
+        raise TypeError("cri: an object of strings")
+    unknown = sorted(set(raw) - set(CRI_DEFAULTS))
+    if unknown:
+        raise ValueError("unknown cri option " + ", ".join(unknown))
+    return dict(raw)
 
 
 # How the API reads the configuration in force (SIGHUP replaces it).
@@ -103,11 +132,91 @@ _FILE_KEYS: dict[str, tuple[str | None, Any]] = {
     "iptables": ("iptables", bool),
     "ip-forward": ("ip_forward", bool),
     "userland-proxy": ("userland_proxy", bool),
+    "cri": ("cri", _cri_object),
     # Accepted for compatibility with dockerd's daemon.json; nothing to configure.
     "storage-driver": (None, str),
     "experimental": (None, bool),
     "features": (None, dict),
 }
+
+
+# -- registry-hosts: {"<registry host>": {"mirrors": ["http(s)://host[:port]", ...]}} -------
+# Mirrors tried in order before the registry, as containerd's hosts configuration. Both
+# the host and the URLs end up in request URLs and certs.d paths: strict grammar only.
+
+_HOST_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_REGISTRY_HOST = re.compile(rf"(?:{_HOST_LABEL})(?:\.{_HOST_LABEL})*(?::[0-9]{{1,5}})?"
+                            r"|\[[0-9a-f:.]+\](?::[0-9]{1,5})?")
+_HUB_ALIASES = ("index.docker.io", "registry-1.docker.io")
+_MAX_MIRRORS = 16
+
+
+def _q(value: Any) -> str:
+    """Quoted as Go's %q quotes (dockerd's messages)."""
+    return json.dumps(value) if isinstance(value, str) else repr(value)
+
+
+def _registry_host(host: str) -> bool:
+    if len(host) > 255 or not _REGISTRY_HOST.fullmatch(host):
+        return False
+    if host.startswith("["):
+        addr, _, rest = host[1:].partition("]")
+        try:
+            ipaddress.IPv6Address(addr)
+        except ValueError:
+            return False
+        port = rest[1:]
+    else:
+        port = host.partition(":")[2]
+    return not port or 0 < int(port) < 65536
+
+
+def _registry_mirror(raw: Any) -> str:
+    if not isinstance(raw, str) or any(c.isspace() or ord(c) < 32 for c in raw):
+        raise InvalidParameter(f"invalid mirror: {_q(raw)} is not a valid URI")
+    uri = urlsplit(raw)
+    if uri.scheme not in ("http", "https"):
+        raise InvalidParameter(f"invalid mirror: unsupported scheme {_q(uri.scheme)} in {_q(raw)}")
+    if uri.query or uri.fragment or "?" in raw or "#" in raw:
+        raise InvalidParameter(f"invalid mirror: query or fragment at end of the URI {_q(raw)}")
+    if "@" in uri.netloc:
+        raise InvalidParameter(f"invalid mirror: username/password not allowed in URI {_q(raw)}")
+    if uri.path not in ("", "/"):
+        raise InvalidParameter(f"invalid mirror: path not allowed in URI {_q(raw)} (a mirror "
+                               "serves the registry's own /v2/ paths)")
+    if not _registry_host(uri.netloc.lower()):
+        raise InvalidParameter(f"invalid mirror: {_q(raw)} does not name a valid host")
+    return f"{uri.scheme}://{uri.netloc.lower()}"
+
+
+def _registry_hosts(raw: Any) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    if not isinstance(raw, dict):
+        raise InvalidParameter(f"invalid value for registry-hosts: {_q(raw)}")
+    out: dict[str, tuple[str, ...]] = {}
+    for key, entry in raw.items():
+        host = key.lower()
+        host = "docker.io" if host in _HUB_ALIASES else host
+        if not _registry_host(host):
+            raise InvalidParameter(
+                f"invalid registry-hosts: {_q(key)} is not a valid registry host name")
+        if host in out:
+            raise InvalidParameter(f"invalid registry-hosts: {_q(key)} is configured twice")
+        if not isinstance(entry, dict):
+            raise InvalidParameter(f"invalid registry-hosts: the value for {_q(key)} must be "
+                                   'an object such as {"mirrors": [...]}')
+        unknown = sorted(k for k in entry if k != "mirrors")
+        if unknown:
+            raise InvalidParameter(f"invalid registry-hosts: unknown key(s) for {_q(key)}: "
+                                   + ", ".join(unknown))
+        mirrors = entry.get("mirrors", [])
+        if not isinstance(mirrors, list) or len(mirrors) > _MAX_MIRRORS:
+            raise InvalidParameter(f"invalid registry-hosts: mirrors of {_q(key)} must be a "
+                                   f"list of at most {_MAX_MIRRORS} URLs")
+        out[host] = tuple(_registry_mirror(m) for m in mirrors)
+    return tuple(out.items())
+
+
+_FILE_KEYS["registry-hosts"] = ("registry_hosts", _registry_hosts)
 
 
 def read_file(path: str, *, required: bool) -> dict[str, Any]:

@@ -30,6 +30,9 @@ from .api import containers, exec, images, keys, networks, server, stats, system
 from .api import distribution as distribution_api
 from .api import swarm as swarm_api
 from .config import Config
+from .cri import app as cri_app
+from .cri.server import CRIServer
+from .cri.settings import CRISettings
 from .distribution.endpoints import RegistrySettings
 from .distribution.service import DistributionService
 from .engine.containers.create import ContainerSettings
@@ -83,8 +86,18 @@ def network_settings(cfg: Config) -> NetworkSettings:
 
 def registry_settings(cfg: Config) -> RegistrySettings:
     return RegistrySettings(mirrors=cfg.registry_mirrors, insecure=cfg.insecure_registries,
+                            hosts=cfg.registry_hosts,
                             max_concurrent_downloads=cfg.max_concurrent_downloads,
                             max_concurrent_uploads=cfg.max_concurrent_uploads)
+
+
+def cri_settings(cfg: Config) -> CRISettings | None:
+    opts = cfg.cri_options
+    if not opts["socket"]:
+        return None
+    return CRISettings(opts["socket"], opts["cni-conf-dir"], opts["cni-bin-dir"],
+                       opts["sandbox-image"], state_dir=os.path.join(cfg.data_root, "cri"),
+                       run_dir=os.path.join(cfg.exec_root, "cri"))
 
 
 # -- the services ----------------------------------------------------------------------------
@@ -155,6 +168,17 @@ async def close(s: Services) -> None:
     s.db.close()
 
 
+def make_cri(cfg: Config, s: Services) -> CRIServer | None:
+    """The CRI endpoint, when configured, over the same services as the API."""
+    settings = cri_settings(cfg)
+    if settings is None:
+        return None
+    return cri_app.build(settings, containers=s.containers, execs=s.execs, images=s.images,
+                         distribution=s.distribution, events=s.events,
+                         monitor=s.containers.monitor, handlers=sorted(s.runtimes.all()),
+                         fs_root=s.snapshots.root)
+
+
 def make_app(s: Services, config: config_mod.ConfigSource) -> web.Application:
     app = server.make_app(ROUTE_TABLES)
     app[keys.CONFIG] = config
@@ -213,7 +237,10 @@ class Daemon:
                                shutdown_timeout=2.0)
         await runner.setup()
         sockets: list[str] = []
+        cri = make_cri(cfg, services)
         try:
+            if cri is not None:
+                await cri.start()
             for scheme, address, port in listeners:
                 if scheme == "unix":
                     sock = unix_socket(address, cfg.group)
@@ -230,6 +257,8 @@ class Daemon:
             await self._stop.wait()
             log.info("Processing signal 'terminated'")
         finally:
+            if cri is not None:
+                await cri.stop()
             await runner.cleanup()
             await close(services)
             for path in sockets:

@@ -286,6 +286,7 @@ def layered_image(docker: Callable[..., Any], busybox_image: str,
 
 
 _REGISTRY_DEFAULTS: dict[str, Any] = {"insecure-registries": [], "registry-mirrors": [],
+                                      "registry-hosts": {},
                                       "max-concurrent-downloads": 3,
                                       "max-concurrent-uploads": 5}
 

@@ -4,6 +4,8 @@
   ``https://registry-1.docker.io``.
 * Any other host: ``https://<host>``; if the registry is insecure, TLS is not
   verified and ``http://<host>`` is tried after it.
+* Before both, the host's ``registry-hosts`` mirrors, in order (containerd's hosts
+  configuration): a mirror serves the same repository paths as the registry.
 * Insecure means: named in ``insecure-registries`` (``host[:port]``), or one
   of its addresses is in a CIDR listed there or in 127.0.0.0/8 / ::1 (always
   insecure, which is how a local registry works without setup).
@@ -47,6 +49,8 @@ class Endpoint:
 class RegistrySettings:
     mirrors: tuple[str, ...] = ()
     insecure: tuple[str, ...] = ()
+    # registry-hosts: (registry host, its mirror URLs in order), hosts in canonical form.
+    hosts: tuple[tuple[str, tuple[str, ...]], ...] = ()
     certs_dir: str = CERTS_DIR
     max_concurrent_downloads: int = 3
     max_concurrent_uploads: int = 5
@@ -136,19 +140,29 @@ def validate_mirror(mirror: str) -> str:
     return f"{url.scheme}://{url.netloc}"
 
 
+def _mirror(mirror: str, settings: RegistrySettings) -> Endpoint:
+    url = validate_mirror(mirror)
+    if url.startswith("http://"):
+        return Endpoint(url, False, mirror=True)
+    host = urlparse(url).netloc
+    verify = not is_insecure(host, settings)
+    return Endpoint(url, tls_context(host, verify=verify, certs_dir=settings.certs_dir),
+                    mirror=True)
+
+
+def host_mirrors(domain: str, settings: RegistrySettings) -> tuple[str, ...]:
+    """The registry-hosts mirrors of a registry (host names compare case-insensitively)."""
+    for host, mirrors in settings.hosts:
+        if host == domain.lower():
+            return mirrors
+    return ()
+
+
 def endpoints(domain: str, settings: RegistrySettings) -> list[Endpoint]:
     """The endpoints to try for a registry, in order (blocking: reads certs, resolves)."""
-    out: list[Endpoint] = []
+    out = [_mirror(m, settings) for m in host_mirrors(domain, settings)]
     if domain == DEFAULT_DOMAIN:
-        for mirror in settings.mirrors:
-            url = validate_mirror(mirror)
-            host = urlparse(url).netloc
-            if url.startswith("http://"):
-                out.append(Endpoint(url, False, mirror=True))
-            else:
-                verify = not is_insecure(host, settings)
-                out.append(Endpoint(url, tls_context(host, verify=verify,
-                                                     certs_dir=settings.certs_dir), mirror=True))
+        out.extend(_mirror(m, settings) for m in settings.mirrors)
         out.append(Endpoint(HUB_URL, tls_context("registry-1.docker.io", verify=True,
                                                  certs_dir=settings.certs_dir)))
         return out

@@ -88,6 +88,11 @@ class Launcher:
             await asyncio.shield(self.networks.detach(c.id, c.name))
             raise
         cfg = c.config
+        log_path = runtime_logs.log_path(log_dir) if log_settings.files else None
+        if log_path is not None and os.path.islink(log_path):
+            # A front end (the CRI) put the log where its client asked: conmon writes
+            # there, so that its reopen (a fresh file renamed over the path) replaces it.
+            log_path = os.readlink(log_path)
         try:
             proc = await self.monitor.create(
                 c.id, runtime, terminal=c.tty, stdin=bool(cfg.get("OpenStdin")),
@@ -95,8 +100,7 @@ class Launcher:
                 # on the client's EOF only without a TTY: a detach (ctrl-p ctrl-q) from
                 # a TTY must leave it open for the next `docker attach`.
                 stdin_once=bool(cfg.get("StdinOnce")) and not c.tty,
-                log_path=runtime_logs.log_path(log_dir) if log_settings.files else None,
-                journald_tag=log_settings.journald_tag, name=c.name)
+                log_path=log_path, journald_tag=log_settings.journald_tag, name=c.name)
         except BaseException:
             # All of it goes, the endpoints too: an attach before the start makes the
             # container once, and the start makes it again (plainveth's names are fixed).

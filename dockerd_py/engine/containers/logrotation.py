@@ -12,6 +12,7 @@ by default (20 MB, 5 files, compressed), as dockerd's.
 from __future__ import annotations
 
 import logging
+import os
 
 from ...errors import DaemonError
 from ..runtime import logs as runtime_logs
@@ -45,6 +46,8 @@ class LogRotation:
             return
         if rotation is None or rotation.max_size is None:
             return
+        if os.path.islink(runtime_logs.log_path(self.store.log_dir(c.id))):
+            return  # a log a front end placed (the CRI's) is rotated by its owner (kubelet)
         monitor = self.monitor
         try:
             self._rotator.add(c.id, self.store.log_dir(c.id), rotation,

@@ -1,0 +1,172 @@
+"""Pod networks: the sandbox's network namespace, pinned, and what is plugged into it.
+
+The pause container gets a fresh network namespace from the runtime; once it runs,
+that namespace is pinned at <exec-root>/cri/netns/<sandbox id> (so it outlives the
+pause process for the CNI DEL, and a restarted daemon finds it), loopback is brought
+up, and the CNI plugin chain (when a CNI backend is configured) adds the pod's
+interfaces. The addresses are kept in <data-root>/cri/pods/<sandbox id>.json, which
+is what PodSandboxStatus reports after a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from ..engine.mount import bind, unmount
+from ..errors import InternalError
+
+_ID = re.compile(r"[0-9a-f]{64}")
+
+
+@dataclass(frozen=True)
+class PortMapping:
+    protocol: str            # "tcp" | "udp" | "sctp"
+    container_port: int
+    host_port: int
+    host_ip: str = ""
+
+
+@dataclass(frozen=True)
+class Pod:
+    """What a CNI ADD/DEL is told about a pod."""
+
+    id: str
+    name: str
+    namespace: str
+    uid: str
+    netns: str
+    port_mappings: tuple[PortMapping, ...] = ()
+    dns: tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]] | None = None
+
+
+class Plugins(Protocol):
+    """The CNI backend (engine/cni, through an adapter in daemon wiring)."""
+
+    async def setup(self, pod: Pod) -> list[str]:
+        """Add the pod to the network; its IP addresses, primary first."""
+
+    async def teardown(self, pod: Pod) -> None:
+        """Idempotent."""
+
+    async def status(self) -> str | None:
+        """None when ready, else why not."""
+
+    def update_pod_cidr(self, cidr: str) -> None: ...
+
+
+class PodNetworks:
+    def __init__(self, state_dir: str, run_dir: str, plugins: Plugins | None) -> None:
+        self.state_dir = os.path.join(state_dir, "pods")
+        self.netns_dir = os.path.join(run_dir, "netns")
+        self.plugins = plugins
+        os.makedirs(self.state_dir, mode=0o700, exist_ok=True)
+        os.makedirs(self.netns_dir, mode=0o700, exist_ok=True)
+
+    def netns_path(self, sandbox_id: str) -> str:
+        if not _ID.fullmatch(sandbox_id):
+            raise InternalError(f"invalid sandbox id {sandbox_id!r}")
+        return os.path.join(self.netns_dir, sandbox_id)
+
+    def _state(self, sandbox_id: str) -> str:
+        return os.path.join(self.state_dir, self.netns_path(sandbox_id)[-64:] + ".json")
+
+    def update_pod_cidr(self, cidr: str) -> None:
+        if self.plugins is not None:
+            self.plugins.update_pod_cidr(cidr)
+
+    async def status(self) -> str | None:
+        if self.plugins is None:
+            return "no CNI plugins configured: pods get loopback only"
+        return await self.plugins.status()
+
+    async def setup(self, pod: Pod, pid: int) -> list[str]:
+        """Pin the namespace of pid as the pod's, bring up lo, run the CNI ADD."""
+        path = self.netns_path(pod.id)
+        await asyncio.to_thread(self._pin, pid, path)
+        # Saved first: a failure half-way still has its DEL (teardown reads this).
+        await asyncio.to_thread(self._save, pod, [], False)
+        ips: list[str] = []
+        if self.plugins is None:
+            await _loopback_up(path)
+        else:
+            ips = await self.plugins.setup(Pod(pod.id, pod.name, pod.namespace, pod.uid, path,
+                                               pod.port_mappings, pod.dns))
+        await asyncio.to_thread(self._save, pod, ips, True)
+        return ips
+
+    @staticmethod
+    def _pin(pid: int, path: str) -> None:
+        if os.path.ismount(path):
+            return
+        with open(path, "w"):
+            pass
+        bind(f"/proc/{pid}/ns/net", path)
+
+    def _save(self, pod: Pod, ips: Sequence[str], complete: bool) -> None:
+        data = {"ips": list(ips), "name": pod.name, "namespace": pod.namespace, "uid": pod.uid,
+                "ports": [pm.__dict__ for pm in pod.port_mappings], "complete": complete}
+        tmp = self._state(pod.id) + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(data, f)
+        os.rename(tmp, self._state(pod.id))
+
+    def known(self) -> set[str]:
+        """The sandboxes that have network state here."""
+        return {n[:-len(".json")] for n in os.listdir(self.state_dir)
+                if n.endswith(".json") and _ID.fullmatch(n[:-len(".json")])}
+
+    def complete(self, sandbox_id: str) -> bool:
+        """Whether the pod's network was set up to the end (not cut short by a crash)."""
+        try:
+            with open(self._state(sandbox_id)) as f:
+                return bool(json.load(f).get("complete"))
+        except (OSError, ValueError):
+            return False
+
+    def ips(self, sandbox_id: str) -> list[str]:
+        try:
+            with open(self._state(sandbox_id)) as f:
+                return [str(ip) for ip in json.load(f).get("ips") or ()]
+        except (OSError, ValueError):
+            return []
+
+    async def teardown(self, sandbox_id: str) -> None:
+        """CNI DEL and the pin go; idempotent, also after a crash half-way."""
+        state = self._state(sandbox_id)
+        try:
+            with open(state) as f:
+                data = json.load(f)
+        except (OSError, ValueError):
+            data = None
+        path = self.netns_path(sandbox_id)
+        if data is not None and self.plugins is not None:
+            ports = tuple(PortMapping(**p) for p in data.get("ports") or ())
+            netns = path if os.path.ismount(path) else ""
+            await self.plugins.teardown(Pod(sandbox_id, data["name"], data["namespace"],
+                                            data["uid"], netns, ports))
+        await asyncio.to_thread(_unpin, path)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(state)
+
+
+def _unpin(path: str) -> None:
+    unmount(path)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+
+
+async def _loopback_up(path: str) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        "nsenter", f"--net={path}", "ip", "link", "set", "lo", "up",
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+    _, err = await proc.communicate()
+    if proc.returncode != 0:
+        raise InternalError("bringing up loopback: " + err.decode(errors="replace").strip())
