@@ -1,0 +1,124 @@
+"""The Solver Control uses: the Dockerfile frontend on our builder, and the exporters.
+
+Exporters:
+  * "moby" (and "image", which buildx turns into "moby" for this driver): the image
+    is in our store already; tag it with every `name`, and with `push=true` push
+    those names through the distribution client. The response carries
+    containerimage.digest / containerimage.config.digest (the image ID, as dockerd's
+    classic store answers) and image.name, which --iidfile and --metadata-file use.
+  * "local" / "tar": the image's root filesystem, sent back through the session.
+  * "docker" / "oci": refused; buildx does not offer them for this driver either.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from builder.service import BuildService
+from dockerd_py.engine.images.contract import Images
+from dockerd_py.engine.reference import parse_normalized
+from dockerd_py.errors import DaemonError, InvalidParameter, NotImplementedByDaemon
+from dockerd_py.protos.buildkit.control import control_pb2 as pb
+
+from .builds import Build, BuildResult
+from .control import host_platform
+from .frontend import parse_attrs
+from .legacy import run_legacy
+
+log = logging.getLogger(__name__)
+
+_IMAGE_EXPORTERS = ("moby", "image")
+_FILE_EXPORTERS = ("local", "tar")
+# attributes of the image exporter that change nothing for images of our store
+_HARMLESS_IMAGE_ATTRS = {"prefer-image-digest", "oci-artifact", "buildinfo-attrs", "unpack",
+                         "oci-mediatypes", "dangling-name-prefix", "store"}
+_BOOL = {"true": True, "1": True, "false": False, "0": False, "": False}
+
+
+class Pusher(Protocol):
+    async def push(self, name: str, tag: str = "", *, auth: dict[str, Any] | None = None,
+                   progress: Any = None) -> None: ...
+
+
+def _bool(attrs: Mapping[str, str], key: str) -> bool:
+    value = attrs.get(key, "").lower()
+    if value not in _BOOL:
+        raise InvalidParameter(f"invalid value {value[:20]!r} for exporter attribute {key}")
+    return _BOOL[value]
+
+
+def _names(attrs: Mapping[str, str]) -> list[str]:
+    out = []
+    for name in (n.strip() for n in attrs.get("name", "").split(",")):
+        if not name:
+            continue
+        try:
+            out.append(str(parse_normalized(name)))
+        except (DaemonError, ValueError):
+            raise InvalidParameter(f"invalid reference format: {name[:200]!r}") from None
+    return out
+
+
+class DockerfileSolver:
+    def __init__(self, builder: BuildService, images: Images, pusher: Pusher) -> None:
+        self.builder = builder
+        self.images = images
+        self.pusher = pusher
+
+    def check_exporters(self, exporters: list[pb.Exporter]) -> None:
+        if len(exporters) > 1:
+            raise NotImplementedByDaemon("only one exporter per build is supported")
+        for exporter in exporters:
+            if exporter.Type in _IMAGE_EXPORTERS:
+                for key in exporter.Attrs:
+                    if key not in _HARMLESS_IMAGE_ATTRS | {"name", "push"}:
+                        raise NotImplementedByDaemon(
+                            f"image exporter attribute {key[:80]!r} is not supported")
+                if _bool(exporter.Attrs, "unpack") is False and "unpack" in exporter.Attrs:
+                    raise NotImplementedByDaemon("images are always unpacked in this store")
+                _names(exporter.Attrs)
+                _bool(exporter.Attrs, "push")
+            elif exporter.Type in _FILE_EXPORTERS:
+                raise NotImplementedByDaemon(f"the {exporter.Type} exporter is not supported "
+                                             "by this daemon yet")
+            else:
+                raise NotImplementedByDaemon(
+                    f"exporter {exporter.Type[:40]!r} is not supported by this daemon: use "
+                    "--load (the default), --push, or --output type=local/tar")
+
+    async def solve(self, attrs: Mapping[str, str], build: Build) -> BuildResult:
+        os_name, arch = host_platform()
+        request = parse_attrs(attrs, f"{os_name}/{arch}")
+        return await run_legacy(self.builder, request, build)
+
+    async def export(self, result: BuildResult, build: Build) -> dict[str, str]:
+        response = {"containerimage.digest": result.image_id,
+                    "containerimage.config.digest": result.image_id}
+        for exporter in build.request.Exporters:
+            if exporter.Type in _IMAGE_EXPORTERS:
+                response.update(await self._export_image(result, exporter.Attrs))
+        return response
+
+    async def _export_image(self, result: BuildResult,
+                            attrs: Mapping[str, str]) -> dict[str, str]:
+        image = await self.images.get(result.image_id)
+        if image is None:
+            raise InvalidParameter(f"image {result.image_id} is gone")
+        names = _names(attrs)
+        for name in names:
+            await self.images.set_tag(image, name)
+        if _bool(attrs, "push"):
+            if not names:
+                raise InvalidParameter("tag is needed when pushing to registry")
+            for name in names:
+                repo, _, tag = name.rpartition(":")
+                if "/" in tag or not repo:
+                    repo, tag = name, ""
+                await self.pusher.push(repo, tag)
+        out: dict[str, str] = {}
+        if names:
+            out["image.name"] = ",".join(parse_normalized(n).familiar() for n in names)
+        return out
+
