@@ -15,7 +15,7 @@ import platform
 import socket
 import time
 from collections.abc import AsyncIterator, Mapping
-from typing import Protocol
+from typing import Any, Protocol
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -103,6 +103,11 @@ def usage_records(records: list[CacheRecord]) -> list[pb.UsageRecord]:
     return out
 
 
+def _filters(raw: list[str] | Any) -> list[str]:
+    """BuildKit's client joins its filters into one comma-separated string ("" for none)."""
+    return [f for item in raw for f in item.split(",") if f.strip()]
+
+
 def grpc_code(e: DaemonError) -> grpc.StatusCode:
     if isinstance(e, InvalidParameter):
         return grpc.StatusCode.INVALID_ARGUMENT
@@ -158,7 +163,7 @@ class Control(pb_grpc.ControlServicer):
             self, request: pb.DiskUsageRequest,
             context: grpc.aio.ServicerContext[pb.DiskUsageRequest, pb.DiskUsageResponse],
     ) -> pb.DiskUsageResponse:
-        if request.filter:
+        if _filters(request.filter):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                                 "filters are not supported by this builder's disk usage")
         return pb.DiskUsageResponse(record=usage_records(await self.cache.usage()))
@@ -166,7 +171,7 @@ class Control(pb_grpc.ControlServicer):
     async def Prune(self, request: pb.PruneRequest,
                     context: grpc.aio.ServicerContext[pb.PruneRequest, pb.UsageRecord],
                     ) -> AsyncIterator[pb.UsageRecord]:
-        if request.filter:
+        if _filters(request.filter):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                                 "filters are not supported by this builder's prune")
         if request.minFreeSpace or request.maxUsedSpace:

@@ -10,6 +10,9 @@ the others (ReadFile, Evaluate, containers, ...). LLB from the client is refused
 
 from __future__ import annotations
 
+import asyncio
+import logging
+
 import grpc
 
 from dockerd_py.errors import DaemonError
@@ -20,6 +23,8 @@ from dockerd_py.protos.buildkit.control import gateway_pb2_grpc as gw_grpc
 from .builds import Build, Builds, Returned
 from .control import Control, grpc_code
 from .frontend import DOCKERFILE_FRONTEND
+
+log = logging.getLogger(__name__)
 
 BUILD_ID_KEY = "buildkit-controlapi-buildid"
 _FRONTEND_CAPS = ("solve.base", "return", "returnmap", "proto.refarray", "frontend.inputs",
@@ -80,6 +85,14 @@ class Gateway(gw_grpc.LLBBridgeServicer):
         except DaemonError as e:
             await build.progress.fail_open(str(e))
             await context.abort(grpc_code(e), str(e))
+            raise AssertionError from None
+        except asyncio.CancelledError:
+            await build.progress.fail_open("context canceled")
+            raise
+        except Exception as e:
+            log.exception("build %s failed", build.ref)
+            await build.progress.fail_open(str(e) or type(e).__name__)
+            await context.abort(grpc.StatusCode.UNKNOWN, str(e) or type(e).__name__)
             raise AssertionError from None
         rid = build.keep(result)
         if not request.allowResultReturn:

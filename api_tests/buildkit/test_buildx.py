@@ -1,0 +1,154 @@
+"""`docker build` through the stock buildx plugin (BuildKit's /grpc and /session) on our
+daemon: the docker driver finds our BuildKit endpoints, builds run on our builder, the
+progress shows each step (CACHED on a rebuild, the RUN output, the failing command), the
+image lands in our store, and a cancelled build leaves nothing behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ..conftest import DOCKER_CLI
+from ..lifetime import die_with_test_run
+
+MULTI = """\
+FROM busybox AS base
+ARG GREETING=hello
+RUN echo "$GREETING from base" > /greeting
+
+FROM base AS extra
+RUN echo unused > /unused
+
+FROM busybox AS final
+COPY --from=base /greeting /greeting
+COPY app.txt /app.txt
+RUN cat /greeting /app.txt
+CMD ["cat", "/greeting"]
+"""
+
+
+def test_buildx_sees_our_builder(bx: Any) -> None:
+    out = bx("buildx", "inspect").stdout
+    assert "Driver: docker" in out
+    assert "Status:           running" in out
+    assert "linux/amd64" in out or "linux/arm64" in out
+    bx("buildx", "du")
+
+
+def test_multistage_build_with_flags(bx: Any, docker: Any, busybox_image: str,
+                                     make_context: Callable[..., Path],
+                                     unique_name: Callable[..., str], tmp_path: Path) -> None:
+    ctx = make_context({"build.Dockerfile": MULTI, "app.txt": "app\n"})
+    tag = unique_name("bk") + ":v1"
+    iid = tmp_path / "iid"
+    meta = tmp_path / "meta.json"
+    proc = bx("build", "--progress=plain", "-t", tag, "-f", str(ctx / "build.Dockerfile"),
+              "--target", "final", "--build-arg", "GREETING=hi", "--label", "org.x=1",
+              "--iidfile", iid, "--metadata-file", meta, ctx)
+    out = proc.stderr
+    assert "[final 4/4] RUN cat /greeting /app.txt" in out or "RUN cat /greeting /app.txt" in out
+    assert "hi from base" in out and "app" in out
+    assert "echo unused" not in out          # the stage the target does not need is skipped
+    image_id = iid.read_text().strip()
+    inspected = json.loads(docker("image", "inspect", tag).stdout)[0]
+    assert inspected["Id"] == image_id
+    assert inspected["Config"]["Labels"]["org.x"] == "1"
+    assert json.loads(meta.read_text())["containerimage.digest"] == image_id
+    run = docker("run", "--rm", "--network", "none", tag)
+    assert run.stdout == "hi from base\n"
+
+
+def test_second_build_is_cached(bx: Any, busybox_image: str,
+                                make_context: Callable[..., Path],
+                                unique_name: Callable[..., str]) -> None:
+    ctx = make_context({"Dockerfile": "FROM busybox\nRUN echo built > /f\nCOPY a /a\n",
+                        "a": "a\n"})
+    tag = unique_name("bkc")
+    first = bx("build", "--progress=plain", "-t", tag, ctx).stderr
+    assert "CACHED" not in first
+    second = bx("build", "--progress=plain", "-t", tag, ctx).stderr
+    assert second.count("CACHED") >= 2, second
+    again = bx("build", "--progress=plain", "--no-cache", "-t", tag, ctx).stderr
+    assert "CACHED" not in again
+
+
+def test_failing_run_reports_the_exit_code(bx: Any, busybox_image: str,
+                                           make_context: Callable[..., Path],
+                                           leftovers: Callable[[], list[str]]) -> None:
+    ctx = make_context({"Dockerfile": "FROM busybox\nRUN echo before; exit 3\n"})
+    proc = bx("build", "--progress=plain", ctx, check=False)
+    assert proc.returncode == 1
+    assert 'process "/bin/sh -c echo before; exit 3" did not complete successfully: ' \
+           "exit code: 3" in proc.stderr
+    assert "before" in proc.stderr
+    assert leftovers() == []
+
+
+def test_refused_options_say_why(bx: Any, busybox_image: str,
+                                 make_context: Callable[..., Path]) -> None:
+    ctx = make_context({"Dockerfile": "FROM busybox\n"})
+    other = "linux/arm64" if os.uname().machine == "x86_64" else "linux/amd64"
+    proc = bx("build", "--platform", other, ctx, check=False)
+    assert proc.returncode != 0
+    assert f"building for platform '{other}' is not supported" in proc.stderr
+    proc = bx("build", "--cache-to", "type=inline", ctx, check=False)
+    assert proc.returncode != 0
+    assert "not supported" in proc.stderr
+
+
+def test_interrupted_build_leaves_nothing(bx: Any, buildx_env: dict[str, str],
+                                          busybox_image: str,
+                                          make_context: Callable[..., Path],
+                                          leftovers: Callable[[], list[str]]) -> None:
+    ctx = make_context({"Dockerfile": "FROM busybox\nRUN echo started; sleep 300\n"})
+    proc = subprocess.Popen([DOCKER_CLI, "build", "--progress=plain", str(ctx)],
+                            env=buildx_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, preexec_fn=die_with_test_run)
+    assert proc.stdout is not None
+    seen = []
+    for line in proc.stdout:
+        seen.append(line)
+        if "started" in line and "echo started" not in line:
+            break
+    proc.send_signal(signal.SIGINT)
+    rest, _ = proc.communicate(timeout=60)
+    assert proc.returncode != 0, "".join(seen) + rest
+    # the daemon tears the step down after the client is gone: wait for it
+    for _ in range(200):
+        if not leftovers():
+            break
+        time.sleep(0.1)
+    assert leftovers() == []
+
+
+def test_prune_and_du_count_the_same_cache(bx: Any, docker: Any, busybox_image: str,
+                                           make_context: Callable[..., Path]) -> None:
+    ctx = make_context({"Dockerfile": "FROM busybox\nRUN echo prune-me > /p\n"})
+    bx("build", ctx)
+    du = bx("buildx", "du", "--verbose").stdout
+    df = json.loads(docker("system", "df", "-v", "--format", "{{json .}}").stdout)
+    assert df["BuildCache"], df
+    for record in df["BuildCache"]:
+        assert record["ID"] in du
+    bx("buildx", "prune", "-af")
+    df = json.loads(docker("system", "df", "-v", "--format", "{{json .}}").stdout)
+    assert not df["BuildCache"]
+
+
+@pytest.mark.parametrize("progress", ["plain", "rawjson", "quiet", "tty"])
+def test_progress_modes(bx: Any, busybox_image: str, make_context: Callable[..., Path],
+                        progress: str) -> None:
+    ctx = make_context({"Dockerfile": f"FROM busybox\nRUN echo mode-{progress}\n"})
+    proc = bx("build", f"--progress={progress}", "--no-cache", ctx)
+    if progress in ("plain", "rawjson"):
+        assert f"mode-{progress}" in proc.stderr
+    if progress == "quiet":
+        assert proc.stdout.startswith("sha256:")
