@@ -194,7 +194,9 @@ class Control(pb_grpc.ControlServicer):
         if job is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"no such job {request.Ref}")
         async for message in job.follow():
+            log.debug("status %s: %s", request.Ref, message)
             yield message
+        log.debug("status %s: end", request.Ref)
 
     async def Solve(self, request: pb.SolveRequest,
                     context: grpc.aio.ServicerContext[pb.SolveRequest, pb.SolveResponse],
@@ -206,6 +208,8 @@ class Control(pb_grpc.ControlServicer):
             raise AssertionError from None  # abort() raises
         progress = Progress(job)
         build: Build | None = None
+        log.debug("solve %s: frontend %r, exporters %s", request.Ref, request.Frontend,
+                  [(e.Type, dict(e.Attrs)) for e in request.Exporters])
         try:
             self._check(request)
             session = await self.sessions.get(request.Session) if request.Session else None

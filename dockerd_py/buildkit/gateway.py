@@ -107,6 +107,7 @@ class Gateway(gw_grpc.LLBBridgeServicer):
         if build.returned.done():
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "result already returned")
         returned = Returned()
+        log.debug("return %s: %s", build.ref, request)
         if request.HasField("error") and request.error.code != 0:
             returned.error = request.error.message or "build function failed"
             try:

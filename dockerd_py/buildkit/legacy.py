@@ -102,8 +102,19 @@ async def run_legacy(service: BuildService, request: FrontendRequest,
         await asyncio.to_thread(os.mkdir, context.dir, 0o755)
         await asyncio.to_thread(os.mkdir, dockerfile_dir, 0o700)
         name = os.path.basename(request.filename)
+        progress = build.progress
+        step = vertex_digest(build.ref, "[internal] dockerfile")
+        await progress.started(step, f"[internal] load build definition from {name}")
         await sync_directory(session, "dockerfile", dockerfile_dir, include=(name,))
+        size = await asyncio.to_thread(_tree_size, dockerfile_dir)
+        await progress.status(step, "transferring dockerfile:", current=size, done=True)
+        await progress.completed(step)
+        step = vertex_digest(build.ref, "[internal] context")
+        await progress.started(step, "[internal] load build context")
         await sync_directory(session, "context", Path(context.dir))
+        size = await asyncio.to_thread(_tree_size, Path(context.dir))
+        await progress.status(step, "transferring context:", current=size, done=True)
+        await progress.completed(step)
         source = await asyncio.to_thread(_read_dockerfile, dockerfile_dir, name)
         try:
             dockerfile = parse(source, name=name)
@@ -131,6 +142,17 @@ async def run_legacy(service: BuildService, request: FrontendRequest,
         return BuildResult(image.id, json.dumps(image.config, separators=(",", ":")).encode())
     finally:
         await context.close()
+
+
+def _tree_size(root: Path) -> int:
+    total = 0
+    for directory, _, names in os.walk(root):
+        for n in names:
+            try:
+                total += os.lstat(os.path.join(directory, n)).st_size
+            except OSError:
+                pass
+    return total
 
 
 def _read_dockerfile(directory: Path, name: str) -> bytes:

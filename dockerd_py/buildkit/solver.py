@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from builder.service import BuildService
 from dockerd_py.engine.images.contract import Images
-from dockerd_py.engine.reference import parse_normalized
+from dockerd_py.engine.reference import parse_normalized, with_default_tag
 from dockerd_py.errors import DaemonError, InvalidParameter, NotImplementedByDaemon
 from dockerd_py.protos.buildkit.control import control_pb2 as pb
 
@@ -26,6 +26,7 @@ from .builds import Build, BuildResult
 from .control import host_platform
 from .frontend import parse_attrs
 from .legacy import run_legacy
+from .status import vertex_digest
 
 log = logging.getLogger(__name__)
 
@@ -55,9 +56,12 @@ def _names(attrs: Mapping[str, str]) -> list[str]:
         if not name:
             continue
         try:
-            out.append(str(parse_normalized(name)))
+            ref = parse_normalized(name)
         except (DaemonError, ValueError):
             raise InvalidParameter(f"invalid reference format: {name[:200]!r}") from None
+        if ref.digest:
+            raise InvalidParameter(f"image name cannot contain a digest: {name[:200]!r}")
+        out.append(with_default_tag(ref).string())
     return out
 
 
@@ -98,27 +102,32 @@ class DockerfileSolver:
                     "containerimage.config.digest": result.image_id}
         for exporter in build.request.Exporters:
             if exporter.Type in _IMAGE_EXPORTERS:
-                response.update(await self._export_image(result, exporter.Attrs))
+                response.update(await self._export_image(result, exporter.Attrs, build))
         return response
 
-    async def _export_image(self, result: BuildResult,
-                            attrs: Mapping[str, str]) -> dict[str, str]:
+    async def _export_image(self, result: BuildResult, attrs: Mapping[str, str],
+                            build: Build) -> dict[str, str]:
+        progress = build.progress
+        step = vertex_digest(build.ref, "exporting to image")
+        await progress.started(step, "exporting to image")
         image = await self.images.get(result.image_id)
         if image is None:
             raise InvalidParameter(f"image {result.image_id} is gone")
+        await progress.status(step, "exporting layers", done=True)
+        await progress.status(step, f"writing image {image.id}", done=True)
         names = _names(attrs)
         for name in names:
             await self.images.set_tag(image, name)
+            await progress.status(step, f"naming to {name}", done=True)
         if _bool(attrs, "push"):
             if not names:
                 raise InvalidParameter("tag is needed when pushing to registry")
             for name in names:
-                repo, _, tag = name.rpartition(":")
-                if "/" in tag or not repo:
-                    repo, tag = name, ""
-                await self.pusher.push(repo, tag)
+                ref = parse_normalized(name)
+                await self.pusher.push(ref.name, ref.tag or "latest")
+        await progress.completed(step)
         out: dict[str, str] = {}
         if names:
-            out["image.name"] = ",".join(parse_normalized(n).familiar() for n in names)
+            out["image.name"] = ",".join(names)
         return out
 

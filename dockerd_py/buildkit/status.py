@@ -103,6 +103,7 @@ class Progress:
         self.job = job
         self._vertexes: dict[str, pb.Vertex] = {}
         self._order: list[str] = []
+        self._statuses: dict[tuple[str, str], pb.VertexStatus] = {}
 
     def _vertex(self, digest: str) -> pb.Vertex:
         v = self._vertexes.get(digest)
@@ -130,11 +131,11 @@ class Progress:
         await self._send(vertexes=[v])
 
     async def cached(self, digest: str) -> None:
+        # the same `started`: clients key a vertex's intervals by it, and an interval
+        # left open would keep the vertex running in their eyes
         v = self._vertex(digest)
         v.cached = True
-        now = _now()
-        v.started.CopyFrom(now)
-        v.completed.CopyFrom(now)
+        v.completed.CopyFrom(v.started)
         await self._send(vertexes=[v])
 
     async def log(self, digest: str, stream: int, data: bytes) -> None:
@@ -152,6 +153,22 @@ class Progress:
         if error:
             v.error = error
         await self._send(vertexes=[v])
+
+    async def status(self, digest: str, sid: str, *, current: int = 0, total: int = 0,
+                     done: bool = False) -> None:
+        """A sub-status of a vertex ("transferring context: 2kB", "naming to ...")."""
+        now = _now()
+        st = self._statuses.get((digest, sid))
+        if st is None:
+            st = self._statuses[(digest, sid)] = pb.VertexStatus(ID=sid, vertex=digest)
+            st.started.CopyFrom(now)
+        st.current, st.total = current, total
+        st.timestamp.CopyFrom(now)
+        if done:
+            st.completed.CopyFrom(now)
+        msg = pb.StatusResponse()
+        msg.statuses.append(st)
+        await self.job.publish(msg)
 
     async def warning(self, digest: str, short: str, detail: list[str] | None = None,
                       url: str = "") -> None:
