@@ -187,6 +187,14 @@ class Control(pb_grpc.ControlServicer):
         for pruned in usage_records([before[i] for i in ids if i in before]):
             yield pruned
 
+    async def ListenBuildHistory(
+            self, request: pb.BuildHistoryRequest,
+            context: grpc.aio.ServicerContext[pb.BuildHistoryRequest, pb.BuildHistoryEvent],
+    ) -> AsyncIterator[pb.BuildHistoryEvent]:
+        # As dockerd 20.10's BuildKit (no history API): buildx then keeps no build records
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "build history is not supported")
+        yield pb.BuildHistoryEvent()  # type: ignore[unreachable]  # makes it a generator
+
     async def Status(self, request: pb.StatusRequest,
                      context: grpc.aio.ServicerContext[pb.StatusRequest, pb.StatusResponse],
                      ) -> AsyncIterator[pb.StatusResponse]:
