@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import signal
 import subprocess
 import time
@@ -143,7 +144,33 @@ def test_prune_and_du_count_the_same_cache(bx: Any, docker: Any, busybox_image: 
     assert not df["BuildCache"]
 
 
-@pytest.mark.parametrize("progress", ["plain", "rawjson", "quiet", "tty"])
+def test_progress_tty(buildx_env: dict[str, str], busybox_image: str,
+                      make_context: Callable[..., Path]) -> None:
+    """The interactive display, on a terminal: every step with its time, then FINISHED."""
+    ctx = make_context({"Dockerfile": "FROM busybox\nRUN echo on-a-tty\n"})
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([DOCKER_CLI, "build", "--progress=tty", "--no-cache", str(ctx)],
+                            env=buildx_env, stdin=subprocess.DEVNULL, stdout=slave,
+                            stderr=slave, preexec_fn=die_with_test_run)
+    os.close(slave)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:         # EIO: the other side closed
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(master)
+    assert proc.wait(timeout=120) == 0, out.decode(errors="replace")
+    text = out.decode(errors="replace")
+    assert "[2/2] RUN echo on-a-tty" in text
+    assert "FINISHED" in text
+    assert "exporting to image" in text
+
+
+@pytest.mark.parametrize("progress", ["plain", "rawjson", "quiet"])
 def test_progress_modes(bx: Any, busybox_image: str, make_context: Callable[..., Path],
                         progress: str) -> None:
     ctx = make_context({"Dockerfile": f"FROM busybox\nRUN echo mode-{progress}\n"})

@@ -202,9 +202,7 @@ class Control(pb_grpc.ControlServicer):
         if job is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"no such job {request.Ref}")
         async for message in job.follow():
-            log.debug("status %s: %s", request.Ref, message)
             yield message
-        log.debug("status %s: end", request.Ref)
 
     async def Solve(self, request: pb.SolveRequest,
                     context: grpc.aio.ServicerContext[pb.SolveRequest, pb.SolveResponse],
