@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from dockerd_py.dockerfile import instructions as ins
+from dockerd_py.dockerfile.lexer import Lexer
 from dockerd_py.dockerfile.lexer import expand as expand_word
 from dockerd_py.dockerfile.parser import parse_instruction
 from dockerd_py.engine.images.hold import hold
@@ -39,10 +40,9 @@ from .backend import Backend
 from .cache import step_key
 from .context import BuildContext, file_digest, tree_digest
 from .layer import StepFS, commit_layer, normalize_times, step_fs, unmount_step
+from .observer import STDERR, STDOUT, BuildObserver, Vertex, vertex_digest
 from .options import BuildOptions
 from .run import run as run_command
-
-Emit = Callable[[progress.Message], Awaitable[None]]
 
 
 class BuildScope(Protocol):
@@ -57,6 +57,9 @@ class BuildScope(Protocol):
     meta_values: dict[str, str | None]        # the ARGs before the first FROM
     step_numbers: dict[int, int]              # id(instruction) -> its "Step N"
     total_steps: int
+
+    def bk_step_name(self, stage: int, index: int, text: str) -> str:
+        """BuildKit's name of the index-th counted step of a stage."""
 
     async def copy_source(self, before: int, name: str) -> ImageRecord | None:
         """The image `COPY --from=name` reads."""
@@ -91,13 +94,16 @@ class StageState:
 
 
 class StageBuilder:
-    def __init__(self, build: BuildScope, stage: ins.Stage, emit: Emit) -> None:
+    def __init__(self, build: BuildScope, stage: ins.Stage, observer: BuildObserver,
+                 from_vertex: Vertex) -> None:
         self.build = build
         self.stage = stage
-        self.emit = emit
+        self.observer = observer
         self.state = StageState()
         self.backend = build.backend
-        self.quiet_images = False
+        self.vertex = from_vertex          # the step running now
+        self._bk_index = 0 if from_vertex.hidden else 1
+        self._last_digest = from_vertex.digest
 
     # -- expansion -------------------------------------------------------------
 
@@ -138,30 +144,57 @@ class StageBuilder:
         triggers = list(base.get("OnBuild") or [])
         base["OnBuild"] = None
         state.config = imageconfig.with_default_path(imageconfig.normalize(base))
-        if not triggers:  # (with triggers, dockerd goes straight to them)
-            await self.emit(progress.image(from_image.id if from_image else ""))
-        if triggers:
-            plural = "s" if len(triggers) > 1 else ""
-            await self.emit(progress.stream(f"# Executing {len(triggers)} build trigger{plural}"))
-            await self.emit(progress.stream("\n"))
-            self.quiet_images = True  # dockerd prints one image line after all triggers
-            for text in triggers:
-                try:
-                    trigger = parse_instruction(text)  # (the reference: default escape)
-                except ins.DockerfileError as e:
-                    raise InvalidParameter(e.message) from None
-                await self.dispatch(trigger)
-            self.quiet_images = False
-            await self.emit(progress.image(state.image.id if state.image else ""))
+        from_vertex = self.vertex
+        try:
+            if triggers:
+                await self.observer.triggers(from_vertex, len(triggers))
+                for text in triggers:
+                    try:
+                        trigger = parse_instruction(text)  # (the reference: default escape)
+                    except ins.DockerfileError as e:
+                        raise InvalidParameter(e.message) from None
+                    await self.step(trigger, trigger=True)
+        except BaseException as e:
+            await self.observer.completed(from_vertex, e, None)
+            raise
+        await self.observer.completed(from_vertex, None, state.image.id if state.image else "")
         for inst in self.stage.instructions:
-            await self.emit_step(inst)
-            await self.dispatch(inst)
+            await self.step(inst)
         return state.image
 
-    async def emit_step(self, inst: ins.Instruction) -> None:
-        number = self.build.step_numbers[id(inst)]
-        for message in progress.step(number, self.build.total_steps, inst.original):
-            await self.emit(message)
+    def _vertex(self, inst: ins.Instruction, trigger: bool) -> Vertex:
+        counted = isinstance(inst, (ins.Run, ins.Copy, ins.Workdir))
+        text = inst.original
+        try:  # BuildKit names a step by its text with the variables known there expanded
+            text = Lexer(self.build.dockerfile.escape, skip_unset=True, raw_quotes=True).word(
+                inst.original, self.env_for_expansion())
+        except ins.DockerfileError:
+            pass
+        keyword, _, rest = text.partition(" ")
+        text = keyword.upper() + (" " + rest if rest else "")
+        if trigger:
+            text = "ONBUILD " + text
+        name = text
+        if counted:
+            self._bk_index += 1
+            name = self.build.bk_step_name(self.stage.index, self._bk_index, text)
+        digest = vertex_digest("step", self.stage.index, self._last_digest, inst.original, name)
+        self._last_digest = digest
+        return Vertex(digest, name, self.stage.index, inputs=(self.vertex.digest,),
+                      hidden=not counted, step=self.build.step_numbers.get(id(inst), 0),
+                      total=self.build.total_steps, original=inst.original, trigger=trigger)
+
+    async def step(self, inst: ins.Instruction, *, trigger: bool = False) -> None:
+        """One instruction as one vertex: started, dispatched, completed."""
+        vertex = self.vertex = self._vertex(inst, trigger)
+        await self.observer.started(vertex)
+        try:
+            await self.dispatch(inst)
+        except BaseException as e:
+            await self.observer.completed(vertex, e, None)
+            raise
+        image = self.state.image
+        await self.observer.completed(vertex, None, image.id if image else "")
 
     async def dispatch(self, inst: ins.Instruction) -> None:
         if isinstance(inst, ins.Arg):
@@ -189,9 +222,7 @@ class StageBuilder:
                 cached = await self.backend.images.get(cached_id)
                 if cached is not None and await hold(self.backend.content,
                                                      self.backend.snapshots, cached):
-                    await self.emit(progress.using_cache())
-                    if not self.quiet_images:
-                        await self.emit(progress.image(cached.id))
+                    await self.observer.cached(self.vertex)
                     state.image, state.config = cached, config
                     return
         state.cache_busted = True
@@ -200,12 +231,12 @@ class StageBuilder:
             # dockerd runs every metadata step in a container it commits at once; nothing
             # needs running here, but the CLI user sees the same lines, with the step's ID
             step_id = uuid.uuid4().hex + uuid.uuid4().hex
-            await self.emit(progress.running_in(step_id))
-            await self.emit(progress.removing(step_id))
+            await self.observer.container(self.vertex, step_id, True)
+            await self.observer.container(self.vertex, step_id, False)
         if change is not None:
             async with step_fs(self.backend.snapshots, state.image, self.build.state_dir) as fs:
                 if container_lines:
-                    await self.emit(progress.running_in(fs.key))
+                    await self.observer.container(self.vertex, fs.key, True)
                 await change(fs)
                 await unmount_step(fs)
                 if not runs_command:  # COPY, ADD, WORKDIR: reproducible layers
@@ -214,11 +245,9 @@ class StageBuilder:
                 layer = await commit_layer(self.backend.snapshots, self.backend.content,
                                            state.image, fs)
             if container_lines:
-                await self.emit(progress.removing(fs.key))
+                await self.observer.container(self.vertex, fs.key, False)
         image = await self._record(created_by, config, layer)
         await self.backend.cache.record(key, image.id, parent_id, created_by)
-        if not self.quiet_images:
-            await self.emit(progress.image(image.id))
         state.image, state.config = image, config
 
     def _reference_time(self) -> float:
@@ -354,9 +383,10 @@ async def _run(b: StageBuilder, inst: ins.Run) -> None:
         host_network = b.build.options.run.network == "host"
         run_config["Hostname"] = os.uname().nodename if host_network else fs.key[:12]
 
+        vertex = b.vertex
+
         async def output(name: str, data: bytes) -> None:
-            text = data.decode("utf-8", "replace")
-            await b.emit(progress.stdout(text) if name == "stdout" else progress.stderr(text))
+            await b.observer.log(vertex, STDOUT if name == "stdout" else STDERR, data)
 
         runtime = b.backend.runtimes.get(b.backend.runtimes.default)
         code = await run_command(runtime, b.backend.networks, fs, run_config,
@@ -446,7 +476,7 @@ async def _copy(b: StageBuilder, inst: ins.Copy) -> None:
                 for url in urls:
                     src = await asyncio.to_thread(copying.download, url, downloads)
                     for message in progress.downloaded(os.path.getsize(src.host_path)):
-                        await b.emit(message)
+                        await b.observer.status(b.vertex, message)
                     digest = await asyncio.to_thread(file_digest, src.host_path)
                     fetched.append(src)
                     hashes.append(digest)

@@ -28,16 +28,18 @@ from dockerd_py.dockerfile import instructions as ins
 from dockerd_py.dockerfile.parser import parse
 from dockerd_py.engine.images.buildcache import Entry
 from dockerd_py.engine.mount import mounts_under, unmount_under
-from dockerd_py.engine.reference import parse_normalized
 from dockerd_py.engine.timestamps import parse_time
 from dockerd_py.engine.types import ImageRecord
 from dockerd_py.errors import DaemonError, InvalidParameter
 
-from . import progress
 from .backend import Backend
-from .build import Build, Sink
+from .build import Build
 from .context import BuildContext
+from .legacy import LegacyRenderer, Sink
+from .observer import BuildObserver
 from .options import BuildOptions
+from .request import BuildRequest, BuildResult
+from .solve import options_of
 
 log = logging.getLogger(__name__)
 _STEP_DIR = re.compile(r"[0-9a-f]{12}")
@@ -87,25 +89,42 @@ class BuildService:
             source = await asyncio.to_thread(context.read_dockerfile, options.dockerfile)
             if not source:
                 raise InvalidParameter(f"the Dockerfile ({options.dockerfile}) cannot be empty")
-            try:
-                dockerfile = parse(source, name=options.dockerfile)
-            except ins.DockerfileError as e:
-                raise InvalidParameter(e.message) from None  # already the client's wording
+            dockerfile = _parse(source, options.dockerfile)
             await asyncio.to_thread(context.apply_dockerignore)
-            async with self.backend.leases.lease():
-                build = Build(self.backend, context, dockerfile, options, sink)
-                image = await build.run()
-                for ref in options.tags:
-                    await self.backend.images.set_tag(image, ref)
-            await sink(progress.built(image.id))
-            for ref in options.tags:
-                await sink(progress.tagged(parse_normalized(ref).familiar()))
-            return image
+            return await self._run(context, dockerfile, options, LegacyRenderer(sink))
         finally:
-            # removing a big context takes a while: not on the client's time
-            cleanup = asyncio.ensure_future(context.close())
-            self._cleanups.add(cleanup)
-            cleanup.add_done_callback(self._cleanups.discard)
+            self._close_later(context)
+
+    async def solve(self, request: BuildRequest, directory: str) -> BuildResult:
+        """A BuildKit build: the context is `directory` (the caller's: read, never
+        changed), progress goes to request.observer. Raises DaemonError subclasses
+        (InvalidParameter for the Dockerfile and the request, StepFailed for a RUN)."""
+        options = options_of(request)
+        if not request.dockerfile.strip():
+            raise InvalidParameter("the Dockerfile cannot be empty")
+        dockerfile = _parse(request.dockerfile, request.dockerfile_name)
+        context = await asyncio.to_thread(BuildContext.of_directory, directory, self.root)
+        try:
+            image = await self._run(context, dockerfile, options, request.observer)
+        finally:
+            self._close_later(context)
+        return BuildResult(image.id, image.config)
+
+    async def _run(self, context: BuildContext, dockerfile: ins.Dockerfile,
+                   options: BuildOptions, observer: BuildObserver) -> ImageRecord:
+        async with self.backend.leases.lease():
+            build = Build(self.backend, context, dockerfile, options, observer, context.root)
+            image = await build.run()
+            for ref in options.tags:
+                await self.backend.images.set_tag(image, ref)
+        await observer.done(image.id, options.tags)
+        return image
+
+    def _close_later(self, context: BuildContext) -> None:
+        # removing a big context takes a while: not on the client's time
+        cleanup = asyncio.ensure_future(context.close())
+        self._cleanups.add(cleanup)
+        cleanup.add_done_callback(self._cleanups.discard)
 
     # -- cache usage and pruning --------------------------------------------
 
@@ -178,6 +197,13 @@ class BuildService:
                 image_ids.discard(image_id)
                 changed = True
 
+
+
+def _parse(source: bytes, name: str) -> ins.Dockerfile:
+    try:
+        return parse(source, name=name)
+    except ins.DockerfileError as e:
+        raise InvalidParameter(e.message) from None  # already the client's wording
 
 
 def _step_dirs(root: str) -> set[str]:
