@@ -24,8 +24,8 @@ from dockerd_py.protos.buildkit.control import control_pb2 as pb
 
 from .builds import Build, BuildResult
 from .control import host_platform
+from .dockerfile import run_dockerfile
 from .frontend import parse_attrs
-from .legacy import run_legacy
 from .status import vertex_digest
 
 log = logging.getLogger(__name__)
@@ -95,7 +95,7 @@ class DockerfileSolver:
     async def solve(self, attrs: Mapping[str, str], build: Build) -> BuildResult:
         os_name, arch = host_platform()
         request = parse_attrs(attrs, f"{os_name}/{arch}")
-        return await run_legacy(self.builder, request, build)
+        return await run_dockerfile(self.builder, request, build)
 
     async def export(self, result: BuildResult, build: Build) -> dict[str, str]:
         response = {"containerimage.digest": result.image_id,
