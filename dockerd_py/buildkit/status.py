@@ -124,10 +124,15 @@ class Progress:
         await self.job.publish(msg)
 
     async def started(self, digest: str, name: str, inputs: tuple[str, ...] = ()) -> None:
-        v = pb.Vertex(digest=digest, name=name, inputs=list(inputs))
+        v = self._vertexes.get(digest)
+        if v is not None and not v.HasField("completed"):
+            return      # already running (several stages share a base image's metadata)
+        if v is None:
+            v = self._vertexes[digest] = pb.Vertex(digest=digest, name=name,
+                                                   inputs=list(inputs))
+            self._order.append(digest)
+        v.ClearField("completed")   # run again: a new interval, as BuildKit's
         v.started.CopyFrom(_now())
-        self._vertexes[digest] = v
-        self._order.append(digest)
         await self._send(vertexes=[v])
 
     async def cached(self, digest: str) -> None:
