@@ -25,6 +25,7 @@ from dockerd_py.protos.buildkit.control import control_pb2 as pb
 from .builds import Build, BuildResult
 from .control import host_platform
 from .dockerfile import run_dockerfile
+from .exporters import export_files
 from .frontend import parse_attrs
 from .status import vertex_digest
 
@@ -85,8 +86,11 @@ class DockerfileSolver:
                 _names(exporter.Attrs)
                 _bool(exporter.Attrs, "push")
             elif exporter.Type in _FILE_EXPORTERS:
-                raise NotImplementedByDaemon(f"the {exporter.Type} exporter is not supported "
-                                             "by this daemon yet")
+                for key in exporter.Attrs:
+                    if key != "dest":   # the client's own (where it writes)
+                        raise NotImplementedByDaemon(
+                            f"{exporter.Type} exporter attribute {key[:80]!r} is not "
+                            "supported")
             else:
                 raise NotImplementedByDaemon(
                     f"exporter {exporter.Type[:40]!r} is not supported by this daemon: use "
@@ -103,6 +107,11 @@ class DockerfileSolver:
         for exporter in build.request.Exporters:
             if exporter.Type in _IMAGE_EXPORTERS:
                 response.update(await self._export_image(result, exporter.Attrs, build))
+            elif exporter.Type in _FILE_EXPORTERS:
+                image = await self.images.get(result.image_id)
+                if image is None:
+                    raise InvalidParameter(f"image {result.image_id} is gone")
+                await export_files(self.builder, image, exporter.Type, build)
         return response
 
     async def _export_image(self, result: BuildResult, attrs: Mapping[str, str],
