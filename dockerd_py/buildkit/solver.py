@@ -2,8 +2,9 @@
 
 Exporters:
   * "moby" (and "image", which buildx turns into "moby" for this driver): the image
-    is in our store already; tag it with every `name`, and with `push=true` push
-    those names through the distribution client. The response carries
+    is in our store already; tag it with every `name`. `push=true` is the client's
+    to do, as with dockerd's classic store: buildx pushes the tags through the
+    Engine API (POST /images/{name}/push) after the build. The response carries
     containerimage.digest / containerimage.config.digest (the image ID, as dockerd's
     classic store answers) and image.name, which --iidfile and --metadata-file use.
   * "local" / "tar": the image's root filesystem, sent back through the session.
@@ -14,7 +15,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any, Protocol
 
 from builder.service import BuildService
 from dockerd_py.engine.images.contract import Images
@@ -37,11 +37,6 @@ _FILE_EXPORTERS = ("local", "tar")
 _HARMLESS_IMAGE_ATTRS = {"prefer-image-digest", "oci-artifact", "buildinfo-attrs", "unpack",
                          "oci-mediatypes", "dangling-name-prefix", "store"}
 _BOOL = {"true": True, "1": True, "false": False, "0": False, "": False}
-
-
-class Pusher(Protocol):
-    async def push(self, name: str, tag: str = "", *, auth: dict[str, Any] | None = None,
-                   progress: Any = None) -> None: ...
 
 
 def _bool(attrs: Mapping[str, str], key: str) -> bool:
@@ -67,10 +62,9 @@ def _names(attrs: Mapping[str, str]) -> list[str]:
 
 
 class DockerfileSolver:
-    def __init__(self, builder: BuildService, images: Images, pusher: Pusher) -> None:
+    def __init__(self, builder: BuildService, images: Images) -> None:
         self.builder = builder
         self.images = images
-        self.pusher = pusher
 
     def check_exporters(self, exporters: list[pb.Exporter]) -> None:
         if len(exporters) > 1:
@@ -128,12 +122,6 @@ class DockerfileSolver:
         for name in names:
             await self.images.set_tag(image, name)
             await progress.status(step, f"naming to {name}", done=True)
-        if _bool(attrs, "push"):
-            if not names:
-                raise InvalidParameter("tag is needed when pushing to registry")
-            for name in names:
-                ref = parse_normalized(name)
-                await self.pusher.push(ref.name, ref.tag or "latest")
         await progress.completed(step)
         out: dict[str, str] = {}
         if names:
