@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import re
 import shutil
 import tempfile
@@ -28,18 +29,23 @@ from dockerd_py.errors import InvalidParameter, NotFound
 
 from . import plan as planning
 from .backend import Backend
-from .context import BuildContext
+from .cachemounts import CacheMounts
+from .context import BuildContext, tree_digest
+from .copy import resolve_in_root
 from .dispatch import BUILTIN_ARGS, StageBuilder
 from .layer import release
 from .observer import BuildObserver, Vertex, Warning, internal, vertex_digest
 from .options import BuildOptions
 from .ordering import OrderedObserver
+from .request import NamedContext
 
 
 class Build:
     def __init__(self, backend: Backend, context: BuildContext,
                  dockerfile: ins.Dockerfile, options: BuildOptions,
-                 observer: BuildObserver, state_dir: str) -> None:
+                 observer: BuildObserver, state_dir: str,
+                 cache_mounts: CacheMounts) -> None:
+        self.cache_mounts = cache_mounts
         self.backend = backend
         self.context = context
         self.dockerfile = dockerfile
@@ -99,7 +105,14 @@ class Build:
 
     def _from_image(self, stage: ins.Stage) -> str:
         env = {k: v for k, v in self.meta_values.items() if v is not None}
-        return expand(stage.base.image, env, self.dockerfile.escape)
+        name = expand(stage.base.image, env, self.dockerfile.escape)
+        named = self.named_context(stage.index, name)
+        if named is not None and named.image:
+            return named.image
+        if named is not None:
+            raise InvalidParameter(f"FROM {name}: a local directory build context cannot be "
+                                   "a stage's base here; COPY --from it instead")
+        return name
 
     # -- running -----------------------------------------------------------------
 
@@ -241,19 +254,31 @@ class Build:
                     image = await self.backend.images.resolve(name)
             if image is None:
                 image = await self.backend.puller.pull(
-                    name, auth=self._auth_for(ref), platform=self.options.platform or None,
+                    name, auth=await self._auth_for(ref), platform=self.options.platform or None,
                     progress=emit if vertex is not None else None)
             if await hold(self.backend.content, self.backend.snapshots, image):
                 return image
         raise NotFound(f"No such image: {name}")
 
-    def _auth_for(self, ref: Any) -> dict[str, Any] | None:
+    async def _auth_for(self, ref: Any) -> dict[str, Any] | None:
         domain = ref.string().split("/", 1)[0]
+        if self.options.auth_source is not None:
+            return await self.options.auth_source.credentials(domain)
         for key in (domain, "https://index.docker.io/v1/" if domain == "docker.io" else ""):
             if key and key in self.options.auth:
                 found = self.options.auth[key]
                 return found if isinstance(found, dict) else None
         return None
+
+    def named_context(self, before: int, name: str) -> NamedContext | None:
+        """The `--build-context` `name` stands for, unless an earlier stage has that name."""
+        found = self.options.contexts.get(name)
+        if found is None:
+            return None
+        with contextlib.suppress(ins.DockerfileError):
+            if planning.stage_index(self.dockerfile.stages, name, before) is not None:
+                return None
+        return found
 
     async def copy_source(self, before: int, name: str) -> ImageRecord | None:
         """The image `COPY --from=name` reads: an earlier stage's result, or an image."""
@@ -263,12 +288,51 @@ class Build:
             raise InvalidParameter(e.message) from None
         if index is not None:
             return await self._results[index]
+        named = self.named_context(before, name)
+        if named is not None and named.image:
+            return await self.resolve_image(named.image, None, pull=False)
         try:
             parse_normalized(name)
         except Exception as e:  # the reference's wording (it never expands --from)
             reason = re.sub(r"repository name \([^)]*\) must", "repository name must", str(e))
             raise InvalidParameter(f"invalid from flag value {name}: {reason}") from None
         return await self.resolve_image(name, None, pull=False)
+
+    @contextlib.asynccontextmanager
+    async def source_view(self, before: int, name: str) -> AsyncIterator[str]:
+        """The root directory `from=name` reads: the build context for "", a named
+        context's directory, or a stage's or image's filesystem (mounted read-only)."""
+        if not name:
+            yield self.context.dir
+            return
+        named = self.named_context(before, name)
+        if named is not None and named.directory:
+            yield os.path.realpath(named.directory)
+            return
+        image = await self.copy_source(before, name)
+        async with self.image_view(image) as view:
+            yield view
+
+    async def source_digest(self, before: int, name: str, path: str) -> str:
+        """What identifies `path` of source `name` for a cache key: a content digest of
+        the context's (or a named directory's) files, an image's ID otherwise."""
+        if not name:
+            rel = path.strip("/") or "."
+            if self.context.path_of(rel) is None:
+                raise InvalidParameter(f"{path}: outside the build context")
+            try:
+                return "ctx:" + await asyncio.to_thread(self.context.digest, rel)
+            except FileNotFoundError:
+                return f"ctx:{rel}:missing"
+        named = self.named_context(before, name)
+        if named is not None and named.directory:
+            root = os.path.realpath(named.directory)
+            target = resolve_in_root(root, path)
+            digest = await asyncio.to_thread(tree_digest, target) \
+                if os.path.lexists(target) else "missing"
+            return f"dir:{name}:{path}:{digest}"
+        image = await self.copy_source(before, name)
+        return f"image:{image.id if image else 'scratch'}:{path}"
 
     @contextlib.asynccontextmanager
     async def image_view(self, image: ImageRecord | None) -> AsyncIterator[str]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import dataclasses
 import hashlib
 import os
 import posixpath
@@ -25,9 +26,11 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from dockerd_py.dockerfile import instructions as ins
+from dockerd_py.dockerfile import runflags
 from dockerd_py.dockerfile.lexer import Lexer
 from dockerd_py.dockerfile.lexer import expand as expand_word
 from dockerd_py.dockerfile.parser import parse_instruction
+from dockerd_py.dockerfile.runflags import Mount
 from dockerd_py.engine.images.hold import hold
 from dockerd_py.engine.images.mediatypes import now_rfc3339
 from dockerd_py.engine.timestamps import parse_time
@@ -35,13 +38,16 @@ from dockerd_py.engine.types import ImageRecord
 from dockerd_py.errors import DaemonError, InvalidParameter
 
 from . import copy as copying
-from . import imageconfig, metadata, progress
+from . import imageconfig, metadata, progress, runmounts
 from .backend import Backend
 from .cache import step_key
+from .cachemounts import CacheMounts
 from .context import BuildContext, file_digest, tree_digest
 from .layer import StepFS, commit_layer, normalize_times, step_fs, unmount_step
 from .observer import STDERR, STDOUT, BuildObserver, Vertex, vertex_digest
 from .options import BuildOptions
+from .request import NETWORK_HOST, SECURITY_INSECURE, NamedContext
+from .run import RunOptions
 from .run import run as run_command
 
 
@@ -66,6 +72,17 @@ class BuildScope(Protocol):
 
     def image_view(self, image: ImageRecord | None) -> AbstractAsyncContextManager[str]:
         """A read-only mount of an image's root filesystem."""
+
+    def named_context(self, before: int, name: str) -> NamedContext | None:
+        """The `--build-context` name stands for (None: a stage or an image)."""
+
+    def source_view(self, before: int, name: str) -> AbstractAsyncContextManager[str]:
+        """The root directory `from=name` reads ("": the build context)."""
+
+    async def source_digest(self, before: int, name: str, path: str) -> str:
+        """What identifies the content of `path` in source `name` (for cache keys)."""
+
+    cache_mounts: CacheMounts
 
 # Build args every build accepts without an ARG (moby's builtinAllowedBuildArgs).
 BUILTIN_ARGS = frozenset({"HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy",
@@ -362,12 +379,38 @@ def _run_command(b: StageBuilder, inst: ins.Run) -> list[str]:
     return imageconfig.shell_of(b.state.config) + [body + "\n"]
 
 
+def _run_mounts(b: StageBuilder, inst: ins.Run) -> list[Mount]:
+    env = b.env_for_expansion()
+    escape = b.build.dockerfile.escape
+    try:
+        return runflags.parse_mounts(inst.flags.get("mount", ""),
+                                     lambda word: expand_word(word, env, escape))
+    except ins.DockerfileError as e:
+        raise InvalidParameter(e.message) from None
+
+
+def _run_options(b: StageBuilder, inst: ins.Run) -> tuple[RunOptions, bool]:
+    """The step's network (RUN --network) and whether it runs privileged (--security)."""
+    options = b.build.options
+    run_options = options.run
+    network = inst.flags.get("network", "default")
+    if network == "none":
+        run_options = dataclasses.replace(run_options, network="none")
+    elif network == "host":
+        # BuildKit's entitlement; on the legacy path, a build the client runs on the host's
+        # network already
+        if NETWORK_HOST not in options.entitlements and run_options.network != "host":
+            raise InvalidParameter("entitlement network.host is not allowed")
+        run_options = dataclasses.replace(run_options, network="host")
+    insecure = inst.flags.get("security", "sandbox") == "insecure"
+    if insecure and SECURITY_INSECURE not in options.entitlements:
+        raise InvalidParameter("entitlement security.insecure is not allowed")
+    return run_options, insecure
+
+
 async def _run(b: StageBuilder, inst: ins.Run) -> None:
-    for flag in ("mount", "network", "security"):
-        if flag in inst.flags:
-            raise InvalidParameter(f"the --{flag} option requires BuildKit. Refer to "
-                                   "https://docs.docker.com/go/buildkit/ to learn how to build "
-                                   "images with BuildKit enabled")
+    mounts = _run_mounts(b, inst)
+    run_options, privileged = _run_options(b, inst)
     args = _run_command(b, inst)
     build_args = b.build_args_in_effect()
     saved = ([f"|{len(build_args)}", *build_args] if build_args else []) + args
@@ -378,23 +421,38 @@ async def _run(b: StageBuilder, inst: ins.Run) -> None:
     run_config["Env"] = list(config.get("Env") or []) + build_args + b.builtin_args_env()
     run_config["Hostname"] = ""
     shown = " ".join(args)
+    inputs = None
+    if mounts or "network" in inst.flags or "security" in inst.flags:
+        # what the step reads through its mounts is part of its key; secrets and caches not
+        inputs = [f"{k}={v}" for k, v in sorted(inst.flags.items())]
+        for m in mounts:
+            if m.type == "bind":
+                inputs.append(await b.build.source_digest(b.stage.index, m.from_, m.source))
+    workdir = str(config.get("WorkingDir") or "/")
 
     async def execute(fs: StepFS) -> None:
-        host_network = b.build.options.run.network == "host"
+        host_network = run_options.network == "host"
         run_config["Hostname"] = os.uname().nodename if host_network else fs.key[:12]
-
         vertex = b.vertex
 
         async def output(name: str, data: bytes) -> None:
             await b.observer.log(vertex, STDOUT if name == "stdout" else STDERR, data)
 
         runtime = b.backend.runtimes.get(b.backend.runtimes.default)
-        code = await run_command(runtime, b.backend.networks, fs, run_config,
-                                 b.build.options.run, output)
+        async with runmounts.prepare(b.build, b.stage.index, mounts, fs.rootfs, fs.state_dir,
+                                     workdir, f"exec {shown}") as prepared:
+            step_config = run_config
+            if prepared.env:
+                step_config = dict(run_config, Env=list(run_config["Env"]) + prepared.env)
+            try:
+                code = await run_command(runtime, b.backend.networks, fs, step_config,
+                                         run_options, output, prepared.mounts, privileged)
+            finally:
+                await asyncio.to_thread(runmounts.remove_stubs, prepared.stubs)
         if code != 0:
             raise StepFailed(f"The command '{shown}' returned a non-zero code: {code}", code)
 
-    await b._commit(created_by, config, change=execute, container_lines=True,
+    await b._commit(created_by, config, inputs=inputs, change=execute, container_lines=True,
                     runs_command=True)
 
 
@@ -421,7 +479,9 @@ async def _copy(b: StageBuilder, inst: ins.Copy) -> None:
             raise InvalidParameter(f"invalid chmod parameter: {chmod!r}")
 
     source_image: ImageRecord | None = None
-    if source_flag:
+    named = b.build.named_context(b.stage.index, source_flag) if source_flag else None
+    from_directory = named is not None and bool(named.directory)
+    if source_flag and not from_directory:
         source_image = await b.build.copy_source(b.stage.index, source_flag)
 
     heredoc_dir = ""
@@ -453,11 +513,12 @@ async def _copy(b: StageBuilder, inst: ins.Copy) -> None:
         async with contextlib.AsyncExitStack() as stack:
             found: list[copying.Source] = []
             fetched: list[copying.Source] = []
-            if source_image is not None or (local and not source_flag):
+            if source_image is not None or from_directory or (local and not source_flag):
                 root = ctx.dir
                 if source_flag:
-                    root = await stack.enter_async_context(b.build.image_view(source_image))
-                    inputs.append(source_image.id if source_image else "scratch")
+                    root = await stack.enter_async_context(
+                        b.build.source_view(b.stage.index, source_flag))
+                    inputs.append(source_image.id if source_image else source_flag)
                 if local:
                     found = await asyncio.to_thread(copying.find_sources, root, local,
                                                     in_context=not source_flag, verb=verb)

@@ -34,6 +34,7 @@ from dockerd_py.errors import DaemonError, InvalidParameter
 
 from .backend import Backend
 from .build import Build
+from .cachemounts import CacheMounts
 from .context import BuildContext
 from .legacy import LegacyRenderer, Sink
 from .observer import BuildObserver
@@ -42,6 +43,8 @@ from .request import BuildRequest, BuildResult
 from .solve import options_of
 
 log = logging.getLogger(__name__)
+CACHE_MOUNTS = "cache-mounts"
+CACHE_MOUNT_PREFIX = "sha256:"  # cache mount keys are hex digests too (25 shown, as BuildKit)
 _STEP_DIR = re.compile(r"[0-9a-f]{12}")
 _CONTAINER_ID = re.compile(r"[0-9a-f]{64}")
 
@@ -54,6 +57,7 @@ class CacheRecord:
     size: int          # bytes the step's layer adds (0 for metadata steps)
     in_use: bool       # its image is tagged, or the parent of a tagged image chain
     shared: bool
+    type: str = "regular"  # "exec.cachemount": a RUN --mount=type=cache directory
 
 
 class BuildService:
@@ -63,6 +67,7 @@ class BuildService:
         self._cleanups: set[asyncio.Future[None]] = set()
         os.makedirs(self.root, mode=0o700, exist_ok=True)
         os.chmod(self.root, 0o700)
+        self.cache_mounts = CacheMounts(os.path.join(self.root, CACHE_MOUNTS))
 
     async def recover(self) -> None:
         """Clear what a daemon that died mid-build left (call at start, before any build
@@ -113,7 +118,8 @@ class BuildService:
     async def _run(self, context: BuildContext, dockerfile: ins.Dockerfile,
                    options: BuildOptions, observer: BuildObserver) -> ImageRecord:
         async with self.backend.leases.lease():
-            build = Build(self.backend, context, dockerfile, options, observer, context.root)
+            build = Build(self.backend, context, dockerfile, options, observer, context.root,
+                          self.cache_mounts)
             image = await build.run()
             for ref in options.tags:
                 await self.backend.images.set_tag(image, ref)
@@ -139,6 +145,10 @@ class BuildService:
                 continue
             size = image.size - (parent.size if parent else 0)
             out.append(CacheRecord(entry, max(size, 0), bool(image.tags), False))
+        for m in await asyncio.to_thread(self.cache_mounts.records):
+            entry = Entry(CACHE_MOUNT_PREFIX + m.key, "", "", m.description or m.id, m.created,
+                          m.last_used, m.usage_count)
+            out.append(CacheRecord(entry, m.size, m.in_use, False, "exec.cachemount"))
         return out
 
     async def prune(self, *, all: bool = False, keep_storage: int = 0,
@@ -147,7 +157,7 @@ class BuildService:
         intermediate images only they kept; returns (entry IDs, bytes reclaimed)."""
         records = await self.usage()
         records.sort(key=lambda r: r.entry.last_used)
-        victims = [r for r in records if all or not r.in_use]
+        victims = [r for r in records if (all and r.type == "regular") or not r.in_use]
         if until is not None:
             victims = [r for r in victims if parse_time(r.entry.created) < until]
         if keep_storage:
@@ -161,12 +171,20 @@ class BuildService:
             victims = chosen
         if not victims:
             return [], 0
+        mounts = [r.entry.key.removeprefix(CACHE_MOUNT_PREFIX) for r in victims
+                  if r.type == "exec.cachemount"]
+        freed = await asyncio.to_thread(self.cache_mounts.remove, mounts) if mounts else 0
+        victims = [r for r in victims if r.type == "regular"]
+        mount_ids = [CACHE_MOUNT_PREFIX + k for k in mounts]
+        if not victims:
+            return [k.removeprefix("sha256:")[:25] for k in mount_ids], freed
         await self.backend.cache.remove([r.entry.key for r in victims])
         before = await self._stored_bytes()
         await self._remove_intermediates({r.entry.image_id for r in victims})
         await self.backend.images.collect_garbage()
-        reclaimed = max(before - await self._stored_bytes(), 0)
-        return [r.entry.key.removeprefix("sha256:")[:25] for r in victims], reclaimed
+        reclaimed = max(before - await self._stored_bytes(), 0) + freed
+        keys = mount_ids + [r.entry.key for r in victims]
+        return [k.removeprefix("sha256:")[:25] for k in keys], reclaimed
 
     async def _stored_bytes(self) -> int:
         """Blobs plus unpacked layers: what pruning can give back."""
@@ -210,6 +228,8 @@ def _step_dirs(root: str) -> set[str]:
     """Names of the step directories of every build directory (a step key's prefix)."""
     out: set[str] = set()
     for build in os.listdir(root):
+        if build == CACHE_MOUNTS:
+            continue
         with contextlib.suppress(OSError):
             out.update(e for e in os.listdir(os.path.join(root, build))
                        if _STEP_DIR.fullmatch(e))
@@ -227,6 +247,8 @@ def _sweep(root: str) -> None:
         log.info("unmounted %s, left by a previous daemon", point)
     mounted = mounts_under(root)  # what would not come off: never rmtree into a mount
     for name in os.listdir(root):
+        if name == CACHE_MOUNTS:  # RUN --mount=type=cache: kept across restarts
+            continue
         path = os.path.join(root, name)
         if any(p == path or p.startswith(path + "/") for p in mounted):
             log.warning("build directory %s is still mounted: left in place", path)

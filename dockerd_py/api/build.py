@@ -254,7 +254,7 @@ async def cache_usage(request: web.Request) -> tuple[list[dict[str, Any]], int]:
             entry["Parents"] = [_cache_id(parent)] if parent else None
         else:
             entry["Parent"] = _cache_id(parent) if parent else ""
-        entry.update({"Type": "regular", "Description": r.entry.description,
+        entry.update({"Type": r.type, "Description": r.entry.description,
                       "InUse": r.in_use, "Shared": r.shared, "Size": r.size,
                       "CreatedAt": r.entry.created, "LastUsedAt": r.entry.last_used,
                       "UsageCount": r.entry.usage_count})
