@@ -23,6 +23,7 @@ import pytest
 
 from ..build.conftest import active_snapshots
 from ..conftest import DOCKER_CLI, _mounts_under
+from ..registry.conftest import plain_registry, registry_root  # noqa: F401  (fixtures)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BUILDX = Path(os.environ.get("DPY_BUILDX", REPO_ROOT.parent.parent / "shared" / "tools"

@@ -10,6 +10,7 @@ import os
 import pty
 import signal
 import subprocess
+import tarfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -179,3 +180,63 @@ def test_progress_modes(bx: Any, busybox_image: str, make_context: Callable[...,
         assert f"mode-{progress}" in proc.stderr
     if progress == "quiet":
         assert proc.stdout.startswith("sha256:")
+
+
+def test_push_to_the_test_registry(bx: Any, docker: Any, busybox_image: str,
+                                   plain_registry: Any, make_context: Callable[..., Path],
+                                   unique_name: Callable[..., str]) -> None:
+    ctx = make_context({"Dockerfile": "FROM busybox\nRUN echo pushed > /p\n"})
+    ref = f"{plain_registry.host}/{unique_name('bkpush')}:v1"
+    bx("build", "--push", "-t", ref, ctx)
+    docker("rmi", ref)
+    docker("pull", ref)
+    assert docker("run", "--rm", "--network", "none", ref, "cat", "/p").stdout == "pushed\n"
+    docker("rmi", ref)
+
+
+def test_secret_reaches_run_and_no_layer(bx: Any, docker: Any, busybox_image: str,
+                                         make_context: Callable[..., Path],
+                                         unique_name: Callable[..., str],
+                                         tmp_path: Path) -> None:
+    secret = tmp_path / "token"
+    secret.write_text("s3cr3t-value")
+    ctx = make_context({"Dockerfile": (
+        "FROM busybox\n"
+        "RUN --mount=type=secret,id=tok cat /run/secrets/tok | wc -c > /len\n"
+        "RUN --mount=type=secret,id=env_tok,env=TOKEN echo \"${#TOKEN}\" > /envlen\n")})
+    tag = unique_name("bksec")
+    bx("build", "--secret", f"id=tok,src={secret}", "--secret", "id=env_tok,env=MY_TOKEN",
+       "-t", tag, ctx, env={"MY_TOKEN": "abcd"})
+    assert docker("run", "--rm", "--network", "none", tag, "cat", "/len").stdout.strip() == "12"
+    assert docker("run", "--rm", "--network", "none", tag, "cat",
+                  "/envlen").stdout.strip() == "4"
+    saved = tmp_path / "img.tar"
+    docker("save", "-o", saved, tag)
+    assert b"s3cr3t-value" not in saved.read_bytes()
+    assert "s3cr3t" not in docker("history", "--no-trunc", tag).stdout
+
+
+def test_named_build_context(bx: Any, docker: Any, busybox_image: str,
+                             make_context: Callable[..., Path],
+                             unique_name: Callable[..., str]) -> None:
+    extra = make_context({"data.txt": "from the named context\n"}, name="extra")
+    ctx = make_context({"Dockerfile": "FROM busybox\nCOPY --from=extra data.txt /data.txt\n"})
+    tag = unique_name("bkctx")
+    bx("build", "--build-context", f"extra={extra}", "-t", tag, ctx)
+    out = docker("run", "--rm", "--network", "none", tag, "cat", "/data.txt").stdout
+    assert out == "from the named context\n"
+
+
+def test_output_local_and_tar(bx: Any, busybox_image: str,
+                              make_context: Callable[..., Path], tmp_path: Path,
+                              leftovers: Callable[[], list[str]]) -> None:
+    ctx = make_context({"Dockerfile": "FROM busybox\nRUN mkdir -p /out && echo x > /out/f\n"})
+    dest = tmp_path / "local"
+    bx("build", "--output", f"type=local,dest={dest}", ctx)
+    assert (dest / "out" / "f").read_text() == "x\n"
+    assert (dest / "bin" / "busybox").exists()
+    tarball = tmp_path / "out.tar"
+    bx("build", "--output", f"type=tar,dest={tarball}", ctx)
+    with tarfile.open(tarball) as tar:
+        assert "out/f" in tar.getnames()
+    assert leftovers() == []

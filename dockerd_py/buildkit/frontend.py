@@ -115,7 +115,7 @@ def parse_attrs(attrs: Mapping[str, str], host_platform: str) -> FrontendRequest
             out["extra_hosts"] = tuple(h.replace("=", ":", 1) for h in hosts)
         elif key == "frontend.caps":
             for cap in (c for c in value.split(",") if c):
-                if cap not in _CAPS:
+                if cap.removesuffix("+forward") not in _CAPS:
                     raise _refuse(key, f"capability {cap[:80]!r}")
         elif key == "multi-platform":
             if value not in ("", "false"):

@@ -75,8 +75,6 @@ class DockerfileSolver:
                     if key not in _HARMLESS_IMAGE_ATTRS | {"name", "push"}:
                         raise NotImplementedByDaemon(
                             f"image exporter attribute {key[:80]!r} is not supported")
-                if _bool(exporter.Attrs, "unpack") is False and "unpack" in exporter.Attrs:
-                    raise NotImplementedByDaemon("images are always unpacked in this store")
                 _names(exporter.Attrs)
                 _bool(exporter.Attrs, "push")
             elif exporter.Type in _FILE_EXPORTERS:
