@@ -88,8 +88,8 @@ def test_failing_run_reports_the_exit_code(bx: Any, busybox_image: str,
     ctx = make_context({"Dockerfile": "FROM busybox\nRUN echo before; exit 3\n"})
     proc = bx("build", "--progress=plain", ctx, check=False)
     assert proc.returncode == 1
-    assert 'process "/bin/sh -c echo before; exit 3" did not complete successfully: ' \
-           "exit code: 3" in proc.stderr
+    assert "ERROR: failed to build: failed to solve: executor failed running " \
+           "[/bin/sh -c echo before; exit 3]: exit code: 3" in proc.stderr
     assert "before" in proc.stderr
     assert leftovers() == []
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -30,10 +29,9 @@ from dockerd_py.errors import InvalidParameter, NotFound
 from . import session as sess
 from .builds import Build, BuildResult
 from .frontend import FrontendRequest
-from .observe import StatusObserver
+from .observe import StatusObserver, error_text
 from .status import Progress
 
-_FAILED = re.compile(r"The command '(.*)' returned a non-zero code: \d+", re.S)
 _MAX_DOCKERFILE = 16 << 20
 
 
@@ -146,12 +144,8 @@ async def run_dockerfile(service: BuildService, request: FrontendRequest,
             ssh=ssh, auth=Auth(session), entitlements=entitlements)
         try:
             result = await service.solve(breq, str(context_dir))
-        except StepFailed as e:     # in BuildKit's words, as buildx users know them
-            failed = _FAILED.fullmatch(str(e))
-            if failed:
-                raise StepFailed(f'process "{failed.group(1)}" did not complete '
-                                 f"successfully: exit code: {e.code}", e.code) from None
-            raise
+        except StepFailed as e:     # in the words of dockerd 20.10's BuildKit
+            raise StepFailed(error_text(e), e.code) from None
         return BuildResult(result.image_id, _config_bytes(result.config))
     finally:
         await ssh.close()

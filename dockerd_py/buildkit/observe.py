@@ -7,6 +7,7 @@ checks as warnings.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,8 +20,16 @@ _DONE_STATES = {"Pull complete", "Download complete", "Already exists", "Downloa
                 "Verifying Checksum", "Digest", "Status"}
 
 
+_FAILED = re.compile(r"The command '(.*)' returned a non-zero code: (\d+)", re.S)
+
+
 def error_text(error: BaseException) -> str:
-    return str(error) or type(error).__name__
+    """The builder's error in the words of dockerd 20.10's BuildKit."""
+    text = str(error) or type(error).__name__
+    failed = _FAILED.fullmatch(text)
+    if failed:
+        return f"executor failed running [{failed.group(1)}]: exit code: {failed.group(2)}"
+    return text
 
 
 class StatusObserver(NullObserver):

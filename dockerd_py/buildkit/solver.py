@@ -61,6 +61,12 @@ def _names(attrs: Mapping[str, str]) -> list[str]:
     return out
 
 
+def _given_names(attrs: Mapping[str, str]) -> list[str]:
+    """The names as BuildKit's progress shows them: normalized, no default tag added."""
+    return [parse_normalized(n.strip()).string() for n in attrs.get("name", "").split(",")
+            if n.strip()]
+
+
 class DockerfileSolver:
     def __init__(self, builder: BuildService, images: Images) -> None:
         self.builder = builder
@@ -117,9 +123,9 @@ class DockerfileSolver:
         await progress.status(step, "exporting layers", done=True)
         await progress.status(step, f"writing image {image.id}", done=True)
         names = _names(attrs)
-        for name in names:
+        for name, given in zip(names, _given_names(attrs), strict=True):
             await self.images.set_tag(image, name)
-            await progress.status(step, f"naming to {name}", done=True)
+            await progress.status(step, f"naming to {given}", done=True)
         await progress.completed(step)
         out: dict[str, str] = {}
         if names:
