@@ -240,3 +240,19 @@ def test_output_local_and_tar(bx: Any, busybox_image: str,
     with tarfile.open(tarball) as tar:
         assert "out/f" in tar.getnames()
     assert leftovers() == []
+
+
+def test_network_hosts_and_platform(bx: Any, docker: Any, busybox_image: str,
+                                    make_context: Callable[..., Path],
+                                    unique_name: Callable[..., str]) -> None:
+    arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(os.uname().machine, os.uname().machine)
+    ctx = make_context({"Dockerfile": (
+        "FROM busybox\n"
+        "RUN grep -q 'buildhost' /etc/hosts && echo host-ok > /h\n"
+        "RUN ip -o link | grep -v ' lo:' | wc -l > /links\n")})
+    tag = unique_name("bknet")
+    bx("build", "--add-host", "buildhost:10.1.2.3", "--network", "none",
+       "--platform", f"linux/{arch}", "-t", tag, ctx)
+    run = ["run", "--rm", "--network", "none", tag]
+    assert docker(*run, "cat", "/h").stdout == "host-ok\n"
+    assert docker(*run, "cat", "/links").stdout.strip() == "0"   # --network none: lo only
