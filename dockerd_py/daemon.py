@@ -137,8 +137,8 @@ def build_services(cfg: Config) -> Services:
     backend = Backend(images, snapshots, content, leases, networks, runtimes,
                       BuildCacheRecords(db), distribution)
     builder = BuildService(backend, os.path.join(root, "builder"))
-    buildkit = BuildKit(cfg.exec_root, DockerfileSolver(builder, images),
-                        builder)
+    solver = DockerfileSolver(builder, images, os.path.join(root, "buildkit", "contexts"))
+    buildkit = BuildKit(cfg.exec_root, solver, builder)
     return Services(db, events, snapshots, images, runtimes, volumes, networks, containers,
                     execs, files, distribution, builder, buildkit, daemon_id(root))
 

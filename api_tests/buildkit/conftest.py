@@ -97,7 +97,9 @@ def leftovers(daemon: Any, docker: Any) -> Callable[[], list[str]]:
         found = [f"container {c}" for c in docker("ps", "-aq").stdout.split()]
         builder_dir = daemon.data_root / "builder"
         if builder_dir.is_dir():
-            found += [f"build dir {p}" for p in builder_dir.iterdir()]
+            # cache-mounts: RUN --mount=type=cache's store, kept between builds by design
+            found += [f"build dir {p}" for p in builder_dir.iterdir()
+                      if p.name != "cache-mounts"]
         found += [f"mount {m}" for m in _mounts_under(builder_dir)]
         runc_root = daemon.exec_root / "runtime-runc"
         if runc_root.is_dir():

@@ -65,6 +65,9 @@ class Solver(Protocol):
     def check_exporters(self, exporters: list[pb.Exporter]) -> None:
         """Refuse exporters (types, attributes) that are not supported, before building."""
 
+    async def prune(self) -> None:
+        """Drop what the solver keeps between builds (the clients' directories)."""
+
 
 class Cache(Protocol):
     """The build cache (builder/service.py's BuildService)."""
@@ -184,6 +187,8 @@ class Control(pb_grpc.ControlServicer):
         before = {cache_id(r.entry.key): r for r in await self.cache.usage()}
         ids, _ = await self.cache.prune(all=request.all, keep_storage=request.reservedSpace,
                                         until=until)
+        if request.all:
+            await self.solver.prune()
         for pruned in usage_records([before[i] for i in ids if i in before]):
             yield pruned
 

@@ -12,6 +12,7 @@ the builder's, removed when the build ends.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -28,6 +29,7 @@ from dockerd_py.errors import InvalidParameter, NotFound
 
 from . import session as sess
 from .builds import Build, BuildResult
+from .contexts import ContextDirs
 from .frontend import FrontendRequest
 from .observe import StatusObserver, error_text
 from .status import Progress
@@ -96,19 +98,31 @@ async def _sync(progress: Progress, session: sess.Session, name: str, label: str
     await progress.completed(vertex.digest)
 
 
-async def run_dockerfile(service: BuildService, request: FrontendRequest,
-                         build: Build) -> BuildResult:
+async def run_dockerfile(service: BuildService, dirs: ContextDirs,
+                         request: FrontendRequest, build: Build) -> BuildResult:
     if build.session is None:
         raise InvalidParameter("a Dockerfile build needs the client's session (its context)")
     session = build.session.session
+    async with contextlib.AsyncExitStack() as stack:
+        context_dir = await stack.enter_async_context(dirs.hold(session.shared_key, "context"))
+        contexts: dict[str, NamedContext] = {}
+        for cname, local in request.named_contexts.items():
+            named = await stack.enter_async_context(dirs.hold(session.shared_key, local))
+            contexts[cname] = NamedContext(directory=str(named))
+        return await _run(service, request, build, session, context_dir, contexts)
+    raise AssertionError("unreachable")  # the exit stack never swallows
+
+
+async def _run(service: BuildService, request: FrontendRequest, build: Build,
+               session: sess.Session, context_dir: Path,
+               contexts: dict[str, NamedContext]) -> BuildResult:
     progress = build.progress
     root = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="bk-", dir=service.root))
     ssh = Ssh(session)
     try:
         name = os.path.basename(request.filename) or "Dockerfile"
-        dockerfile_dir, context_dir = root / "dockerfile", root / "context"
-        for d in (dockerfile_dir, context_dir):
-            await asyncio.to_thread(d.mkdir, 0o755)
+        dockerfile_dir = root / "dockerfile"
+        await asyncio.to_thread(dockerfile_dir.mkdir, 0o755)
         await _sync(progress, session, "dockerfile", f"[internal] load build definition from "
                     f"{name}", dockerfile_dir, "dockerfile",
                     include=(name, f"{name}.dockerignore"))
@@ -124,13 +138,10 @@ async def run_dockerfile(service: BuildService, request: FrontendRequest,
         excludes = read_patterns(ignore.decode("utf-8", "replace")) if ignore else []
         await _sync(progress, session, "context", "[internal] load build context",
                     context_dir, "context", exclude=tuple(excludes))
-        contexts: dict[str, NamedContext] = {}
-        for cname, local in request.named_contexts.items():
-            target = root / f"named-{len(contexts)}"
-            await asyncio.to_thread(target.mkdir, 0o755)
+        for cname, named in contexts.items():
+            local = request.named_contexts[cname]
             await _sync(progress, session, local, f"[context {cname}] load from client",
-                        target, "context")
-            contexts[cname] = NamedContext(directory=str(target))
+                        Path(named.directory), "context")
         assert source is not None
         entitlements = frozenset(e for e in build.request.Entitlements if e == NETWORK_HOST)
         if request.network == "host":   # buildx asks for the entitlement with the mode

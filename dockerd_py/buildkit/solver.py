@@ -23,6 +23,7 @@ from dockerd_py.errors import DaemonError, InvalidParameter, NotImplementedByDae
 from dockerd_py.protos.buildkit.control import control_pb2 as pb
 
 from .builds import Build, BuildResult
+from .contexts import ContextDirs
 from .control import host_platform
 from .dockerfile import run_dockerfile
 from .exporters import export_files
@@ -68,9 +69,14 @@ def _given_names(attrs: Mapping[str, str]) -> list[str]:
 
 
 class DockerfileSolver:
-    def __init__(self, builder: BuildService, images: Images) -> None:
+    def __init__(self, builder: BuildService, images: Images, contexts_root: str) -> None:
         self.builder = builder
         self.images = images
+        self.contexts = ContextDirs(contexts_root)
+
+    async def prune(self) -> None:
+        """The build cache is pruned: the client directories kept go with it."""
+        await self.contexts.clear()
 
     def check_exporters(self, exporters: list[pb.Exporter]) -> None:
         if len(exporters) > 1:
@@ -97,7 +103,7 @@ class DockerfileSolver:
     async def solve(self, attrs: Mapping[str, str], build: Build) -> BuildResult:
         os_name, arch = host_platform()
         request = parse_attrs(attrs, f"{os_name}/{arch}")
-        return await run_dockerfile(self.builder, request, build)
+        return await run_dockerfile(self.builder, self.contexts, request, build)
 
     async def export(self, result: BuildResult, build: Build) -> dict[str, str]:
         response = {"containerimage.digest": result.image_id,
