@@ -9,6 +9,7 @@ import contextlib
 import hashlib
 import os
 import posixpath
+import re
 import shutil
 import tempfile
 
@@ -18,7 +19,7 @@ from dockerd_py.engine.types import ImageRecord
 from dockerd_py.errors import InvalidParameter
 
 from . import copy as copying
-from . import imageconfig, progress
+from . import gitsource, imageconfig, progress
 from .context import file_digest, tree_digest
 from .layer import StepFS
 from .scope import StageScope
@@ -55,11 +56,16 @@ async def copy_step(b: StageScope, inst: ins.Copy) -> None:
 
     heredoc_dir = ""
     patterns = list(inst.sources)
-    urls = [s for s in patterns if is_add and copying.is_url(s)]
+    gits = {s: ref for s in patterns if (ref := gitsource.parse_git_ref(s)) is not None}
+    if gits and not is_add:
+        raise InvalidParameter("source can't be a git ref for COPY")
+    urls = [s for s in patterns if is_add and copying.is_url(s) and s not in gits]
     if not source_flag:
         for s in patterns:
             if copying.is_url(s) and not is_add:
                 raise InvalidParameter("source can't be a URL for COPY")
+    checksum = _checksum(inst, bool(urls or gits))
+    keep_git_dir = inst.flags.get("keep-git-dir") == "true"
     inputs: list[str] = [f"chown={chown}", f"chmod={chmod}", f"from={source_flag}"]
     inputs += [f"{k}={v}" for k, v in sorted(inst.flags.items())
                if k in ("exclude", "parents", "link")]
@@ -79,7 +85,7 @@ async def copy_step(b: StageScope, inst: ins.Copy) -> None:
         heredoc_names = {doc.name for doc in inst.heredocs}
         patterns = [p for p in patterns if p.lstrip("<-").strip("'\"") not in heredoc_names
                     and not p.startswith("<<")]
-    local = [p for p in patterns if p not in urls]
+    local = [p for p in patterns if p not in urls and p not in gits]
     try:
         async with contextlib.AsyncExitStack() as stack:
             found: list[copying.Source] = []
@@ -115,9 +121,25 @@ async def copy_step(b: StageScope, inst: ins.Copy) -> None:
                     for message in progress.downloaded(os.path.getsize(src.host_path)):
                         await b.observer.status(b.vertex, message)
                     digest = await asyncio.to_thread(file_digest, src.host_path)
+                    if checksum:
+                        await asyncio.to_thread(_verify, url, src.host_path, checksum)
                     fetched.append(src)
                     hashes.append(digest)
                     inputs.append(f"{url}:{digest}")
+            for n, (text, ref) in enumerate(gits.items()):
+                checkouts = await asyncio.to_thread(tempfile.mkdtemp, prefix="git-",
+                                                    dir=b.build.state_dir)
+                stack.callback(_rmtree, checkouts)
+                tree, commit = await asyncio.to_thread(
+                    gitsource.fetch, ref, os.path.join(checkouts, str(n)),
+                    keep_git_dir=keep_git_dir)
+                if checksum and not commit.startswith(checksum.lower()):
+                    raise InvalidParameter(f"expected checksum to match {checksum}, got "
+                                           f"{commit}")
+                digest = await asyncio.to_thread(tree_digest, tree)
+                fetched.append(copying.Source(tree, "", True, text))
+                hashes.append("dir:" + digest)
+                inputs.append(f"{text}:{commit}:{digest}:keep-git-dir={keep_git_dir}")
             if len(hashes) == 1:
                 shown_hash = hashes[0]
             else:
@@ -156,12 +178,46 @@ async def copy_step(b: StageScope, inst: ins.Copy) -> None:
             await asyncio.to_thread(_rmtree, heredoc_dir)
 
 
+_DIGEST = re.compile(r"^(sha256:[0-9a-f]{64}|sha384:[0-9a-f]{96}|sha512:[0-9a-f]{128})$")
+
+
+def _checksum(inst: ins.Copy, remote: bool) -> str:
+    """ADD --checksum, checked as BuildKit does: one remote source; a digest for a URL,
+    a commit for git."""
+    checksum = inst.flags.get("checksum", "")
+    if not checksum:
+        return ""
+    if len(inst.sources) != 1:
+        raise InvalidParameter("checksum can't be specified for multiple sources")
+    if not remote:
+        raise InvalidParameter("checksum requires HTTP(S) or Git sources")
+    is_commit = re.fullmatch(r"[0-9a-fA-F]{7,64}", checksum) is not None
+    if not _DIGEST.match(checksum) and not is_commit:
+        raise InvalidParameter(f"invalid checksum digest format: {checksum}")
+    return checksum
+
+
+def _verify(url: str, path: str, checksum: str) -> None:
+    if ":" not in checksum:
+        raise InvalidParameter(f"invalid checksum digest format: {checksum}")
+    algorithm, expected = checksum.split(":", 1)
+    digest = hashlib.new(algorithm)
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    got = f"{algorithm}:{digest.hexdigest()}"
+    if got != checksum:
+        raise InvalidParameter(f"digest mismatch for {url}: {got} (expected: {checksum})")
+
+
 def _parents_of(pattern: str, found: str) -> str:
     """COPY --parents: the directories of a source kept under the destination, relative
     to the context (or to a "/./" pivot in the pattern)."""
     directory = posixpath.dirname(found)
-    if "/./" in "/" + pattern:
-        pivot = posixpath.normpath("/" + ("/" + pattern).split("/./", 1)[0]).strip("/")
+    while pattern.startswith("./"):
+        pattern = pattern[2:]
+    if "/./" in pattern:
+        pivot = posixpath.normpath("/" + pattern.split("/./", 1)[0]).strip("/")
         if pivot and (directory + "/").startswith(pivot + "/"):
             directory = directory[len(pivot) + 1:]
         elif pivot == directory:
