@@ -19,6 +19,7 @@ import tempfile
 from collections.abc import AsyncIterator
 from typing import Any
 
+from dockerd_py.dockerfile import checks
 from dockerd_py.dockerfile import instructions as ins
 from dockerd_py.dockerfile.lexer import expand
 from dockerd_py.engine.images.hold import hold
@@ -38,6 +39,7 @@ from .observer import BuildObserver, Vertex, Warning, internal, vertex_digest
 from .options import BuildOptions
 from .ordering import OrderedObserver
 from .request import NamedContext
+from .solve import platform_args
 
 
 class Build:
@@ -93,6 +95,8 @@ class Build:
         return f"[{prefix + ' ' if prefix else ''}{index:>{width}}/{total}] {text}"
 
     def _meta_args(self) -> None:
+        if self.options.buildkit:  # BuildKit's automatic platform ARGs
+            self.meta_values.update(platform_args())
         for arg in self.dockerfile.meta_args:
             for name, default in arg.args:
                 self.used_args.add(name)
@@ -135,7 +139,8 @@ class Build:
             if self._from_is_image(bk_stage, from_images[bk_stage.index]):
                 self.bk_totals[bk_stage.index] += 1
         for text in self.dockerfile.warnings:  # the legacy output: one stderr message
-            await self.sink.warning(Warning(short=text, legacy=text))
+            await self.sink.warning(Warning(short="", legacy=text))
+        await self._checks()
         for arg in self.dockerfile.meta_args:
             vertex = Vertex(vertex_digest("meta-arg", arg.original), arg.original, hidden=True,
                             step=self.step_numbers[id(arg)], total=self.total_steps,
@@ -174,6 +179,25 @@ class Build:
         if unused:
             await self.sink.unused_args(sorted(unused))
         return result
+
+    async def _checks(self) -> None:
+        """Build checks as warnings of the build definition's vertex; with
+        `check=error=true`, their failure before any step runs."""
+        try:
+            config = checks.parse_check(self.dockerfile.directives.get("check", ""))
+            config = config.merged(checks.parse_check(
+                self.options.build_args.get("BUILDKIT_DOCKERFILE_CHECK") or ""))
+        except ins.DockerfileError as e:
+            raise InvalidParameter(e.message) from None
+        if "BUILDKIT_DOCKERFILE_CHECK" in self.options.build_args:
+            self.used_args.add("BUILDKIT_DOCKERFILE_CHECK")
+        findings = checks.enabled(checks.run_checks(self.dockerfile), config)
+        definition = internal(f"[internal] load build definition from {self.options.dockerfile}")
+        for f in findings:
+            await self.sink.warning(Warning(short=f.short, rule=f.rule, detail=(f.description,),
+                                            url=f.url, line=f.line, vertex=definition.digest))
+        if config.error and findings:
+            raise InvalidParameter(checks.violation(findings))
 
     def _from_is_image(self, stage: ins.Stage, name: str) -> bool:
         return name.lower() != "scratch" and \

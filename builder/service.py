@@ -40,7 +40,7 @@ from .legacy import LegacyRenderer, Sink
 from .observer import BuildObserver
 from .options import BuildOptions
 from .request import BuildRequest, BuildResult
-from .solve import options_of
+from .solve import check_syntax, options_of
 
 log = logging.getLogger(__name__)
 CACHE_MOUNTS = "cache-mounts"
@@ -108,6 +108,7 @@ class BuildService:
         if not request.dockerfile.strip():
             raise InvalidParameter("the Dockerfile cannot be empty")
         dockerfile = _parse(request.dockerfile, request.dockerfile_name)
+        check_syntax(dockerfile.directives.get("syntax", ""))
         context = await asyncio.to_thread(BuildContext.of_directory, directory, self.root)
         try:
             image = await self._run(context, dockerfile, options, request.observer)

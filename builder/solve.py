@@ -31,6 +31,34 @@ def check_platform(text: str) -> str:
     return str(host)
 
 
+_FRONTEND = re.compile(r"(?:docker\.io/)?docker/dockerfile(?:-upstream)?"
+                       r"(?::(?:[0-9]+(?:\.[0-9]+){0,2}(?:-labs)?|labs|latest))?"
+                       r"(?:@sha256:[0-9a-f]{64})?")
+
+
+def check_syntax(directive: str) -> None:
+    """`# syntax=` naming the stock Dockerfile frontend is served by the built-in one; any
+    other frontend image is refused (the daemon runs no frontend images)."""
+    ref = directive.strip().split(None, 1)[0] if directive.strip() else ""
+    if ref and not _FRONTEND.fullmatch(ref):
+        raise InvalidParameter(
+            f"unsupported frontend {ref!r} (# syntax=): this daemon builds with its built-in "
+            "Dockerfile frontend only (docker/dockerfile:1); remove the line or name "
+            "docker/dockerfile:1")
+
+
+def platform_args() -> dict[str, str | None]:
+    """BuildKit's automatic platform ARGs: building on the host for the host."""
+    host = host_platform()
+    values: dict[str, str | None] = {}
+    for prefix in ("BUILD", "TARGET"):
+        values[f"{prefix}PLATFORM"] = str(host)
+        values[f"{prefix}OS"] = host.os
+        values[f"{prefix}ARCH"] = host.architecture
+        values[f"{prefix}VARIANT"] = host.variant
+    return values
+
+
 def options_of(request: BuildRequest) -> BuildOptions:
     if request.network not in NETWORK_MODES:
         raise InvalidParameter(f"network mode {request.network!r} not supported by "
