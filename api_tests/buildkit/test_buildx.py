@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import pty
+import re
 import signal
 import subprocess
 import tarfile
@@ -256,3 +257,12 @@ def test_network_hosts_and_platform(bx: Any, docker: Any, busybox_image: str,
     run = ["run", "--rm", "--network", "none", tag]
     assert docker(*run, "cat", "/h").stdout == "host-ok\n"
     assert docker(*run, "cat", "/links").stdout.strip() == "0"   # --network none: lo only
+
+
+def test_build_checks_are_warnings(bx: Any, busybox_image: str,
+                                   make_context: Callable[..., Path]) -> None:
+    ctx = make_context({"Dockerfile": "FROM busybox as base\nCMD echo hi\n"})
+    out = bx("build", "--progress=plain", ctx).stderr
+    assert re.search(r"^#1 WARN: JSONArgsRecommended: JSON arguments recommended for CMD",
+                     out, re.M), out
+    assert "2 warnings found" in out

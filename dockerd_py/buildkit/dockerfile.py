@@ -85,7 +85,8 @@ class Auth:
 
 
 async def _sync(progress: Progress, session: sess.Session, name: str, label: str,
-                dest: Path, what: str, **patterns: Any) -> None:
+                dest: Path, what: str, **patterns: Any) -> str:
+    """Sync the client's directory `name` into dest as a vertex `label`; its digest."""
     vertex = internal(label)
     await progress.started(vertex.digest, vertex.name)
     try:
@@ -96,6 +97,7 @@ async def _sync(progress: Progress, session: sess.Session, name: str, label: str
     size = await asyncio.to_thread(_tree_size, dest)
     await progress.status(vertex.digest, f"transferring {what}:", current=size, done=True)
     await progress.completed(vertex.digest)
+    return vertex.digest
 
 
 async def run_dockerfile(service: BuildService, dirs: ContextDirs,
@@ -123,9 +125,9 @@ async def _run(service: BuildService, request: FrontendRequest, build: Build,
         name = os.path.basename(request.filename) or "Dockerfile"
         dockerfile_dir = root / "dockerfile"
         await asyncio.to_thread(dockerfile_dir.mkdir, 0o755)
-        await _sync(progress, session, "dockerfile", f"[internal] load build definition from "
-                    f"{name}", dockerfile_dir, "dockerfile",
-                    include=(name, f"{name}.dockerignore"))
+        definition = await _sync(progress, session, "dockerfile", "[internal] load build "
+                                 f"definition from {name}", dockerfile_dir, "dockerfile",
+                                 include=(name, f"{name}.dockerignore"))
         source = await asyncio.to_thread(_read, dockerfile_dir / name, name, True)
         ignore = await asyncio.to_thread(_read, dockerfile_dir / f"{name}.dockerignore",
                                          name, False)
@@ -147,7 +149,7 @@ async def _run(service: BuildService, request: FrontendRequest, build: Build,
         if request.network == "host":   # buildx asks for the entitlement with the mode
             entitlements |= {NETWORK_HOST}
         breq = BuildRequest(
-            dockerfile=source, observer=StatusObserver(progress), dockerfile_name=name,
+            dockerfile=source, observer=StatusObserver(progress, definition), dockerfile_name=name,
             build_args=dict(request.build_args), target=request.target,
             labels=dict(request.labels), no_cache=request.no_cache, pull=request.pull,
             network=request.network, extra_hosts=tuple(request.extra_hosts),

@@ -35,8 +35,9 @@ def error_text(error: BaseException) -> str:
 class StatusObserver(NullObserver):
     ordered = False     # BuildKit clients take concurrent vertexes as they come
 
-    def __init__(self, progress: Progress) -> None:
+    def __init__(self, progress: Progress, definition: str = "") -> None:
         self.progress = progress
+        self.definition = definition    # the "load build definition" vertex
         self._shown: set[str] = set()
 
     async def started(self, vertex: Vertex) -> None:
@@ -75,8 +76,9 @@ class StatusObserver(NullObserver):
                                           error_text(error) if error is not None else "")
 
     async def warning(self, warning: Warning) -> None:
-        await self.progress.warning(warning.vertex, warning.short, list(warning.detail),
-                                    warning.url)
+        # a warning of the whole build belongs to its definition, as in BuildKit
+        await self.progress.warning(warning.vertex or self.definition, warning.short,
+                                    list(warning.detail), warning.url)
 
     async def unused_args(self, names: Sequence[str]) -> None:
         return None     # BuildKit does not warn about them
