@@ -266,3 +266,12 @@ def test_build_checks_are_warnings(bx: Any, busybox_image: str,
     assert re.search(r"^#1 WARN: JSONArgsRecommended: JSON arguments recommended for CMD",
                      out, re.M), out
     assert "2 warnings found" in out
+
+
+def test_other_frontends_are_refused(bx: Any, busybox_image: str,
+                                     make_context: Callable[..., Path]) -> None:
+    ctx = make_context({"Dockerfile": "FROM busybox\n"})
+    proc = bx("build", "--build-arg", "BUILDKIT_SYNTAX=example.com/frontend:1", ctx,
+              check=False)
+    assert proc.returncode != 0
+    assert "frontend 'gateway.v0' is not supported; only dockerfile.v0" in proc.stderr
