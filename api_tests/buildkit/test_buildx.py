@@ -275,3 +275,35 @@ def test_other_frontends_are_refused(bx: Any, busybox_image: str,
               check=False)
     assert proc.returncode != 0
     assert "frontend 'gateway.v0' is not supported; only dockerfile.v0" in proc.stderr
+
+
+def test_ssh_agent_forwarding(bx: Any, docker: Any, busybox_image: str,
+                              make_context: Callable[..., Path],
+                              unique_name: Callable[..., str], tmp_path: Path) -> None:
+    """`--ssh default=SOCK`: a RUN with an ssh mount gets a socket forwarded to the
+    client's agent in SSH_AUTH_SOCK (busybox has no client that could speak to it)."""
+    sock = tmp_path / "agent.sock"
+    agent = subprocess.Popen(["ssh-agent", "-D", "-a", str(sock)], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, preexec_fn=die_with_test_run)
+    try:
+        for _ in range(100):
+            if sock.exists():
+                break
+            time.sleep(0.05)
+        key = tmp_path / "id"
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)],
+                       check=True)
+        subprocess.run(["ssh-add", str(key)], env={"SSH_AUTH_SOCK": str(sock)},
+                       check=True, capture_output=True)
+        ctx = make_context({"Dockerfile": (
+            "FROM busybox\n"
+            "RUN --mount=type=ssh test -S \"$SSH_AUTH_SOCK\" && echo forwarded > /ssh\n")})
+        tag = unique_name("bkssh")
+        bx("build", "--ssh", f"default={sock}", "-t", tag, ctx)
+        out = docker("run", "--rm", "--network", "none", tag, "cat", "/ssh").stdout
+        assert out == "forwarded\n"
+        proc = bx("build", "--no-cache", ctx, check=False)    # no --ssh: refused
+        assert proc.returncode != 0
+    finally:
+        agent.terminate()
+        agent.wait()
