@@ -307,3 +307,22 @@ def test_ssh_agent_forwarding(bx: Any, docker: Any, busybox_image: str,
     finally:
         agent.terminate()
         agent.wait()
+
+
+def test_cache_mount_persists_and_is_pruned(bx: Any, docker: Any, busybox_image: str,
+                                            make_context: Callable[..., Path],
+                                            unique_name: Callable[..., str]) -> None:
+    ctx = make_context({"Dockerfile": (
+        "FROM busybox\n"
+        "RUN --mount=type=cache,id=bkcount,target=/c "
+        "echo x >> /c/runs && wc -l < /c/runs > /count\n")})
+    tag = unique_name("bkcache")
+
+    def count() -> str:
+        bx("build", "--no-cache", "-t", tag, ctx)
+        return str(docker("run", "--rm", "--network", "none", tag, "cat", "/count")
+                   .stdout.strip())
+    first = count()
+    assert int(count()) == int(first) + 1
+    bx("buildx", "prune", "-af")
+    assert count() == "1"
