@@ -57,6 +57,13 @@ class Build:
         self.progress = progress
         self.results: dict[str, BuildResult] = {}
         self.returned: asyncio.Future[Returned] = asyncio.get_running_loop().create_future()
+        self.ended = ""         # why the build is over ("" while it runs)
+        self.ready = asyncio.Event()    # checked and its session found (or ended)
+
+    def end(self, why: str) -> None:
+        if not self.ended:
+            self.ended = why
+        self.ready.set()
 
     def keep(self, result: BuildResult) -> str:
         rid = secrets.token_hex(16)
@@ -65,6 +72,11 @@ class Build:
 
 
 class Builds:
+    """Builds by ref; an ended one stays a while (LINGER) so that the client's late
+    gateway calls end at once with its error instead of waiting for it."""
+
+    LINGER = 30.0
+
     def __init__(self) -> None:
         self._builds: dict[str, Build] = {}
         self._changed = asyncio.Condition()
@@ -75,9 +87,11 @@ class Builds:
             self._changed.notify_all()
 
     async def remove(self, build: Build) -> None:
-        async with self._changed:
-            if self._builds.get(build.ref) is build:
-                del self._builds[build.ref]
+        asyncio.get_running_loop().call_later(self.LINGER, self._forget, build)
+
+    def _forget(self, build: Build) -> None:
+        if self._builds.get(build.ref) is build:
+            del self._builds[build.ref]
 
     async def get(self, ref: str, wait: float = GATEWAY_WAIT) -> Build | None:
         async with self._changed:

@@ -218,35 +218,42 @@ class Control(pb_grpc.ControlServicer):
             await context.abort(grpc.StatusCode.ALREADY_EXISTS, str(e))
             raise AssertionError from None  # abort() raises
         progress = Progress(job)
-        build: Build | None = None
         log.debug("solve %s: frontend %r, exporters %s", request.Ref, request.Frontend,
                   [(e.Type, dict(e.Attrs)) for e in request.Exporters])
+        # registered first: the client's gateway calls for this ref find it even when the
+        # request is refused, and end at once with its error
+        build = Build(request, None, progress)
+        await self.builds.add(build)
         try:
             self._check(request)
-            session = await self.sessions.get(request.Session) if request.Session else None
-            build = Build(request, session, progress)
-            await self.builds.add(build)
+            if request.Session:
+                build.session = await self.sessions.get(request.Session)
+            build.ready.set()
             response = await self._solve(build)
             await progress.complete_open()
         except ReturnedError as e:
+            build.end(e.message)
             await progress.fail_open(e.message)
             await context.abort(e.code, e.message)
             raise AssertionError from None
         except DaemonError as e:
+            build.end(str(e))
             await progress.fail_open(str(e))
             await context.abort(grpc_code(e), str(e))
             raise AssertionError from None
         except asyncio.CancelledError:
+            build.end("context canceled")
             await progress.fail_open("context canceled")
             raise
         except Exception as e:
             log.exception("solve %s failed", request.Ref)
+            build.end(str(e) or type(e).__name__)
             await progress.fail_open(str(e))
             await context.abort(grpc.StatusCode.UNKNOWN, str(e) or type(e).__name__)
             raise AssertionError from None
         finally:
-            if build is not None:
-                await self.builds.remove(build)
+            build.end("the build is over")
+            await self.builds.remove(build)
             await self.jobs.end(job)
         return pb.SolveResponse(ExporterResponse=response)
 

@@ -55,6 +55,8 @@ class Gateway(gw_grpc.LLBBridgeServicer):
         if build is None:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"no such job {ref[:80]}")
             raise AssertionError  # abort() raises
+        if build.ended:
+            await context.abort(grpc.StatusCode.CANCELLED, build.ended)
         return build
 
     async def Ping(self, request: gw.PingRequest,
@@ -65,6 +67,9 @@ class Gateway(gw_grpc.LLBBridgeServicer):
     async def Solve(self, request: gw.SolveRequest,
                     context: Context[gw.SolveRequest, gw.SolveResponse]) -> gw.SolveResponse:
         build = await self._build(context)  # type: ignore[arg-type]
+        await build.ready.wait()
+        if build.ended:
+            await context.abort(grpc.StatusCode.CANCELLED, build.ended)
         if getattr(request.Definition, "def") or request.FrontendInputs:
             await context.abort(
                 grpc.StatusCode.UNIMPLEMENTED,

@@ -65,13 +65,20 @@ class Job:
 
 
 class Jobs:
+    """Jobs by ref. An ended job stays a while (LINGER), so that a Status call that
+    arrives after its Solve ended (an early refusal) gets the whole stream at once
+    instead of waiting for a job that will never come."""
+
+    LINGER = 30.0
+
     def __init__(self) -> None:
         self._jobs: dict[str, Job] = {}
         self._changed = asyncio.Condition()
 
     async def start(self, ref: str) -> Job:
         async with self._changed:
-            if ref in self._jobs:
+            old = self._jobs.get(ref)
+            if old is not None and not old.done:
                 raise ValueError(f"a build with ref {ref} is already running")
             job = self._jobs[ref] = Job(ref)
             self._changed.notify_all()
@@ -80,9 +87,12 @@ class Jobs:
     async def end(self, job: Job) -> None:
         await job.finish()
         async with self._changed:
-            if self._jobs.get(job.ref) is job:
-                del self._jobs[job.ref]
             self._changed.notify_all()
+        asyncio.get_running_loop().call_later(self.LINGER, self._forget, job)
+
+    def _forget(self, job: Job) -> None:
+        if self._jobs.get(job.ref) is job:
+            del self._jobs[job.ref]
 
     async def get(self, ref: str, wait: float = JOB_WAIT) -> Job | None:
         async with self._changed:
