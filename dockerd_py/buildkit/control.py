@@ -200,6 +200,23 @@ class Control(pb_grpc.ControlServicer):
         await context.abort(grpc.StatusCode.UNIMPLEMENTED, "build history is not supported")
         yield pb.BuildHistoryEvent()  # type: ignore[unreachable]  # makes it a generator
 
+    async def UpdateBuildHistory(
+            self, request: pb.UpdateBuildHistoryRequest,
+            context: grpc.aio.ServicerContext[pb.UpdateBuildHistoryRequest,
+                                              pb.UpdateBuildHistoryResponse],
+    ) -> pb.UpdateBuildHistoryResponse:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "build history is not supported")
+        raise AssertionError  # abort() raises
+
+    async def Session(self, request_iterator: AsyncIterator[pb.BytesMessage],
+                      context: grpc.aio.ServicerContext[pb.BytesMessage, pb.BytesMessage],
+                      ) -> AsyncIterator[pb.BytesMessage]:
+        # sessions come through POST /session (the client's session dialer), as dockerd's
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED,
+                            "sessions over the control API are not supported: use POST "
+                            "/session")
+        yield pb.BytesMessage()  # type: ignore[unreachable]  # makes it a generator
+
     async def Status(self, request: pb.StatusRequest,
                      context: grpc.aio.ServicerContext[pb.StatusRequest, pb.StatusResponse],
                      ) -> AsyncIterator[pb.StatusResponse]:
