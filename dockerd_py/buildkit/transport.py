@@ -33,6 +33,7 @@ import grpc
 log = logging.getLogger(__name__)
 
 CHUNK = 256 * 1024
+HALF_CLOSE_GRACE = 5.0
 # BuildKit's client and session limits (defaults.DefaultMaxRecvMsgSize/SendMsgSize).
 MAX_MESSAGE = 16 << 20
 GRPC_OPTIONS = [("grpc.max_receive_message_length", MAX_MESSAGE),
@@ -76,8 +77,9 @@ class SocketDir:
 
 
 async def splice(pipe: Pipe, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """Copy both ways until either side ends; a half-close is passed on, and once one
-    direction is done and the other ends (or either side is gone) both are closed."""
+    """Copy both ways until the socket side ends or the client leaves. A half-close by
+    the client is passed on, and what the socket side still sends is copied for a
+    while (HALF_CLOSE_GRACE); then both are closed."""
 
     async def inbound() -> None:       # client -> socket
         try:
@@ -97,15 +99,18 @@ async def splice(pipe: Pipe, reader: asyncio.StreamReader, writer: asyncio.Strea
             pass
         await pipe.close_write()
 
-    tasks = [asyncio.ensure_future(inbound()), asyncio.ensure_future(outbound()),
-             asyncio.ensure_future(pipe.closed.wait())]
+    into = asyncio.ensure_future(inbound())
+    out = asyncio.ensure_future(outbound())
+    gone = asyncio.ensure_future(pipe.closed.wait())
     try:
-        # HTTP/2 has no half-close of its own: whichever direction ends first ends it
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait([out, gone, into], return_when=asyncio.FIRST_COMPLETED)
+        if into in done and not out.done() and not gone.done():
+            await asyncio.wait([out, gone], timeout=HALF_CLOSE_GRACE,
+                               return_when=asyncio.FIRST_COMPLETED)
     finally:
-        for task in tasks:
+        for task in (into, out, gone):
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(into, out, gone, return_exceptions=True)
         writer.close()
         with contextlib.suppress(ConnectionError, OSError):
             await writer.wait_closed()
