@@ -63,6 +63,8 @@ class Build:
         self.bk_names: dict[int, str] = {}    # stage index -> BuildKit's stage prefix
         self._results: dict[int, asyncio.Future[ImageRecord | None]] = {}
         self._plan: planning.Plan | None = None
+        self.check_config = checks.CheckConfig()
+        self._reported: set[tuple[str, str, int]] = set()
 
     # -- planning ----------------------------------------------------------------
 
@@ -191,13 +193,26 @@ class Build:
             raise InvalidParameter(e.message) from None
         if "BUILDKIT_DOCKERFILE_CHECK" in self.options.build_args:
             self.used_args.add("BUILDKIT_DOCKERFILE_CHECK")
+        self.check_config = config
         findings = checks.enabled(checks.run_checks(self.dockerfile), config)
-        definition = internal(f"[internal] load build definition from {self.options.dockerfile}")
         for f in findings:
-            await self.sink.warning(Warning(short=f.short, rule=f.rule, detail=(f.description,),
-                                            url=f.url, line=f.line, vertex=definition.digest))
+            await self.sink.warning(self._warning(f))
         if config.error and findings:
             raise InvalidParameter(checks.violation(findings))
+
+    def _warning(self, f: checks.Finding) -> Warning:
+        definition = internal(f"[internal] load build definition from {self.options.dockerfile}")
+        return Warning(short=f.short, rule=f.rule, detail=(f.description,), url=f.url,
+                       line=f.line, vertex=definition.digest)
+
+    async def report_findings(self, findings: list[checks.Finding]) -> None:
+        enabled = checks.enabled(findings, self.check_config)
+        for f in enabled:
+            if (f.rule, f.message, f.line) not in self._reported:
+                self._reported.add((f.rule, f.message, f.line))
+                await self.sink.warning(self._warning(f))
+        if enabled and self.check_config.error:
+            raise InvalidParameter(checks.violation(enabled))
 
     def _from_is_image(self, stage: ins.Stage, name: str) -> bool:
         return name.lower() != "scratch" and \

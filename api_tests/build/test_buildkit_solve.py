@@ -232,6 +232,11 @@ async def test_checks_as_warnings(services: Services, tmp_path: Path) -> None:
     assert found.detail == ("JSON arguments recommended for ENTRYPOINT/CMD to prevent "
                             "unintended behavior related to OS signals",)
     assert "FromAsCasing: 'as' and 'FROM' keywords' casing do not match (line 2)" in shorts
+    _, undefined = await _solve(services, tmp_path, "FROM busybox\nENV NAME=x\n"
+                                "ARG DECLARED\nENV B=$NAM C=${DECLARED} D=${UNSETVALUE:-d}\n")
+    assert sorted(w.short for w in undefined.warnings if w.rule == "UndefinedVar") == [
+        "UndefinedVar: Usage of undefined variable '$NAM' (did you mean $NAME?) (line 4)",
+        "UndefinedVar: Usage of undefined variable '$UNSETVALUE' (line 4)"]
     _, quiet = await _solve(services, tmp_path, "# check=skip=all\n" + dockerfile)
     assert not [w for w in quiet.warnings if w.short]
 

@@ -231,6 +231,31 @@ def run_checks(df: ins.Dockerfile) -> list[Finding]:
     return run.out
 
 
+def _distance(a: str, b: str) -> int:
+    previous = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        current = [i]
+        for j, cb in enumerate(b, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1,
+                               previous[j - 1] + (ca != cb)))
+        previous = current
+    return previous[-1]
+
+
+def undefined_var(name: str, known: list[str], line: int) -> Finding:
+    """UndefinedVar, with BuildKit's suggestion (util/suggest: the closest known name
+    within an edit distance of 2)."""
+    best, distance = "", 3
+    for option in known:
+        d = _distance(name, option)
+        if d < distance:
+            best, distance = option, d
+    message = f"Usage of undefined variable '${name}'"
+    if best:
+        message += f" (did you mean ${best}?)"
+    return Finding("UndefinedVar", message, line)
+
+
 def enabled(findings: list[Finding], config: CheckConfig) -> list[Finding]:
     if config.skip_all:
         return []
