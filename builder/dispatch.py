@@ -5,7 +5,14 @@ config, ARGs in scope, whether the cache is still usable). `dispatch` is a
 single table from instruction type to handler. Every step ends in `_commit`,
 which probes the cache and otherwise records a new image whose parent is the
 previous step's: metadata steps with an empty layer, filesystem steps with the
-layer their snapshot's diff gives (see layer.py).
+layer their snapshot's diff gives (see layer.py). RUN and COPY/ADD are
+handled in runstep.py and copystep.py.
+
+Each instruction is one vertex for the build's observer (observer.py):
+started, then cached / container / log events from `_commit` and the
+handlers, then completed with the step's image. Its BuildKit name is the
+instruction as written, variables expanded, prefixed "[stage k/n]" when it is
+a step BuildKit shows (FROM an image, RUN, COPY, ADD, WORKDIR).
 """
 
 from __future__ import annotations
