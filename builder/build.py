@@ -39,7 +39,7 @@ from .observer import BuildObserver, Vertex, Warning, internal, vertex_digest
 from .options import BuildOptions
 from .ordering import OrderedObserver
 from .request import NamedContext
-from .solve import platform_args
+from .solve import check_platform, platform_args
 
 
 class Build:
@@ -112,6 +112,9 @@ class Build:
     def _from_image(self, stage: ins.Stage) -> str:
         env = {k: v for k, v in self.meta_values.items() if v is not None}
         name = expand(stage.base.image, env, self.dockerfile.escape)
+        platform = stage.base.flags.get("platform", "")
+        if platform and self.options.buildkit:  # FROM --platform: the host's only
+            check_platform(expand(platform, env, self.dockerfile.escape))
         named = self.named_context(stage.index, name)
         if named is not None and named.image:
             return named.image

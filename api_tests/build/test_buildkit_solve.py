@@ -245,6 +245,8 @@ async def test_checks_as_warnings(services: Services, tmp_path: Path) -> None:
     ({"platform": "linux/s390x"}, "FROM busybox\n", "is not supported: this daemon builds "
      "only for its own platform"),
     ({"network": "host"}, "FROM busybox\n", "entitlement network.host is not allowed"),
+    ({}, "FROM --platform=linux/s390x busybox\n", "is not supported: this daemon builds "
+     "only for its own platform"),
     ({}, "FROM busybox\nRUN --network=host true\n", "entitlement network.host is not allowed"),
     ({}, "FROM busybox\nRUN --security=insecure true\n",
      "entitlement security.insecure is not allowed"),
@@ -255,8 +257,18 @@ async def test_refusals(services: Services, tmp_path: Path, kw: dict[str, Any],
                         dockerfile: str, message: str) -> None:
     if "s390x" in os.uname().machine:
         kw = {**kw, "platform": "linux/amd64"} if "platform" in kw else kw
+        dockerfile = dockerfile.replace("s390x", "amd64")
     with pytest.raises(InvalidParameter, match=message):
         await _solve(services, tmp_path, dockerfile, **kw)
+
+
+async def test_platform_args(services: Services, tmp_path: Path) -> None:
+    _, rec = await _solve(services, tmp_path, "FROM --platform=$BUILDPLATFORM busybox\n"
+                          "ARG TARGETARCH\nARG TARGETPLATFORM\n"
+                          "RUN echo \"arch=$TARGETARCH platform=$TARGETPLATFORM\"\n",
+                          no_cache=True)
+    out = rec.logs.decode()
+    assert "arch=" in out and "platform=linux/" in out and "arch= " not in out
 
 
 async def test_host_network_entitled(services: Services, tmp_path: Path) -> None:
