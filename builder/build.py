@@ -143,8 +143,9 @@ class Build:
         for bk_stage in stages:  # FROM an image counts as a step (not scratch, not a stage)
             if self._from_is_image(bk_stage, from_images[bk_stage.index]):
                 self.bk_totals[bk_stage.index] += 1
-        for text in self.dockerfile.warnings:  # the legacy output: one stderr message
-            await self.sink.warning(Warning(short="", legacy=text))
+        if not self.options.buildkit:  # the legacy output: one stderr message
+            for text in self.dockerfile.warnings:
+                await self.sink.warning(Warning(short="", legacy=text))
         await self._checks()
         for arg in self.dockerfile.meta_args:
             vertex = Vertex(vertex_digest("meta-arg", arg.original), arg.original, hidden=True,

@@ -237,6 +237,9 @@ async def test_checks_as_warnings(services: Services, tmp_path: Path) -> None:
     assert sorted(w.short for w in undefined.warnings if w.rule == "UndefinedVar") == [
         "UndefinedVar: Usage of undefined variable '$NAM' (did you mean $NAME?) (line 4)",
         "UndefinedVar: Usage of undefined variable '$UNSETVALUE' (line 4)"]
+    _, empty = await _solve(services, tmp_path, "FROM busybox\nLABEL a=b \\\n\n  c=d\n")
+    assert [w.short for w in empty.warnings] == [
+        "NoEmptyContinuation: Empty continuation line (line 2)"]
     _, quiet = await _solve(services, tmp_path, "# check=skip=all\n" + dockerfile)
     assert not [w for w in quiet.warnings if w.short]
 

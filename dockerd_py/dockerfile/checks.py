@@ -217,8 +217,12 @@ def run_checks(df: ins.Dockerfile) -> list[Finding]:
     """Every finding of the implemented rules, skipped ones included (the caller filters
     with the config)."""
     run = _Run()
-    for _ in df.warnings:  # the parser's empty continuation lines
-        run.add("NoEmptyContinuation", "Empty continuation line", 0)
+    found_in = "[WARNING]: Empty continuation line found in:\n    "
+    lines = {i.original: i.line for s in df.stages for i in [s.base, *s.instructions]}
+    for text in df.warnings:  # the parser's empty continuation lines (and their trailer)
+        if text.startswith(found_in):
+            run.add("NoEmptyContinuation", "Empty continuation line",
+                    lines.get(text[len(found_in):], 0))
     _from_checks(run, df)
     for arg in df.meta_args:
         for key, _ in arg.args:
