@@ -39,7 +39,7 @@ from .observer import BuildObserver, Vertex, Warning, internal, vertex_digest
 from .options import BuildOptions
 from .ordering import OrderedObserver
 from .request import NamedContext
-from .solve import platform_args
+from .solve import check_platform, platform_args
 
 
 class Build:
@@ -63,6 +63,8 @@ class Build:
         self.bk_names: dict[int, str] = {}    # stage index -> BuildKit's stage prefix
         self._results: dict[int, asyncio.Future[ImageRecord | None]] = {}
         self._plan: planning.Plan | None = None
+        self.check_config = checks.CheckConfig()
+        self._reported: set[tuple[str, str, int]] = set()
 
     # -- planning ----------------------------------------------------------------
 
@@ -110,6 +112,9 @@ class Build:
     def _from_image(self, stage: ins.Stage) -> str:
         env = {k: v for k, v in self.meta_values.items() if v is not None}
         name = expand(stage.base.image, env, self.dockerfile.escape)
+        platform = stage.base.flags.get("platform", "")
+        if platform and self.options.buildkit:  # FROM --platform: the host's only
+            check_platform(expand(platform, env, self.dockerfile.escape))
         named = self.named_context(stage.index, name)
         if named is not None and named.image:
             return named.image
@@ -138,8 +143,9 @@ class Build:
         for bk_stage in stages:  # FROM an image counts as a step (not scratch, not a stage)
             if self._from_is_image(bk_stage, from_images[bk_stage.index]):
                 self.bk_totals[bk_stage.index] += 1
-        for text in self.dockerfile.warnings:  # the legacy output: one stderr message
-            await self.sink.warning(Warning(short="", legacy=text))
+        if not self.options.buildkit:  # the legacy output: one stderr message
+            for text in self.dockerfile.warnings:
+                await self.sink.warning(Warning(short="", legacy=text))
         await self._checks()
         for arg in self.dockerfile.meta_args:
             vertex = Vertex(vertex_digest("meta-arg", arg.original), arg.original, hidden=True,
@@ -191,13 +197,26 @@ class Build:
             raise InvalidParameter(e.message) from None
         if "BUILDKIT_DOCKERFILE_CHECK" in self.options.build_args:
             self.used_args.add("BUILDKIT_DOCKERFILE_CHECK")
+        self.check_config = config
         findings = checks.enabled(checks.run_checks(self.dockerfile), config)
-        definition = internal(f"[internal] load build definition from {self.options.dockerfile}")
         for f in findings:
-            await self.sink.warning(Warning(short=f.short, rule=f.rule, detail=(f.description,),
-                                            url=f.url, line=f.line, vertex=definition.digest))
+            await self.sink.warning(self._warning(f))
         if config.error and findings:
             raise InvalidParameter(checks.violation(findings))
+
+    def _warning(self, f: checks.Finding) -> Warning:
+        definition = internal(f"[internal] load build definition from {self.options.dockerfile}")
+        return Warning(short=f.short, rule=f.rule, detail=(f.description,), url=f.url,
+                       line=f.line, vertex=definition.digest)
+
+    async def report_findings(self, findings: list[checks.Finding]) -> None:
+        enabled = checks.enabled(findings, self.check_config)
+        for f in enabled:
+            if (f.rule, f.message, f.line) not in self._reported:
+                self._reported.add((f.rule, f.message, f.line))
+                await self.sink.warning(self._warning(f))
+        if enabled and self.check_config.error:
+            raise InvalidParameter(checks.violation(enabled))
 
     def _from_is_image(self, stage: ins.Stage, name: str) -> bool:
         return name.lower() != "scratch" and \

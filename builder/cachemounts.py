@@ -1,6 +1,6 @@
 """`RUN --mount=type=cache`: directories that persist between builds.
 
-Each cache id has a directory under `<data root>/builder/cache-mounts/`
+Each cache id has a directory under `<data root>/builder-cache-mounts/`
 (named by a digest of the id, never by the id itself: the id is the
 client's), holding `meta.json` (id, times, use count) and one or more
 instances `data-N/` (a `sharing=private` cache that is busy gets a new

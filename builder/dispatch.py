@@ -5,7 +5,14 @@ config, ARGs in scope, whether the cache is still usable). `dispatch` is a
 single table from instruction type to handler. Every step ends in `_commit`,
 which probes the cache and otherwise records a new image whose parent is the
 previous step's: metadata steps with an empty layer, filesystem steps with the
-layer their snapshot's diff gives (see layer.py).
+layer their snapshot's diff gives (see layer.py). RUN and COPY/ADD are
+handled in runstep.py and copystep.py.
+
+Each instruction is one vertex for the build's observer (observer.py):
+started, then cached / container / log events from `_commit` and the
+handlers, then completed with the step's image. Its BuildKit name is the
+instruction as written, variables expanded, prefixed "[stage k/n]" when it is
+a step BuildKit shows (FROM an image, RUN, COPY, ADD, WORKDIR).
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from dockerd_py.dockerfile import checks
 from dockerd_py.dockerfile import instructions as ins
 from dockerd_py.dockerfile.lexer import Lexer
 from dockerd_py.dockerfile.lexer import expand as expand_word
@@ -39,6 +47,20 @@ from .scope import BuildScope, StageState
 from .scope import StepFailed as StepFailed
 
 
+class _Recording(dict[str, str]):
+    """An environment that remembers the names looked up in vain."""
+
+    def __init__(self, base: dict[str, str]) -> None:
+        super().__init__(base)
+        self.missing: list[str] = []
+
+    def __contains__(self, key: object) -> bool:
+        found = super().__contains__(key)
+        if not found and isinstance(key, str) and key not in self.missing:
+            self.missing.append(key)
+        return found
+
+
 class StageBuilder:
     def __init__(self, build: BuildScope, stage: ins.Stage, observer: BuildObserver,
                  from_vertex: Vertex) -> None:
@@ -50,6 +72,7 @@ class StageBuilder:
         self.vertex = from_vertex          # the step running now
         self._bk_index = 0 if from_vertex.hidden else 1
         self._last_digest = from_vertex.digest
+        self._findings: list[checks.Finding] = []  # build checks found while expanding
 
     # -- expansion -------------------------------------------------------------
 
@@ -65,9 +88,14 @@ class StageBuilder:
         return out
 
     def expand(self, inst: ins.Instruction) -> ins.Instruction:
-        env = self.env_for_expansion()
+        env = _Recording(self.env_for_expansion())
         escape = self.build.dockerfile.escape
-        return inst.expand(lambda word: expand_word(word, env, escape))
+        expanded = inst.expand(lambda word: expand_word(word, env, escape))
+        undefined = [n for n in env.missing if n not in self.state.args]
+        if undefined:  # BuildKit's UndefinedVar check (it needs the base image's ENV)
+            self._findings += [checks.undefined_var(n, sorted(env), inst.line)
+                               for n in undefined]
+        return expanded
 
     def build_args_in_effect(self) -> list[str]:
         """K=V for the ARGs with a value that ENV does not override, sorted."""
@@ -149,7 +177,11 @@ class StageBuilder:
         handler = _HANDLERS.get(type(inst))
         if handler is None:
             raise InvalidParameter(f"unknown instruction: {inst.keyword}")
-        await handler(self, self.expand(inst))
+        expanded = self.expand(inst)
+        if self._findings:
+            findings, self._findings = self._findings, []
+            await self.build.report_findings(findings)
+        await handler(self, expanded)
 
     # -- committing a step -----------------------------------------------------
 

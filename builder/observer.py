@@ -60,7 +60,8 @@ class Warning:
     """A build check or parser warning (BuildKit's VertexWarning)."""
 
     short: str                   # "JSONArgsRecommended: JSON arguments recommended ... (line 3)"
-    #                              ("": for the legacy output only)
+    #                              ("": for the legacy output only; never sent on a
+    #                              BuildKit build)
     rule: str = ""               # the check's name; "" for the parser's own warnings
     detail: tuple[str, ...] = ()  # the check's description, one entry per line
     url: str = ""                # the check's documentation

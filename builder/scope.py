@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from dockerd_py.dockerfile import instructions as ins
+from dockerd_py.dockerfile.checks import Finding
 from dockerd_py.engine.types import ImageRecord
 from dockerd_py.errors import DaemonError
 
@@ -54,6 +55,10 @@ class BuildScope(Protocol):
         """What identifies the content of `path` in source `name` (for cache keys)."""
 
     cache_mounts: CacheMounts
+
+    async def report_findings(self, findings: list[Finding]) -> None:
+        """Build checks found while the steps run (UndefinedVar): warnings, unless
+        skipped."""
 
 # Build args every build accepts without an ARG (moby's builtinAllowedBuildArgs).
 BUILTIN_ARGS = frozenset({"HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy",

@@ -43,7 +43,7 @@ from .request import BuildRequest, BuildResult
 from .solve import check_syntax, options_of
 
 log = logging.getLogger(__name__)
-CACHE_MOUNTS = "cache-mounts"
+CACHE_MOUNTS = "builder-cache-mounts"  # <data root>/builder-cache-mounts
 CACHE_MOUNT_PREFIX = "sha256:"  # cache mount keys are hex digests too (25 shown, as BuildKit)
 _STEP_DIR = re.compile(r"[0-9a-f]{12}")
 _CONTAINER_ID = re.compile(r"[0-9a-f]{64}")
@@ -67,7 +67,8 @@ class BuildService:
         self._cleanups: set[asyncio.Future[None]] = set()
         os.makedirs(self.root, mode=0o700, exist_ok=True)
         os.chmod(self.root, 0o700)
-        self.cache_mounts = CacheMounts(os.path.join(self.root, CACHE_MOUNTS))
+        # beside the build directories, never among them: those go at every start
+        self.cache_mounts = CacheMounts(os.path.join(os.path.dirname(self.root), CACHE_MOUNTS))
 
     async def recover(self) -> None:
         """Clear what a daemon that died mid-build left (call at start, before any build
@@ -229,8 +230,6 @@ def _step_dirs(root: str) -> set[str]:
     """Names of the step directories of every build directory (a step key's prefix)."""
     out: set[str] = set()
     for build in os.listdir(root):
-        if build == CACHE_MOUNTS:
-            continue
         with contextlib.suppress(OSError):
             out.update(e for e in os.listdir(os.path.join(root, build))
                        if _STEP_DIR.fullmatch(e))
@@ -248,8 +247,6 @@ def _sweep(root: str) -> None:
         log.info("unmounted %s, left by a previous daemon", point)
     mounted = mounts_under(root)  # what would not come off: never rmtree into a mount
     for name in os.listdir(root):
-        if name == CACHE_MOUNTS:  # RUN --mount=type=cache: kept across restarts
-            continue
         path = os.path.join(root, name)
         if any(p == path or p.startswith(path + "/") for p in mounted):
             log.warning("build directory %s is still mounted: left in place", path)

@@ -244,7 +244,7 @@ async def cancel(request: web.Request) -> web.Response:
 async def cache_usage(request: web.Request) -> tuple[list[dict[str, Any]], int]:
     """BuildCache entries of GET /system/df, and their total size (BuilderSize)."""
     records = await request.app[BUILDER].usage()
-    by_image = {r.entry.image_id: r.entry.key for r in records}
+    by_image = {r.entry.image_id: r.entry.key for r in records if r.entry.image_id}
     new_api = api_version(request) >= (1, 42)
     out = []
     for r in records:

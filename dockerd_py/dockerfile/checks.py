@@ -217,8 +217,12 @@ def run_checks(df: ins.Dockerfile) -> list[Finding]:
     """Every finding of the implemented rules, skipped ones included (the caller filters
     with the config)."""
     run = _Run()
-    for _ in df.warnings:  # the parser's empty continuation lines
-        run.add("NoEmptyContinuation", "Empty continuation line", 0)
+    found_in = "[WARNING]: Empty continuation line found in:\n    "
+    lines = {i.original: i.line for s in df.stages for i in [s.base, *s.instructions]}
+    for text in df.warnings:  # the parser's empty continuation lines (and their trailer)
+        if text.startswith(found_in):
+            run.add("NoEmptyContinuation", "Empty continuation line",
+                    lines.get(text[len(found_in):], 0))
     _from_checks(run, df)
     for arg in df.meta_args:
         for key, _ in arg.args:
@@ -229,6 +233,31 @@ def run_checks(df: ins.Dockerfile) -> list[Finding]:
     for stage in df.stages:
         _stage_checks(run, stage)
     return run.out
+
+
+def _distance(a: str, b: str) -> int:
+    previous = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        current = [i]
+        for j, cb in enumerate(b, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1,
+                               previous[j - 1] + (ca != cb)))
+        previous = current
+    return previous[-1]
+
+
+def undefined_var(name: str, known: list[str], line: int) -> Finding:
+    """UndefinedVar, with BuildKit's suggestion (util/suggest: the closest known name
+    within an edit distance of 2)."""
+    best, distance = "", 3
+    for option in known:
+        d = _distance(name, option)
+        if d < distance:
+            best, distance = option, d
+    message = f"Usage of undefined variable '${name}'"
+    if best:
+        message += f" (did you mean ${best}?)"
+    return Finding("UndefinedVar", message, line)
 
 
 def enabled(findings: list[Finding], config: CheckConfig) -> list[Finding]:
