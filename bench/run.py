@@ -10,7 +10,7 @@ networking. Both are driven by the same stock CLI (`docker`, DOCKER_HOST set to
 each socket, a private DOCKER_CONFIG), and both receive byte-identical inputs.
 Everything is torn down at the end, also on Ctrl-C/SIGTERM.
 
-Benchmarks (select with --only load,save,images,run,exec,parallel,ps,memory,build; all by
+Benchmarks (select with --only load,save,images,run,exec,parallel,ps,memory,build,buildx; all by
 default; the whole default run takes about 4 minutes on 2 cores, plus the build phase):
 
   load    `docker load -i big.tar`, where big.tar is a docker-archive built here
@@ -68,6 +68,11 @@ default; the whole default run takes about 4 minutes on 2 cores, plus the build 
             (--no-cache), fully cached rebuild, and rebuild after editing one source
             file; --build-reps (5) of each, wall time of the CLI process, medians. Both
             daemons build with --network host (the reference has no bridge).
+
+  buildx    (bench/buildx_build.py) the same Dockerfile and context through the buildx
+            plugin (`docker buildx build`, BuildKit's /grpc and /session): ours on its
+            builder, the reference dockerd 20.10 on its built-in BuildKit; cold, cached,
+            one file touched, --build-reps of each, medians.
 
   registry  (bench/registry.py) docker pull and push of a 3-layer image (120+50+30 MiB of
             random data, gzip) with Debian's docker-registry on 127.0.0.1: cold, and with
@@ -134,6 +139,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import archives  # noqa: E402
 import build  # noqa: E402
+import buildx_build  # noqa: E402
 import containers  # noqa: E402
 import daemons  # noqa: E402
 import network as network_bench  # noqa: E402
@@ -146,8 +152,8 @@ BIG_TAG = "bench/big:latest"
 SMALL_REPO = "bench/small"
 SMALL_COUNT = 10
 PHASES = ("load", "save", "images", "run", "exec", "parallel", "ps", "memory", "build",
-          "registry", "network")
-CONTAINER_PHASES = ("memory", "run", "exec", "parallel", "ps", "build")
+          "buildx", "registry", "network")
+CONTAINER_PHASES = ("memory", "run", "exec", "parallel", "ps", "build", "buildx")
 LABEL = {"ours": "ours", "reference": "reference"}
 
 
@@ -435,6 +441,12 @@ def rows(results: dict[str, Any]) -> list[tuple[str, float | None, float | None,
         out.append((f"build cold ({b['steps']} steps)", *pick(b["cold"], "median_s"), "s"))
         out.append(("  fully cached rebuild", *pick(b["cached"], "median_ms"), "ms"))
         out.append(("  one source file touched", *pick(b["touch"], "median_s"), "s"))
+    if "buildx" in results:
+        b = results["buildx"]
+        out.append((f"buildx build cold ({b['steps']} steps)", *pick(b["cold"], "median_s"),
+                    "s"))
+        out.append(("  fully cached rebuild", *pick(b["cached"], "median_ms"), "ms"))
+        out.append(("  one source file touched", *pick(b["touch"], "median_s"), "s"))
     if "registry" in results:
         med = results["registry"]["median_s"]
         for op, label in (("pull_cold", "registry pull, cold (200 MiB)"),
@@ -646,6 +658,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"build: {args.build_reps} x cold, cached and one-file-touched builds of a "
                   "multi-stage Dockerfile with a 50 MB context", flush=True)
             results["build"] = profiled("build", lambda: build.phase_build(
+                cli, ds, dset.root, args.build_reps))
+        if "buildx" in only:
+            print(f"buildx: {args.build_reps} x cold, cached and one-file-touched builds of "
+                  "the same Dockerfile through the buildx plugin (BuildKit)", flush=True)
+            results["buildx"] = profiled("buildx", lambda: buildx_build.phase_buildx(
                 cli, ds, dset.root, args.build_reps))
         if "parallel" in only:
             print(f"parallel: bursts of {args.parallel} concurrent docker run -d, "

@@ -12,87 +12,59 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import re
 import shutil
 import tempfile
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
+from dockerd_py.dockerfile import checks
 from dockerd_py.dockerfile import instructions as ins
 from dockerd_py.dockerfile.lexer import expand
 from dockerd_py.engine.images.hold import hold
 from dockerd_py.engine.mount import mount_all
-from dockerd_py.engine.reference import parse_normalized
+from dockerd_py.engine.reference import parse_normalized, with_default_tag
 from dockerd_py.engine.types import ImageRecord
 from dockerd_py.errors import InvalidParameter, NotFound
 
 from . import plan as planning
-from . import progress
 from .backend import Backend
-from .context import BuildContext
+from .cachemounts import CacheMounts
+from .context import BuildContext, tree_digest
+from .copy import resolve_in_root
 from .dispatch import BUILTIN_ARGS, StageBuilder
 from .layer import release
+from .observer import BuildObserver, Vertex, Warning, internal, vertex_digest
 from .options import BuildOptions
-
-Sink = Callable[[progress.Message], Awaitable[None]]
-
-
-class _OrderedOutput:
-    """Messages of concurrent stages, written in stage order."""
-
-    def __init__(self, sink: Sink, order: list[int]) -> None:
-        self._sink = sink
-        self._order = order
-        self._pos = 0
-        self._held: dict[int, list[progress.Message]] = {i: [] for i in order}
-        self._done: set[int] = set()
-        self._lock = asyncio.Lock()
-
-    def emitter(self, stage: int) -> Sink:
-        async def emit(message: progress.Message) -> None:
-            async with self._lock:
-                if self._pos < len(self._order) and self._order[self._pos] == stage:
-                    await self._sink(message)
-                else:
-                    self._held[stage].append(message)
-        return emit
-
-    async def finish(self, stage: int) -> None:
-        async with self._lock:
-            self._done.add(stage)
-            while self._pos < len(self._order) and self._order[self._pos] in self._done:
-                self._pos += 1
-                if self._pos < len(self._order):
-                    await self._flush(self._order[self._pos])
-
-    async def flush_until(self, failed: int) -> None:
-        """After a failure: what the stages up to the failed one held back."""
-        async with self._lock:
-            for stage in self._order[self._pos:self._order.index(failed) + 1]:
-                await self._flush(stage)
-            self._pos = len(self._order)
-
-    async def _flush(self, stage: int) -> None:
-        held, self._held[stage] = self._held[stage], []
-        for message in held:
-            await self._sink(message)
+from .ordering import OrderedObserver
+from .request import NamedContext
+from .solve import check_platform, platform_args
 
 
 class Build:
     def __init__(self, backend: Backend, context: BuildContext,
-                 dockerfile: ins.Dockerfile, options: BuildOptions, sink: Sink) -> None:
+                 dockerfile: ins.Dockerfile, options: BuildOptions,
+                 observer: BuildObserver, state_dir: str,
+                 cache_mounts: CacheMounts) -> None:
+        self.cache_mounts = cache_mounts
         self.backend = backend
         self.context = context
         self.dockerfile = dockerfile
         self.options = options
-        self.sink = sink
-        self.state_dir = context.root
+        self.sink = observer
+        self.observer: OrderedObserver = OrderedObserver(observer, [])
+        self.state_dir = state_dir
         self.used_args: set[str] = set()
         self.meta_values: dict[str, str | None] = {}
         self.step_numbers: dict[int, int] = {}
         self.total_steps = 0
+        self.bk_totals: dict[int, int] = {}   # stage index -> BuildKit's step count
+        self.bk_names: dict[int, str] = {}    # stage index -> BuildKit's stage prefix
         self._results: dict[int, asyncio.Future[ImageRecord | None]] = {}
         self._plan: planning.Plan | None = None
+        self.check_config = checks.CheckConfig()
+        self._reported: set[tuple[str, str, int]] = set()
 
     # -- planning ----------------------------------------------------------------
 
@@ -108,8 +80,25 @@ class Build:
                 n += 1
                 self.step_numbers[id(inst)] = n
         self.total_steps = n
+        multi = len(self.dockerfile.stages) > 1
+        for stage in stages:
+            self.bk_names[stage.index] = (stage.name or f"stage-{stage.index}") if multi else ""
+            self.bk_totals[stage.index] = sum(
+                1 for inst in stage.instructions
+                if isinstance(inst, (ins.Run, ins.Copy, ins.Workdir)))
+
+    def bk_step_name(self, stage: int, index: int, text: str) -> str:
+        """BuildKit's vertex name: "[stage-1 2/5] RUN make" (prefixCommand)."""
+        total = self.bk_totals.get(stage, 0)
+        if not total:
+            return text
+        prefix = self.bk_names.get(stage, "")
+        width = len(str(total))
+        return f"[{prefix + ' ' if prefix else ''}{index:>{width}}/{total}] {text}"
 
     def _meta_args(self) -> None:
+        if self.options.buildkit:  # BuildKit's automatic platform ARGs
+            self.meta_values.update(platform_args())
         for arg in self.dockerfile.meta_args:
             for name, default in arg.args:
                 self.used_args.add(name)
@@ -122,7 +111,17 @@ class Build:
 
     def _from_image(self, stage: ins.Stage) -> str:
         env = {k: v for k, v in self.meta_values.items() if v is not None}
-        return expand(stage.base.image, env, self.dockerfile.escape)
+        name = expand(stage.base.image, env, self.dockerfile.escape)
+        platform = stage.base.flags.get("platform", "")
+        if platform and self.options.buildkit:  # FROM --platform: the host's only
+            check_platform(expand(platform, env, self.dockerfile.escape))
+        named = self.named_context(stage.index, name)
+        if named is not None and named.image:
+            return named.image
+        if named is not None:
+            raise InvalidParameter(f"FROM {name}: a local directory build context cannot be "
+                                   "a stage's base here; COPY --from it instead")
+        return name
 
     # -- running -----------------------------------------------------------------
 
@@ -141,16 +140,23 @@ class Build:
                                             for k, v in sorted(self.options.labels.items())]
             stages[-1] = ins.Stage(last.index, last.base, list(last.instructions) + extra)
         self._number_steps(stages)
-        if self.dockerfile.warnings:  # one stderr message, as the reference
-            await self.sink(progress.stderr("".join(w + "\n" for w in self.dockerfile.warnings)))
+        for bk_stage in stages:  # FROM an image counts as a step (not scratch, not a stage)
+            if self._from_is_image(bk_stage, from_images[bk_stage.index]):
+                self.bk_totals[bk_stage.index] += 1
+        if not self.options.buildkit:  # the legacy output: one stderr message
+            for text in self.dockerfile.warnings:
+                await self.sink.warning(Warning(short="", legacy=text))
+        await self._checks()
         for arg in self.dockerfile.meta_args:
-            for message in progress.step(self.step_numbers[id(arg)], self.total_steps,
-                                         arg.original):
-                await self.sink(message)
+            vertex = Vertex(vertex_digest("meta-arg", arg.original), arg.original, hidden=True,
+                            step=self.step_numbers[id(arg)], total=self.total_steps,
+                            original=arg.original)
+            await self.sink.started(vertex)
+            await self.sink.completed(vertex, None, None)
         loop = asyncio.get_running_loop()
         for index in plan.needed:
             self._results[index] = loop.create_future()
-        output = _OrderedOutput(self.sink, plan.needed)
+        output = self.observer = OrderedObserver(self.sink, plan.needed)
         tasks = [asyncio.create_task(self._stage(stages[i], from_images[i], output),
                                      name=f"build-stage-{i}") for i in plan.needed]
         try:
@@ -177,20 +183,71 @@ class Build:
         unused = [k for k in self.options.build_args
                   if k not in self.used_args and k not in BUILTIN_ARGS]
         if unused:
-            await self.sink(progress.unused_args(unused))
+            await self.sink.unused_args(sorted(unused))
         return result
 
-    async def _stage(self, stage: ins.Stage, image_name: str, output: _OrderedOutput) -> None:
-        emit = output.emitter(stage.index)
+    async def _checks(self) -> None:
+        """Build checks as warnings of the build definition's vertex; with
+        `check=error=true`, their failure before any step runs."""
         try:
-            for message in progress.step(self.step_numbers[id(stage.base)], self.total_steps,
-                                         stage.base.original):
-                await emit(message)
-            base = await self._base_image(stage, image_name, emit)
-            builder = StageBuilder(self, stage, emit)
+            config = checks.parse_check(self.dockerfile.directives.get("check", ""))
+            config = config.merged(checks.parse_check(
+                self.options.build_args.get("BUILDKIT_DOCKERFILE_CHECK") or ""))
+        except ins.DockerfileError as e:
+            raise InvalidParameter(e.message) from None
+        if "BUILDKIT_DOCKERFILE_CHECK" in self.options.build_args:
+            self.used_args.add("BUILDKIT_DOCKERFILE_CHECK")
+        self.check_config = config
+        findings = checks.enabled(checks.run_checks(self.dockerfile), config)
+        for f in findings:
+            await self.sink.warning(self._warning(f))
+        if config.error and findings:
+            raise InvalidParameter(checks.violation(findings))
+
+    def _warning(self, f: checks.Finding) -> Warning:
+        definition = internal(f"[internal] load build definition from {self.options.dockerfile}")
+        return Warning(short=f.short, rule=f.rule, detail=(f.description,), url=f.url,
+                       line=f.line, vertex=definition.digest)
+
+    async def report_findings(self, findings: list[checks.Finding]) -> None:
+        enabled = checks.enabled(findings, self.check_config)
+        for f in enabled:
+            if (f.rule, f.message, f.line) not in self._reported:
+                self._reported.add((f.rule, f.message, f.line))
+                await self.sink.warning(self._warning(f))
+        if enabled and self.check_config.error:
+            raise InvalidParameter(checks.violation(enabled))
+
+    def _from_is_image(self, stage: ins.Stage, name: str) -> bool:
+        return name.lower() != "scratch" and \
+            planning.from_stage(self.dockerfile.stages, name, stage.index) is None
+
+    def _from_vertex(self, stage: ins.Stage, name: str) -> Vertex:
+        step, original = self.step_numbers[id(stage.base)], stage.base.original
+        if not self._from_is_image(stage, name):
+            return Vertex(vertex_digest("from", stage.index, original, name), f"FROM {name}",
+                          stage.index, hidden=True, step=step, total=self.total_steps,
+                          original=original)
+        shown = name
+        with contextlib.suppress(Exception):
+            shown = with_default_tag(parse_normalized(name)).string()
+        text = self.bk_step_name(stage.index, 1, f"FROM {shown}")
+        return Vertex(vertex_digest("from", stage.index, original, shown), text, stage.index,
+                      step=step, total=self.total_steps, original=original)
+
+    async def _stage(self, stage: ins.Stage, image_name: str, output: OrderedObserver) -> None:
+        vertex = self._from_vertex(stage, image_name)
+        try:
+            await output.started(vertex)
+            try:
+                base = await self._base_image(stage, image_name, vertex)
+                builder = StageBuilder(self, stage, output, vertex)
+            except BaseException as e:
+                await output.completed(vertex, e, None)
+                raise
             image = await builder.run(base)
             if image is not None:
-                await emit(progress.aux_id(image.id))
+                await output.stage_done(stage.index, image.id)
         except BaseException as e:
             fut = self._results[stage.index]
             if not fut.done():
@@ -200,19 +257,37 @@ class Build:
         self._results[stage.index].set_result(image)
         await output.finish(stage.index)
 
-    async def _base_image(self, stage: ins.Stage, name: str, emit: Any) -> ImageRecord | None:
+    async def _base_image(self, stage: ins.Stage, name: str,
+                          vertex: Vertex) -> ImageRecord | None:
         if name.lower() == "scratch":
             return None
         index = planning.from_stage(self.dockerfile.stages, name, stage.index)
         if index is not None:
             return await self._results[index]
-        return await self.resolve_image(name, emit, pull=self.options.pull)
+        return await self.resolve_image(name, vertex, pull=self.options.pull)
 
-    async def resolve_image(self, name: str, emit: Any, *, pull: bool) -> ImageRecord:
+    async def resolve_image(self, name: str, vertex: Vertex | None, *,
+                            pull: bool) -> ImageRecord:
         try:
             ref = parse_normalized(name)
         except Exception as e:
             raise InvalidParameter(str(e)) from None
+        meta = internal(f"[internal] load metadata for {with_default_tag(ref).string()}")
+        await self.sink.started(meta)
+        try:
+            image = await self._resolve(name, ref, vertex, pull=pull)
+        except BaseException as e:
+            await self.sink.completed(meta, e, None)
+            raise
+        await self.sink.completed(meta, None, None)
+        return image
+
+    async def _resolve(self, name: str, ref: Any, vertex: Vertex | None, *,
+                       pull: bool) -> ImageRecord:
+        async def emit(message: dict[str, Any]) -> None:
+            if vertex is not None:
+                await self.observer.status(vertex, message)
+
         # The build's lease holds the image's layers before the build relies on them; one
         # removed (and collected) since the lookup is looked up, or pulled, again.
         for _ in range(2):
@@ -222,19 +297,31 @@ class Build:
                     image = await self.backend.images.resolve(name)
             if image is None:
                 image = await self.backend.puller.pull(
-                    name, auth=self._auth_for(ref), platform=self.options.platform or None,
-                    progress=emit)
+                    name, auth=await self._auth_for(ref), platform=self.options.platform or None,
+                    progress=emit if vertex is not None else None)
             if await hold(self.backend.content, self.backend.snapshots, image):
                 return image
         raise NotFound(f"No such image: {name}")
 
-    def _auth_for(self, ref: Any) -> dict[str, Any] | None:
+    async def _auth_for(self, ref: Any) -> dict[str, Any] | None:
         domain = ref.string().split("/", 1)[0]
+        if self.options.auth_source is not None:
+            return await self.options.auth_source.credentials(domain)
         for key in (domain, "https://index.docker.io/v1/" if domain == "docker.io" else ""):
             if key and key in self.options.auth:
                 found = self.options.auth[key]
                 return found if isinstance(found, dict) else None
         return None
+
+    def named_context(self, before: int, name: str) -> NamedContext | None:
+        """The `--build-context` `name` stands for, unless an earlier stage has that name."""
+        found = self.options.contexts.get(name)
+        if found is None:
+            return None
+        with contextlib.suppress(ins.DockerfileError):
+            if planning.stage_index(self.dockerfile.stages, name, before) is not None:
+                return None
+        return found
 
     async def copy_source(self, before: int, name: str) -> ImageRecord | None:
         """The image `COPY --from=name` reads: an earlier stage's result, or an image."""
@@ -244,12 +331,51 @@ class Build:
             raise InvalidParameter(e.message) from None
         if index is not None:
             return await self._results[index]
+        named = self.named_context(before, name)
+        if named is not None and named.image:
+            return await self.resolve_image(named.image, None, pull=False)
         try:
             parse_normalized(name)
         except Exception as e:  # the reference's wording (it never expands --from)
             reason = re.sub(r"repository name \([^)]*\) must", "repository name must", str(e))
             raise InvalidParameter(f"invalid from flag value {name}: {reason}") from None
         return await self.resolve_image(name, None, pull=False)
+
+    @contextlib.asynccontextmanager
+    async def source_view(self, before: int, name: str) -> AsyncIterator[str]:
+        """The root directory `from=name` reads: the build context for "", a named
+        context's directory, or a stage's or image's filesystem (mounted read-only)."""
+        if not name:
+            yield self.context.dir
+            return
+        named = self.named_context(before, name)
+        if named is not None and named.directory:
+            yield os.path.realpath(named.directory)
+            return
+        image = await self.copy_source(before, name)
+        async with self.image_view(image) as view:
+            yield view
+
+    async def source_digest(self, before: int, name: str, path: str) -> str:
+        """What identifies `path` of source `name` for a cache key: a content digest of
+        the context's (or a named directory's) files, an image's ID otherwise."""
+        if not name:
+            rel = path.strip("/") or "."
+            if self.context.path_of(rel) is None:
+                raise InvalidParameter(f"{path}: outside the build context")
+            try:
+                return "ctx:" + await asyncio.to_thread(self.context.digest, rel)
+            except FileNotFoundError:
+                return f"ctx:{rel}:missing"
+        named = self.named_context(before, name)
+        if named is not None and named.directory:
+            root = os.path.realpath(named.directory)
+            target = resolve_in_root(root, path)
+            digest = await asyncio.to_thread(tree_digest, target) \
+                if os.path.lexists(target) else "missing"
+            return f"dir:{name}:{path}:{digest}"
+        image = await self.copy_source(before, name)
+        return f"image:{image.id if image else 'scratch'}:{path}"
 
     @contextlib.asynccontextmanager
     async def image_view(self, image: ImageRecord | None) -> AsyncIterator[str]:

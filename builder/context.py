@@ -41,6 +41,17 @@ class BuildContext:
         self._digests: dict[str, str] = {}
 
     @classmethod
+    def of_directory(cls, directory: str, parent: str) -> BuildContext:
+        """A context already on disk (blocking): read from where it is, never changed;
+        the build's private files go to a new directory under parent."""
+        if not os.path.isdir(directory):
+            raise InvalidParameter(f"build context {directory} is not a directory")
+        os.makedirs(parent, exist_ok=True)
+        ctx = cls(tempfile.mkdtemp(prefix="ctx-", dir=parent))
+        ctx.dir = os.path.realpath(directory)
+        return ctx
+
+    @classmethod
     async def receive(cls, chunks: AsyncIterator[bytes], parent: str) -> BuildContext:
         os.makedirs(parent, exist_ok=True)
         ctx = cls(await asyncio.to_thread(tempfile.mkdtemp, prefix="ctx-", dir=parent))

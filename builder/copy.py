@@ -32,10 +32,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO, cast
 
+from dockerd_py.dockerfile.chmod import Chmod
 from dockerd_py.engine import archive
 from dockerd_py.engine.containers.bundle import read_in_root
 from dockerd_py.engine.runtime.users import Unreadable, iter_group, iter_passwd
 from dockerd_py.errors import InvalidParameter
+
+from .dockerignore import Matcher
 
 _MAX_LINKS = 255
 _WILDCARD = set("*?[")
@@ -144,6 +147,7 @@ class Ownership:
     uid: int = 0
     gid: int = 0
     chmod: int | None = None    # --chmod, applied to files and directories copied
+    symbolic: Chmod | None = None  # --chmod=u+x etc.: applied to each file's own mode
 
 
 def make_dirs(root: str, rel_dir: str, owner: Ownership | None) -> str:
@@ -186,20 +190,28 @@ def _finish(path: str, st: os.stat_result, owner: Ownership, is_link: bool) -> N
     os.lchown(path, owner.uid, owner.gid)
     if not is_link:
         mode = owner.chmod if owner.chmod is not None else stat.S_IMODE(st.st_mode)
+        if owner.symbolic is not None:
+            mode = owner.symbolic.apply(stat.S_IMODE(st.st_mode), stat.S_ISDIR(st.st_mode))
         os.chmod(path, mode)
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
 
 
+Skip = Callable[[str], bool]  # COPY --exclude: host path of a source entry -> excluded
+
+
 def _copy_entry(src: str, dst: str, owner: Ownership, *, follow: bool,
-                written: set[str]) -> None:
+                written: set[str], skip: Skip | None = None) -> None:
     st = os.stat(src) if follow else os.lstat(src)
     if stat.S_ISDIR(st.st_mode):
         existed = _remove_existing(dst, True)
         if not existed:
             os.mkdir(dst, 0o755)
         for name in sorted(os.listdir(src)):
-            _copy_entry(os.path.join(src, name), os.path.join(dst, name), owner, follow=False,
-                        written=written)
+            child = os.path.join(src, name)
+            if skip is not None and skip(child):
+                continue
+            _copy_entry(child, os.path.join(dst, name), owner, follow=False,
+                        written=written, skip=skip)
         _finish(dst, st, owner, False)
         written.add(dst)
         return
@@ -245,12 +257,22 @@ def is_archive(path: str) -> bool:
         return False
 
 
+def _excluder(patterns: list[str], base: str) -> Skip | None:
+    """COPY --exclude: patterns (.dockerignore's syntax) on paths relative to base."""
+    if not patterns:
+        return None
+    matcher = Matcher(patterns)
+    return lambda path: bool(matcher.matches(os.path.relpath(path, base)))
+
+
 def copy_into(rootfs: str, sources: list[Source], dest: str, owner: Ownership, *,
               extract_archives: bool, verb: str, never_extract: set[str] | None = None,
-              written: set[str] | None = None) -> None:
+              written: set[str] | None = None, exclude: list[str] | None = None) -> None:
     """Copy the sources to dest (absolute, in the rootfs). `written` collects the host
-    paths that got their source's times."""
+    paths that got their source's times; `exclude`: COPY --exclude patterns."""
     written = set() if written is None else written
+    if exclude:
+        sources = [s for s in sources if s.is_dir or not _matches_any(exclude, s.name)]
     dest_is_dir = dest.endswith("/") or dest.endswith("/.") or dest in ("/", ".")
     multiple = len(sources) > 1
     if multiple and not dest_is_dir:
@@ -268,9 +290,13 @@ def copy_into(rootfs: str, sources: list[Source], dest: str, owner: Ownership, *
             directory = make_dirs(rootfs, rel_target, None)
             if not existed:
                 os.lchown(directory, owner.uid, owner.gid)
+            skip = _excluder(exclude or [], src.host_path)
             for name in sorted(os.listdir(src.host_path)):
-                _copy_entry(os.path.join(src.host_path, name), os.path.join(directory, name),
-                            owner, follow=False, written=written)
+                child = os.path.join(src.host_path, name)
+                if skip is not None and skip(child):
+                    continue
+                _copy_entry(child, os.path.join(directory, name),
+                            owner, follow=False, written=written, skip=skip)
             continue
         if extract_archives and src.host_path not in (never_extract or set()) \
                 and is_archive(src.host_path):  # --chown never applies to extracted archives
@@ -286,6 +312,10 @@ def copy_into(rootfs: str, sources: list[Source], dest: str, owner: Ownership, *
             parent = make_dirs(rootfs, posixpath.dirname(rel_target), owner)
             _copy_entry(src.host_path, os.path.join(parent, posixpath.basename(rel_target)),
                         owner, follow=True, written=written)
+
+
+def _matches_any(patterns: list[str], name: str) -> bool:
+    return bool(Matcher(patterns).matches(name))
 
 
 def _extract_archive(f: BinaryIO, directory: str, written: set[str]) -> None:
@@ -353,11 +383,12 @@ def is_url(text: str) -> bool:
     return text.startswith(("http://", "https://"))
 
 
-def ownership(rootfs: str, chown: str, mode: int | None) -> Ownership:
+def ownership(rootfs: str, chown: str, mode: int | None,
+              symbolic: Chmod | None = None) -> Ownership:
     """--chown as the legacy builder reads it: "user" means user:user, names are looked
     up in the image's /etc/passwd and /etc/group (read as container starts read them)."""
     if not chown:
-        return Ownership(0, 0, mode)
+        return Ownership(0, 0, mode, symbolic)
     user, _, group = chown.partition(":")
     group = group or user
     uid = int(user) if user.isascii() and user.isdigit() else _id_of(
@@ -366,7 +397,7 @@ def ownership(rootfs: str, chown: str, mode: int | None) -> Ownership:
     gid = int(group) if group.isascii() and group.isdigit() else _id_of(
         group, "gid", "group", read_in_root(rootfs, "/etc/group"),
         lambda text: ((g.name, g.gid) for g in iter_group(text)))
-    return Ownership(uid, gid, mode)
+    return Ownership(uid, gid, mode, symbolic)
 
 
 def _id_of(name: str, kind: str, what: str, text: str | Unreadable | None,

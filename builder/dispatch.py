@@ -5,99 +5,74 @@ config, ARGs in scope, whether the cache is still usable). `dispatch` is a
 single table from instruction type to handler. Every step ends in `_commit`,
 which probes the cache and otherwise records a new image whose parent is the
 previous step's: metadata steps with an empty layer, filesystem steps with the
-layer their snapshot's diff gives (see layer.py).
+layer their snapshot's diff gives (see layer.py). RUN and COPY/ADD are
+handled in runstep.py and copystep.py.
+
+Each instruction is one vertex for the build's observer (observer.py):
+started, then cached / container / log events from `_commit` and the
+handlers, then completed with the step's image. Its BuildKit name is the
+instruction as written, variables expanded, prefixed "[stage k/n]" when it is
+a step BuildKit shows (FROM an image, RUN, COPY, ADD, WORKDIR).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import copy
-import hashlib
 import os
-import posixpath
-import shutil
-import tempfile
 import uuid
 from collections.abc import Awaitable, Callable
-from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
+from dockerd_py.dockerfile import checks
 from dockerd_py.dockerfile import instructions as ins
+from dockerd_py.dockerfile.lexer import Lexer
 from dockerd_py.dockerfile.lexer import expand as expand_word
 from dockerd_py.dockerfile.parser import parse_instruction
 from dockerd_py.engine.images.hold import hold
 from dockerd_py.engine.images.mediatypes import now_rfc3339
 from dockerd_py.engine.timestamps import parse_time
 from dockerd_py.engine.types import ImageRecord
-from dockerd_py.errors import DaemonError, InvalidParameter
+from dockerd_py.errors import InvalidParameter
 
 from . import copy as copying
-from . import imageconfig, metadata, progress
-from .backend import Backend
+from . import imageconfig, metadata
 from .cache import step_key
-from .context import BuildContext, file_digest, tree_digest
+from .copystep import copy_step
 from .layer import StepFS, commit_layer, normalize_times, step_fs, unmount_step
-from .options import BuildOptions
-from .run import run as run_command
-
-Emit = Callable[[progress.Message], Awaitable[None]]
-
-
-class BuildScope(Protocol):
-    """What a stage reads and reaches of its build (build.py's Build)."""
-
-    backend: Backend
-    context: BuildContext
-    dockerfile: ins.Dockerfile
-    options: BuildOptions
-    state_dir: str                            # the build's private directory
-    used_args: set[str]                       # build args some ARG consumed
-    meta_values: dict[str, str | None]        # the ARGs before the first FROM
-    step_numbers: dict[int, int]              # id(instruction) -> its "Step N"
-    total_steps: int
-
-    async def copy_source(self, before: int, name: str) -> ImageRecord | None:
-        """The image `COPY --from=name` reads."""
-
-    def image_view(self, image: ImageRecord | None) -> AbstractAsyncContextManager[str]:
-        """A read-only mount of an image's root filesystem."""
-
-# Build args every build accepts without an ARG (moby's builtinAllowedBuildArgs).
-BUILTIN_ARGS = frozenset({"HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy",
-                          "FTP_PROXY", "ftp_proxy", "NO_PROXY", "no_proxy",
-                          "ALL_PROXY", "all_proxy"})
+from .observer import BuildObserver, Vertex, vertex_digest
+from .runstep import run_step
+from .scope import BUILTIN_ARGS as BUILTIN_ARGS
+from .scope import BuildScope, StageState
+from .scope import StepFailed as StepFailed
 
 
-class StepFailed(DaemonError):
-    """A RUN whose command exited non-zero; `code` becomes the CLI's exit status."""
+class _Recording(dict[str, str]):
+    """An environment that remembers the names looked up in vain."""
 
-    status = 500
+    def __init__(self, base: dict[str, str]) -> None:
+        super().__init__(base)
+        self.missing: list[str] = []
 
-    def __init__(self, message: str, code: int) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-@dataclass
-class StageState:
-    image: ImageRecord | None = None            # the latest step's image (None: scratch)
-    config: dict[str, Any] = field(default_factory=dict)
-    args: dict[str, str | None] = field(default_factory=dict)  # ARGs declared in the stage
-    author: str = ""
-    cmd_set: bool = False
-    cache_busted: bool = False
+    def __contains__(self, key: object) -> bool:
+        found = super().__contains__(key)
+        if not found and isinstance(key, str) and key not in self.missing:
+            self.missing.append(key)
+        return found
 
 
 class StageBuilder:
-    def __init__(self, build: BuildScope, stage: ins.Stage, emit: Emit) -> None:
+    def __init__(self, build: BuildScope, stage: ins.Stage, observer: BuildObserver,
+                 from_vertex: Vertex) -> None:
         self.build = build
         self.stage = stage
-        self.emit = emit
+        self.observer = observer
         self.state = StageState()
         self.backend = build.backend
-        self.quiet_images = False
+        self.vertex = from_vertex          # the step running now
+        self._bk_index = 0 if from_vertex.hidden else 1
+        self._last_digest = from_vertex.digest
+        self._findings: list[checks.Finding] = []  # build checks found while expanding
 
     # -- expansion -------------------------------------------------------------
 
@@ -113,9 +88,14 @@ class StageBuilder:
         return out
 
     def expand(self, inst: ins.Instruction) -> ins.Instruction:
-        env = self.env_for_expansion()
+        env = _Recording(self.env_for_expansion())
         escape = self.build.dockerfile.escape
-        return inst.expand(lambda word: expand_word(word, env, escape))
+        expanded = inst.expand(lambda word: expand_word(word, env, escape))
+        undefined = [n for n in env.missing if n not in self.state.args]
+        if undefined:  # BuildKit's UndefinedVar check (it needs the base image's ENV)
+            self._findings += [checks.undefined_var(n, sorted(env), inst.line)
+                               for n in undefined]
+        return expanded
 
     def build_args_in_effect(self) -> list[str]:
         """K=V for the ARGs with a value that ENV does not override, sorted."""
@@ -138,30 +118,57 @@ class StageBuilder:
         triggers = list(base.get("OnBuild") or [])
         base["OnBuild"] = None
         state.config = imageconfig.with_default_path(imageconfig.normalize(base))
-        if not triggers:  # (with triggers, dockerd goes straight to them)
-            await self.emit(progress.image(from_image.id if from_image else ""))
-        if triggers:
-            plural = "s" if len(triggers) > 1 else ""
-            await self.emit(progress.stream(f"# Executing {len(triggers)} build trigger{plural}"))
-            await self.emit(progress.stream("\n"))
-            self.quiet_images = True  # dockerd prints one image line after all triggers
-            for text in triggers:
-                try:
-                    trigger = parse_instruction(text)  # (the reference: default escape)
-                except ins.DockerfileError as e:
-                    raise InvalidParameter(e.message) from None
-                await self.dispatch(trigger)
-            self.quiet_images = False
-            await self.emit(progress.image(state.image.id if state.image else ""))
+        from_vertex = self.vertex
+        try:
+            if triggers:
+                await self.observer.triggers(from_vertex, len(triggers))
+                for text in triggers:
+                    try:
+                        trigger = parse_instruction(text)  # (the reference: default escape)
+                    except ins.DockerfileError as e:
+                        raise InvalidParameter(e.message) from None
+                    await self.step(trigger, trigger=True)
+        except BaseException as e:
+            await self.observer.completed(from_vertex, e, None)
+            raise
+        await self.observer.completed(from_vertex, None, state.image.id if state.image else "")
         for inst in self.stage.instructions:
-            await self.emit_step(inst)
-            await self.dispatch(inst)
+            await self.step(inst)
         return state.image
 
-    async def emit_step(self, inst: ins.Instruction) -> None:
-        number = self.build.step_numbers[id(inst)]
-        for message in progress.step(number, self.build.total_steps, inst.original):
-            await self.emit(message)
+    def _vertex(self, inst: ins.Instruction, trigger: bool) -> Vertex:
+        counted = isinstance(inst, (ins.Run, ins.Copy, ins.Workdir))
+        text = inst.original
+        try:  # BuildKit names a step by its text with the variables known there expanded
+            text = Lexer(self.build.dockerfile.escape, skip_unset=True, raw_quotes=True).word(
+                inst.original, self.env_for_expansion())
+        except ins.DockerfileError:
+            pass
+        keyword, _, rest = text.partition(" ")
+        text = keyword.upper() + (" " + rest if rest else "")
+        if trigger:
+            text = "ONBUILD " + text
+        name = text
+        if counted:
+            self._bk_index += 1
+            name = self.build.bk_step_name(self.stage.index, self._bk_index, text)
+        digest = vertex_digest("step", self.stage.index, self._last_digest, inst.original, name)
+        self._last_digest = digest
+        return Vertex(digest, name, self.stage.index, inputs=(self.vertex.digest,),
+                      hidden=not counted, step=self.build.step_numbers.get(id(inst), 0),
+                      total=self.build.total_steps, original=inst.original, trigger=trigger)
+
+    async def step(self, inst: ins.Instruction, *, trigger: bool = False) -> None:
+        """One instruction as one vertex: started, dispatched, completed."""
+        vertex = self.vertex = self._vertex(inst, trigger)
+        await self.observer.started(vertex)
+        try:
+            await self.dispatch(inst)
+        except BaseException as e:
+            await self.observer.completed(vertex, e, None)
+            raise
+        image = self.state.image
+        await self.observer.completed(vertex, None, image.id if image else "")
 
     async def dispatch(self, inst: ins.Instruction) -> None:
         if isinstance(inst, ins.Arg):
@@ -170,7 +177,11 @@ class StageBuilder:
         handler = _HANDLERS.get(type(inst))
         if handler is None:
             raise InvalidParameter(f"unknown instruction: {inst.keyword}")
-        await handler(self, self.expand(inst))
+        expanded = self.expand(inst)
+        if self._findings:
+            findings, self._findings = self._findings, []
+            await self.build.report_findings(findings)
+        await handler(self, expanded)
 
     # -- committing a step -----------------------------------------------------
 
@@ -189,9 +200,7 @@ class StageBuilder:
                 cached = await self.backend.images.get(cached_id)
                 if cached is not None and await hold(self.backend.content,
                                                      self.backend.snapshots, cached):
-                    await self.emit(progress.using_cache())
-                    if not self.quiet_images:
-                        await self.emit(progress.image(cached.id))
+                    await self.observer.cached(self.vertex)
                     state.image, state.config = cached, config
                     return
         state.cache_busted = True
@@ -200,12 +209,12 @@ class StageBuilder:
             # dockerd runs every metadata step in a container it commits at once; nothing
             # needs running here, but the CLI user sees the same lines, with the step's ID
             step_id = uuid.uuid4().hex + uuid.uuid4().hex
-            await self.emit(progress.running_in(step_id))
-            await self.emit(progress.removing(step_id))
+            await self.observer.container(self.vertex, step_id, True)
+            await self.observer.container(self.vertex, step_id, False)
         if change is not None:
             async with step_fs(self.backend.snapshots, state.image, self.build.state_dir) as fs:
                 if container_lines:
-                    await self.emit(progress.running_in(fs.key))
+                    await self.observer.container(self.vertex, fs.key, True)
                 await change(fs)
                 await unmount_step(fs)
                 if not runs_command:  # COPY, ADD, WORKDIR: reproducible layers
@@ -214,11 +223,9 @@ class StageBuilder:
                 layer = await commit_layer(self.backend.snapshots, self.backend.content,
                                            state.image, fs)
             if container_lines:
-                await self.emit(progress.removing(fs.key))
+                await self.observer.container(self.vertex, fs.key, False)
         image = await self._record(created_by, config, layer)
         await self.backend.cache.record(key, image.id, parent_id, created_by)
-        if not self.quiet_images:
-            await self.emit(progress.image(image.id))
         state.image, state.config = image, config
 
     def _reference_time(self) -> float:
@@ -317,184 +324,9 @@ async def _workdir(b: StageBuilder, inst: ins.Workdir) -> None:
     await b._commit(imageconfig.nop(config, f"WORKDIR {path}", spaced=False), config,
                     change=mkdir, container_lines=True)
 
-
-def _run_command(b: StageBuilder, inst: ins.Run) -> list[str]:
-    if not inst.heredocs:
-        return metadata.command(b.state.config, inst.command, inst.shell_form)
-    script = " ".join(inst.command)
-    first = inst.heredocs[0]
-    if len(inst.heredocs) == 1 and script.strip().lstrip("<").lstrip("-").strip("'\"") \
-            == first.name:
-        # RUN <<EOF: the body is the script (as BuildKit runs it).
-        return imageconfig.shell_of(b.state.config) + [first.body()]
-    body = script
-    for doc in inst.heredocs:
-        body += "\n" + doc.body() + doc.name
-    return imageconfig.shell_of(b.state.config) + [body + "\n"]
-
-
-async def _run(b: StageBuilder, inst: ins.Run) -> None:
-    for flag in ("mount", "network", "security"):
-        if flag in inst.flags:
-            raise InvalidParameter(f"the --{flag} option requires BuildKit. Refer to "
-                                   "https://docs.docker.com/go/buildkit/ to learn how to build "
-                                   "images with BuildKit enabled")
-    args = _run_command(b, inst)
-    build_args = b.build_args_in_effect()
-    saved = ([f"|{len(build_args)}", *build_args] if build_args else []) + args
-    created_by = " ".join(saved)
-    config = b.state.config
-    run_config = copy.deepcopy(config)
-    run_config.update(Cmd=args, Entrypoint=None, Tty=False, OpenStdin=False)
-    run_config["Env"] = list(config.get("Env") or []) + build_args + b.builtin_args_env()
-    run_config["Hostname"] = ""
-    shown = " ".join(args)
-
-    async def execute(fs: StepFS) -> None:
-        host_network = b.build.options.run.network == "host"
-        run_config["Hostname"] = os.uname().nodename if host_network else fs.key[:12]
-
-        async def output(name: str, data: bytes) -> None:
-            text = data.decode("utf-8", "replace")
-            await b.emit(progress.stdout(text) if name == "stdout" else progress.stderr(text))
-
-        runtime = b.backend.runtimes.get(b.backend.runtimes.default)
-        code = await run_command(runtime, b.backend.networks, fs, run_config,
-                                 b.build.options.run, output)
-        if code != 0:
-            raise StepFailed(f"The command '{shown}' returned a non-zero code: {code}", code)
-
-    await b._commit(created_by, config, change=execute, container_lines=True,
-                    runs_command=True)
-
-
-async def _copy(b: StageBuilder, inst: ins.Copy) -> None:
-    is_add = isinstance(inst, ins.Add)
-    verb = "ADD" if is_add else "COPY"
-    config = b.state.config
-    dest = inst.dest
-    if not dest.startswith("/"):
-        workdir = config.get("WorkingDir") or "/"
-        trailing = dest.endswith("/") or dest == "."
-        dest = posixpath.join(workdir, dest)
-        if trailing and not dest.endswith("/"):
-            dest += "/"
-    source_flag = inst.flags.get("from", "")
-    chown, chmod = inst.flags.get("chown", ""), inst.flags.get("chmod", "")
-    mode = None
-    if chmod:
-        try:
-            mode = int(chmod, 8)
-        except ValueError:
-            raise InvalidParameter(f"invalid chmod parameter: {chmod!r}") from None
-        if not 0 <= mode <= 0o7777:
-            raise InvalidParameter(f"invalid chmod parameter: {chmod!r}")
-
-    source_image: ImageRecord | None = None
-    if source_flag:
-        source_image = await b.build.copy_source(b.stage.index, source_flag)
-
-    heredoc_dir = ""
-    patterns = list(inst.sources)
-    urls = [s for s in patterns if is_add and copying.is_url(s)]
-    if not source_flag:
-        for s in patterns:
-            if copying.is_url(s) and not is_add:
-                raise InvalidParameter("source can't be a URL for COPY")
-    inputs: list[str] = [f"chown={chown}", f"chmod={chmod}", f"from={source_flag}"]
-    hashes: list[str] = []
-    ctx = b.build.context
-    if inst.heredocs:
-        heredoc_dir = await asyncio.to_thread(tempfile.mkdtemp, prefix="heredoc-",
-                                              dir=b.build.state_dir)
-        for index, doc in enumerate(inst.heredocs):
-            # stored by position: the delimiter word is the client's and may hold "/" or ".."
-            path = os.path.join(heredoc_dir, str(index))
-            text = doc.rendered(b.env_for_expansion())
-            await asyncio.to_thread(_write_text, path, text)
-            digest = hashlib.sha256(text.encode()).hexdigest()
-            hashes.append("file:" + digest)
-            inputs.append(f"heredoc:{doc.name}:{digest}")
-        heredoc_names = {doc.name for doc in inst.heredocs}
-        patterns = [p for p in patterns if p.lstrip("<-").strip("'\"") not in heredoc_names
-                    and not p.startswith("<<")]
-    local = [p for p in patterns if p not in urls]
-    try:
-        async with contextlib.AsyncExitStack() as stack:
-            found: list[copying.Source] = []
-            fetched: list[copying.Source] = []
-            if source_image is not None or (local and not source_flag):
-                root = ctx.dir
-                if source_flag:
-                    root = await stack.enter_async_context(b.build.image_view(source_image))
-                    inputs.append(source_image.id if source_image else "scratch")
-                if local:
-                    found = await asyncio.to_thread(copying.find_sources, root, local,
-                                                    in_context=not source_flag, verb=verb)
-                for src in found:
-                    if source_flag:
-                        digest = await asyncio.to_thread(tree_digest, src.host_path)
-                    else:
-                        digest = await asyncio.to_thread(
-                            ctx.digest, os.path.relpath(src.host_path, ctx.dir))
-                    hashes.append(("dir:" if src.is_dir else "file:") + digest)
-                    inputs.append(f"{src.shown}:{digest}")
-            if urls:  # fetched now: their content is part of the key (as the reference)
-                downloads = await asyncio.to_thread(tempfile.mkdtemp, prefix="add-",
-                                                    dir=b.build.state_dir)
-                stack.callback(_rmtree, downloads)
-                for url in urls:
-                    src = await asyncio.to_thread(copying.download, url, downloads)
-                    for message in progress.downloaded(os.path.getsize(src.host_path)):
-                        await b.emit(message)
-                    digest = await asyncio.to_thread(file_digest, src.host_path)
-                    fetched.append(src)
-                    hashes.append(digest)
-                    inputs.append(f"{url}:{digest}")
-            if len(hashes) == 1:
-                shown_hash = hashes[0]
-            else:
-                shown_hash = "multi:" + hashlib.sha256("\n".join(hashes).encode()).hexdigest()
-            # dockerd 20.10 writes the --chown flag glued to the hash, and dest as written
-            chown_text = f"--chown={chown}" if chown else ""
-            created_by = imageconfig.nop(
-                config, f"{verb} {chown_text}{shown_hash} in {inst.dest} ", spaced=False)
-
-            async def write(fs: StepFS) -> None:
-                owner = await asyncio.to_thread(copying.ownership, fs.rootfs, chown, mode)
-                sources = found + fetched
-                if heredoc_dir:
-                    sources += [copying.Source(os.path.join(heredoc_dir, str(i)),
-                                               posixpath.basename(d.name) or "heredoc",
-                                               False, d.name)
-                                for i, d in enumerate(inst.heredocs)]
-                local_archives = is_add and not source_flag
-                written: set[str] = set()
-                await asyncio.to_thread(copying.copy_into, fs.rootfs, sources, dest, owner,
-                                        extract_archives=local_archives,
-                                        never_extract={s.host_path for s in fetched},
-                                        verb=verb, written=written)
-                fs.keep_times.update(os.path.relpath(p, fs.rootfs) for p in written)
-
-            await b._commit(created_by, config, inputs=inputs, change=write)
-    finally:
-        if heredoc_dir:
-            await asyncio.to_thread(_rmtree, heredoc_dir)
-
-
-def _write_text(path: str, text: str) -> None:
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.chmod(path, 0o644)
-
-
-def _rmtree(path: str) -> None:
-    shutil.rmtree(path, ignore_errors=True)
-
-
 _HANDLERS: dict[type, Callable[[StageBuilder, Any], Awaitable[None]]] = {
     **{kind: _config_step for kind in _CONFIG_STEPS},
     ins.Label: _label, ins.Maintainer: _maintainer, ins.Cmd: _cmd,
-    ins.Entrypoint: _entrypoint, ins.Workdir: _workdir, ins.Run: _run, ins.Copy: _copy,
-    ins.Add: _copy,
+    ins.Entrypoint: _entrypoint, ins.Workdir: _workdir, ins.Run: run_step, ins.Copy: copy_step,
+    ins.Add: copy_step,
 }

@@ -2,9 +2,10 @@
 
 Pure. A stage depends on the stage its FROM names and on the stages its
 `COPY --from` flags name (by name or index); names that are not stages are
-images. `--target` cuts the Dockerfile after the target stage, and only the
-stages the last one reaches are built (as BuildKit does; the legacy builder
-ran every stage before the target).
+images; RUN's `--mount=from=` counts as a `COPY --from`. `--target` cuts the
+Dockerfile after the target stage, and only the stages the last one reaches
+are built (as BuildKit does; the legacy builder ran every stage before the
+target).
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dockerd_py.dockerfile.errors import DockerfileError
-from dockerd_py.dockerfile.instructions import Copy, Dockerfile, Stage
+from dockerd_py.dockerfile.instructions import Copy, Dockerfile, Instruction, Run, Stage
+from dockerd_py.dockerfile.runflags import parse_mounts
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,19 @@ def from_stage(stages: list[Stage], image: str, before: int) -> int | None:
     return None
 
 
+def _sources(inst: Instruction) -> list[str]:
+    """The stages or images an instruction reads: COPY --from, RUN --mount=from=."""
+    if isinstance(inst, Copy):
+        source = inst.flags.get("from")
+        return [source] if source else []
+    if isinstance(inst, Run) and inst.flags.get("mount"):
+        try:
+            return [m.from_ for m in parse_mounts(inst.flags["mount"]) if m.from_]
+        except DockerfileError:
+            return []  # the step reports it when it runs (with its variables expanded)
+    return []
+
+
 def make_plan(dockerfile: Dockerfile, target: str = "",
               from_images: dict[int, str] | None = None) -> Plan:
     """from_images: each stage's FROM after ARG expansion (defaults to the raw word)."""
@@ -70,8 +85,7 @@ def make_plan(dockerfile: Dockerfile, target: str = "",
         if base is not None:
             wanted_deps.add(base)
         for inst in stage.instructions:
-            source = inst.flags.get("from") if isinstance(inst, Copy) else None
-            if source:
+            for source in _sources(inst):
                 index = stage_index(stages, source, stage.index)
                 if index is not None:
                     wanted_deps.add(index)

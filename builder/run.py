@@ -80,7 +80,7 @@ def host_config(opts: RunOptions) -> dict[str, Any]:
 
 
 def _prepare(fs: StepFS, config: Mapping[str, Any], hc: Mapping[str, Any],
-             net: Attachment | None) -> str:
+             net: Attachment | None, extra: Sequence[MountSpec] = ()) -> str:
     """Write the bundle; returns its directory (blocking). net: the step's attachment
     (None: the mode alone decides, host or a private namespace)."""
     bundle = fs.state_dir
@@ -98,7 +98,7 @@ def _prepare(fs: StepFS, config: Mapping[str, Any], hc: Mapping[str, Any],
     if hc.get("NetworkMode") == "host":  # the host's own names, as dockerd gives it
         with contextlib.suppress(OSError):
             shutil.copyfile("/etc/hosts", etc["/etc/hosts"])
-    volumes = _volumes(fs, config, bundle)
+    volumes = _volumes(fs, config, bundle) + list(extra)
     try:
         user = resolve_user(str(config.get("User") or ""), read_in_root(fs.rootfs, "/etc/passwd"),
                             read_in_root(fs.rootfs, "/etc/group"))
@@ -132,16 +132,20 @@ def _volumes(fs: StepFS, config: Mapping[str, Any], bundle: str) -> list[MountSp
 
 
 async def run(runtime: OCIRuntime, networks: StepNetworks, fs: StepFS,
-              config: Mapping[str, Any], opts: RunOptions, output: Output) -> int:
-    """Run config's Cmd (Entrypoint cleared) in the step's root filesystem; returns the
-    exit code. Raises InternalError when the runtime cannot start it."""
+              config: Mapping[str, Any], opts: RunOptions, output: Output,
+              mounts: Sequence[MountSpec] = (), privileged: bool = False) -> int:
+    """Run config's Cmd (Entrypoint cleared) in the step's root filesystem, with the
+    extra mounts (RUN --mount); returns the exit code. Raises InternalError when the
+    runtime cannot start it."""
     hc = host_config(opts)
+    if privileged:  # RUN --security=insecure, entitled
+        hc["Privileged"] = True
     if not _has_network(networks, str(hc["NetworkMode"])):
-        return await _run_attached(runtime, fs, config, hc, None, output)
+        return await _run_attached(runtime, fs, config, hc, None, output, mounts)
     step = StepContainer(fs.key, fs.key[:12], config, hc)
     try:
         net = await networks.attach(step)
-        return await _run_attached(runtime, fs, config, hc, net, output)
+        return await _run_attached(runtime, fs, config, hc, net, output, mounts)
     finally:  # also on failure and cancellation: attach() undoes its own partial work
         await asyncio.shield(networks.detach(step.id, step.name))
 
@@ -160,8 +164,9 @@ def _has_network(networks: StepNetworks, mode: str) -> bool:
 
 
 async def _run_attached(runtime: OCIRuntime, fs: StepFS, config: Mapping[str, Any],
-                        hc: Mapping[str, Any], net: Attachment | None, output: Output) -> int:
-    bundle = await asyncio.to_thread(_prepare, fs, config, hc, net)
+                        hc: Mapping[str, Any], net: Attachment | None, output: Output,
+                        mounts: Sequence[MountSpec] = ()) -> int:
+    bundle = await asyncio.to_thread(_prepare, fs, config, hc, net, mounts)
     step = await runtime.run(fs.key, bundle, os.path.join(bundle, "runtime.log"))
     try:
         await asyncio.gather(_pump(step.stdout, "stdout", output),

@@ -28,18 +28,23 @@ from dockerd_py.dockerfile import instructions as ins
 from dockerd_py.dockerfile.parser import parse
 from dockerd_py.engine.images.buildcache import Entry
 from dockerd_py.engine.mount import mounts_under, unmount_under
-from dockerd_py.engine.reference import parse_normalized
 from dockerd_py.engine.timestamps import parse_time
 from dockerd_py.engine.types import ImageRecord
 from dockerd_py.errors import DaemonError, InvalidParameter
 
-from . import progress
 from .backend import Backend
-from .build import Build, Sink
+from .build import Build
+from .cachemounts import CacheMounts
 from .context import BuildContext
+from .legacy import LegacyRenderer, Sink
+from .observer import BuildObserver
 from .options import BuildOptions
+from .request import BuildRequest, BuildResult
+from .solve import check_syntax, options_of
 
 log = logging.getLogger(__name__)
+CACHE_MOUNTS = "builder-cache-mounts"  # <data root>/builder-cache-mounts
+CACHE_MOUNT_PREFIX = "sha256:"  # cache mount keys are hex digests too (25 shown, as BuildKit)
 _STEP_DIR = re.compile(r"[0-9a-f]{12}")
 _CONTAINER_ID = re.compile(r"[0-9a-f]{64}")
 
@@ -52,6 +57,7 @@ class CacheRecord:
     size: int          # bytes the step's layer adds (0 for metadata steps)
     in_use: bool       # its image is tagged, or the parent of a tagged image chain
     shared: bool
+    type: str = "regular"  # "exec.cachemount": a RUN --mount=type=cache directory
 
 
 class BuildService:
@@ -61,6 +67,8 @@ class BuildService:
         self._cleanups: set[asyncio.Future[None]] = set()
         os.makedirs(self.root, mode=0o700, exist_ok=True)
         os.chmod(self.root, 0o700)
+        # beside the build directories, never among them: those go at every start
+        self.cache_mounts = CacheMounts(os.path.join(os.path.dirname(self.root), CACHE_MOUNTS))
 
     async def recover(self) -> None:
         """Clear what a daemon that died mid-build left (call at start, before any build
@@ -87,25 +95,44 @@ class BuildService:
             source = await asyncio.to_thread(context.read_dockerfile, options.dockerfile)
             if not source:
                 raise InvalidParameter(f"the Dockerfile ({options.dockerfile}) cannot be empty")
-            try:
-                dockerfile = parse(source, name=options.dockerfile)
-            except ins.DockerfileError as e:
-                raise InvalidParameter(e.message) from None  # already the client's wording
+            dockerfile = _parse(source, options.dockerfile)
             await asyncio.to_thread(context.apply_dockerignore)
-            async with self.backend.leases.lease():
-                build = Build(self.backend, context, dockerfile, options, sink)
-                image = await build.run()
-                for ref in options.tags:
-                    await self.backend.images.set_tag(image, ref)
-            await sink(progress.built(image.id))
-            for ref in options.tags:
-                await sink(progress.tagged(parse_normalized(ref).familiar()))
-            return image
+            return await self._run(context, dockerfile, options, LegacyRenderer(sink))
         finally:
-            # removing a big context takes a while: not on the client's time
-            cleanup = asyncio.ensure_future(context.close())
-            self._cleanups.add(cleanup)
-            cleanup.add_done_callback(self._cleanups.discard)
+            self._close_later(context)
+
+    async def solve(self, request: BuildRequest, directory: str) -> BuildResult:
+        """A BuildKit build: the context is `directory` (the caller's: read, never
+        changed), progress goes to request.observer. Raises DaemonError subclasses
+        (InvalidParameter for the Dockerfile and the request, StepFailed for a RUN)."""
+        options = options_of(request)
+        if not request.dockerfile.strip():
+            raise InvalidParameter("the Dockerfile cannot be empty")
+        dockerfile = _parse(request.dockerfile, request.dockerfile_name)
+        check_syntax(dockerfile.directives.get("syntax", ""))
+        context = await asyncio.to_thread(BuildContext.of_directory, directory, self.root)
+        try:
+            image = await self._run(context, dockerfile, options, request.observer)
+        finally:
+            self._close_later(context)
+        return BuildResult(image.id, image.config)
+
+    async def _run(self, context: BuildContext, dockerfile: ins.Dockerfile,
+                   options: BuildOptions, observer: BuildObserver) -> ImageRecord:
+        async with self.backend.leases.lease():
+            build = Build(self.backend, context, dockerfile, options, observer, context.root,
+                          self.cache_mounts)
+            image = await build.run()
+            for ref in options.tags:
+                await self.backend.images.set_tag(image, ref)
+        await observer.done(image.id, options.tags)
+        return image
+
+    def _close_later(self, context: BuildContext) -> None:
+        # removing a big context takes a while: not on the client's time
+        cleanup = asyncio.ensure_future(context.close())
+        self._cleanups.add(cleanup)
+        cleanup.add_done_callback(self._cleanups.discard)
 
     # -- cache usage and pruning --------------------------------------------
 
@@ -120,6 +147,10 @@ class BuildService:
                 continue
             size = image.size - (parent.size if parent else 0)
             out.append(CacheRecord(entry, max(size, 0), bool(image.tags), False))
+        for m in await asyncio.to_thread(self.cache_mounts.records):
+            entry = Entry(CACHE_MOUNT_PREFIX + m.key, "", "", m.description or m.id, m.created,
+                          m.last_used, m.usage_count)
+            out.append(CacheRecord(entry, m.size, m.in_use, False, "exec.cachemount"))
         return out
 
     async def prune(self, *, all: bool = False, keep_storage: int = 0,
@@ -128,7 +159,7 @@ class BuildService:
         intermediate images only they kept; returns (entry IDs, bytes reclaimed)."""
         records = await self.usage()
         records.sort(key=lambda r: r.entry.last_used)
-        victims = [r for r in records if all or not r.in_use]
+        victims = [r for r in records if (all and r.type == "regular") or not r.in_use]
         if until is not None:
             victims = [r for r in victims if parse_time(r.entry.created) < until]
         if keep_storage:
@@ -142,12 +173,20 @@ class BuildService:
             victims = chosen
         if not victims:
             return [], 0
+        mounts = [r.entry.key.removeprefix(CACHE_MOUNT_PREFIX) for r in victims
+                  if r.type == "exec.cachemount"]
+        freed = await asyncio.to_thread(self.cache_mounts.remove, mounts) if mounts else 0
+        victims = [r for r in victims if r.type == "regular"]
+        mount_ids = [CACHE_MOUNT_PREFIX + k for k in mounts]
+        if not victims:
+            return [k.removeprefix("sha256:")[:25] for k in mount_ids], freed
         await self.backend.cache.remove([r.entry.key for r in victims])
         before = await self._stored_bytes()
         await self._remove_intermediates({r.entry.image_id for r in victims})
         await self.backend.images.collect_garbage()
-        reclaimed = max(before - await self._stored_bytes(), 0)
-        return [r.entry.key.removeprefix("sha256:")[:25] for r in victims], reclaimed
+        reclaimed = max(before - await self._stored_bytes(), 0) + freed
+        keys = mount_ids + [r.entry.key for r in victims]
+        return [k.removeprefix("sha256:")[:25] for k in keys], reclaimed
 
     async def _stored_bytes(self) -> int:
         """Blobs plus unpacked layers: what pruning can give back."""
@@ -178,6 +217,13 @@ class BuildService:
                 image_ids.discard(image_id)
                 changed = True
 
+
+
+def _parse(source: bytes, name: str) -> ins.Dockerfile:
+    try:
+        return parse(source, name=name)
+    except ins.DockerfileError as e:
+        raise InvalidParameter(e.message) from None  # already the client's wording
 
 
 def _step_dirs(root: str) -> set[str]:

@@ -26,9 +26,12 @@ from . import config as config_mod
 from .api import archive as archive_api
 from .api import attach as attach_api
 from .api import build as build_api
+from .api import buildkit as buildkit_api
 from .api import containers, exec, images, keys, networks, server, stats, system, volumes
 from .api import distribution as distribution_api
 from .api import swarm as swarm_api
+from .buildkit.service import BuildKit
+from .buildkit.solver import DockerfileSolver
 from .config import Config
 from .cri import app as cri_app
 from .cri.server import CRIServer
@@ -66,7 +69,8 @@ log = logging.getLogger("dockerd_py")
 
 ROUTE_TABLES = (system.routes, images.routes, containers.routes, attach_api.routes,
                 exec.routes, volumes.routes, stats.routes, archive_api.routes, networks.routes,
-                distribution_api.routes, build_api.routes, swarm_api.routes)
+                distribution_api.routes, build_api.routes, swarm_api.routes,
+                buildkit_api.routes)
 
 
 # -- settings: the daemon's configuration, cut to what each service needs ----------------
@@ -116,6 +120,7 @@ class Services:
     files: ContainerFiles
     distribution: DistributionService
     builder: BuildService
+    buildkit: BuildKit
     daemon_id: str
 
 
@@ -145,8 +150,10 @@ def build_services(cfg: Config) -> Services:
     backend = Backend(images, snapshots, content, leases, networks, runtimes,
                       BuildCacheRecords(db), distribution)
     builder = BuildService(backend, os.path.join(root, "builder"))
+    solver = DockerfileSolver(builder, images, os.path.join(root, "buildkit", "contexts"))
+    buildkit = BuildKit(cfg.exec_root, solver, builder)
     return Services(db, events, snapshots, images, runtimes, volumes, networks, containers,
-                    execs, files, distribution, builder, daemon_id(root))
+                    execs, files, distribution, builder, buildkit, daemon_id(root))
 
 
 async def start(s: Services) -> None:
@@ -158,9 +165,11 @@ async def start(s: Services) -> None:
     await s.containers.restore()
     await s.networks.reconcile({c.id for c in s.containers.list() if c.state.running})
     await s.images.collect_garbage(startup=True)
+    await s.buildkit.start()
 
 
 async def close(s: Services) -> None:
+    await s.buildkit.close()
     await s.containers.close()
     await s.networks.close()
     await s.images.wait_gc()
@@ -194,6 +203,7 @@ def make_app(s: Services, config: config_mod.ConfigSource) -> web.Application:
     app[keys.EVENTS] = s.events
     app[keys.DISTRIBUTION] = s.distribution
     app[keys.BUILDER] = s.builder
+    app[buildkit_api.BUILDKIT] = s.buildkit
     return app
 
 

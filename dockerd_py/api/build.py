@@ -244,7 +244,7 @@ async def cancel(request: web.Request) -> web.Response:
 async def cache_usage(request: web.Request) -> tuple[list[dict[str, Any]], int]:
     """BuildCache entries of GET /system/df, and their total size (BuilderSize)."""
     records = await request.app[BUILDER].usage()
-    by_image = {r.entry.image_id: r.entry.key for r in records}
+    by_image = {r.entry.image_id: r.entry.key for r in records if r.entry.image_id}
     new_api = api_version(request) >= (1, 42)
     out = []
     for r in records:
@@ -254,7 +254,7 @@ async def cache_usage(request: web.Request) -> tuple[list[dict[str, Any]], int]:
             entry["Parents"] = [_cache_id(parent)] if parent else None
         else:
             entry["Parent"] = _cache_id(parent) if parent else ""
-        entry.update({"Type": "regular", "Description": r.entry.description,
+        entry.update({"Type": r.type, "Description": r.entry.description,
                       "InUse": r.in_use, "Shared": r.shared, "Size": r.size,
                       "CreatedAt": r.entry.created, "LastUsedAt": r.entry.last_used,
                       "UsageCount": r.entry.usage_count})

@@ -284,12 +284,17 @@ class Hijacked:
         await self.close()
 
 
-async def hijack(request: web.Request, *, tty: bool) -> Hijacked:
+async def hijack(request: web.Request, *, tty: bool, upgrade: str = "") -> Hijacked:
     """Answer 101 (200 without ``Upgrade``) and take the connection over; call it before
     preparing any response. If the client already left, the result is closed from the
     start (reads give b"", writes are dropped, pump() returns "gone"): an exception
-    here would make aiohttp log an error."""
-    if "Upgrade" in request.headers:
+    here would make aiohttp log an error. With `upgrade` (h2c for BuildKit's /grpc and
+    /session) the answer is the standard 101 switching to that protocol."""
+    if upgrade:
+        media_type = MEDIA_RAW
+        status, head = 101, ["HTTP/1.1 101 Switching Protocols", "Connection: Upgrade",
+                             f"Upgrade: {upgrade}"]
+    elif "Upgrade" in request.headers:
         multiplexed = not tty and api_version(request) >= (1, 42)
         media_type = MEDIA_MULTIPLEXED if multiplexed else MEDIA_RAW
         status, head = 101, ["HTTP/1.1 101 UPGRADED", f"Content-Type: {media_type}",

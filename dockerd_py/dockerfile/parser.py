@@ -22,7 +22,7 @@ import re
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from . import heredocs
+from . import heredocs, runflags
 from . import instructions as ins
 from .dialect import BUILD, Dialect
 from .errors import DockerfileError
@@ -43,9 +43,9 @@ _FLAGS: dict[str, dict[str, bool]] = {
     "from": {"platform": True},
     "healthcheck": {"interval": True, "timeout": True, "start-period": True,
                     "start-interval": True, "retries": True},
-    # RUN --mount is BuildKit's: 20.10 accepts it here and refuses it when the step runs
-    # ("the --mount option requires BuildKit..."); --network/--security are unknown flags
-    "run": {"mount": True},
+    # RUN --mount/--network/--security are BuildKit's (see runflags.py); one --mount per
+    # mount, joined with "\n" as --exclude's values
+    "run": {"mount": True, "network": True, "security": True},
 }
 _NO_FLAGS: dict[str, bool] = {}
 
@@ -70,7 +70,7 @@ def _parse_flags(node: Node, allowed: dict[str, bool], dialect: Dialect) -> dict
         if name not in allowed:
             raise error(f"Unknown flag: {shown(name)}")
         takes_value = allowed[name]
-        if name in values and not (takes_value and name == "exclude"):
+        if name in values and not (takes_value and name in ("exclude", "mount")):
             raise error(f"Duplicate flag specified: {shown(name)}")
         if takes_value:
             if not eq:
@@ -143,6 +143,16 @@ def _from(node: Node, dialect: Dialect) -> ins.Instruction:
 
 def _run(node: Node, dialect: Dialect) -> ins.Instruction:
     flags = _parse_flags(node, _FLAGS["run"], dialect)
+    try:  # checked now (fields with variables again when the step runs)
+        for value in flags.get("mount", "").split("\n"):
+            if value and "$" not in value:
+                runflags.parse_mount(value)
+        if "network" in flags:
+            runflags.check_network(flags["network"])
+        if "security" in flags:
+            runflags.check_security(flags["security"])
+    except ins.DockerfileError as e:
+        raise ValueError(e.message) from None
     return _make(ins.Run, node, flags, command=_command_line(node), shell_form=not node.json,
                  heredocs=list(node.heredocs))
 

@@ -1,0 +1,1 @@
+"""BuildKit front end: the /session and /grpc endpoints BuildKit clients (buildx, Compose) use."""

@@ -1,0 +1,103 @@
+"""The builds in flight, by ref: what Control.Solve started and the gateway calls
+(LLBBridge, named by the "buildkit-controlapi-buildid" metadata) work on.
+
+buildx runs its build function on the client: Control.Solve arrives with no
+frontend and waits; the client then asks LLBBridge.Solve to run the Dockerfile
+frontend (its result is kept here under a ref id) and hands the final result
+back with LLBBridge.Return, which Control.Solve exports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from dataclasses import dataclass, field
+
+import grpc
+
+from dockerd_py.protos.buildkit.control import control_pb2 as pb
+
+from .sessions import LiveSession
+from .status import Progress
+
+GATEWAY_WAIT = 10.0     # how long a gateway call waits for its Solve to register
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """What the Dockerfile frontend produced: an image of the store."""
+
+    image_id: str
+    config: bytes           # the image config, as buildx reads containerimage.config
+
+
+@dataclass
+class Returned:
+    ref: str = ""           # a result ref id, "" for no result
+    error: str = ""
+    code: grpc.StatusCode = grpc.StatusCode.UNKNOWN
+    metadata: dict[str, bytes] = field(default_factory=dict)
+
+
+class ReturnedError(Exception):
+    """The client's build function failed (LLBBridge.Return with an error)."""
+
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class Build:
+    def __init__(self, request: pb.SolveRequest, session: LiveSession | None,
+                 progress: Progress) -> None:
+        self.ref = request.Ref
+        self.request = request
+        self.session = session
+        self.progress = progress
+        self.results: dict[str, BuildResult] = {}
+        self.returned: asyncio.Future[Returned] = asyncio.get_running_loop().create_future()
+        self.ended = ""         # why the build is over ("" while it runs)
+        self.ready = asyncio.Event()    # checked and its session found (or ended)
+
+    def end(self, why: str) -> None:
+        if not self.ended:
+            self.ended = why
+        self.ready.set()
+
+    def keep(self, result: BuildResult) -> str:
+        rid = secrets.token_hex(16)
+        self.results[rid] = result
+        return rid
+
+
+class Builds:
+    """Builds by ref; an ended one stays a while (LINGER) so that the client's late
+    gateway calls end at once with its error instead of waiting for it."""
+
+    LINGER = 30.0
+
+    def __init__(self) -> None:
+        self._builds: dict[str, Build] = {}
+        self._changed = asyncio.Condition()
+
+    async def add(self, build: Build) -> None:
+        async with self._changed:
+            self._builds[build.ref] = build
+            self._changed.notify_all()
+
+    async def remove(self, build: Build) -> None:
+        asyncio.get_running_loop().call_later(self.LINGER, self._forget, build)
+
+    def _forget(self, build: Build) -> None:
+        if self._builds.get(build.ref) is build:
+            del self._builds[build.ref]
+
+    async def get(self, ref: str, wait: float = GATEWAY_WAIT) -> Build | None:
+        async with self._changed:
+            try:
+                await asyncio.wait_for(self._changed.wait_for(lambda: ref in self._builds),
+                                       wait)
+            except TimeoutError:
+                return None
+            return self._builds[ref]

@@ -1,0 +1,1 @@
+"""tonistiigi/fsutil's wire types (package fsutil.types): the file-sync packet stream."""
