@@ -5,7 +5,8 @@ cycle of design) and those inside functions. Checked:
   * no import cycle among the project's modules;
   * the engine never imports the builder, the distribution client, the API or the
     daemon's configuration: those stand on the engine, not the reverse;
-  * neither the builder nor the distribution client imports the API;
+  * neither the builder, the distribution client nor the other front ends (the CRI,
+    BuildKit) import the Docker API, and the front ends do not import one another;
   * no import inside a function, unless its line says it is an optional dependency.
 """
 
@@ -156,9 +157,15 @@ def test_the_engine_imports_nothing_above_it() -> None:
                                              "dockerd_py.api", "dockerd_py.config")) == []
 
 
-@pytest.mark.parametrize("client", ["builder", "dockerd_py.distribution"])
+@pytest.mark.parametrize("client", ["builder", "dockerd_py.distribution", "dockerd_py.cri",
+                                    "dockerd_py.buildkit"])
 def test_engine_clients_do_not_import_the_api(client: str) -> None:
-    assert _violations(client, ("dockerd_py.api",)) == []
+    assert _violations(client, ("dockerd_py.api", "dockerd_py.config")) == []
+
+
+def test_the_front_ends_stand_apart() -> None:
+    assert _violations("dockerd_py.cri", ("dockerd_py.buildkit", "builder")) == []
+    assert _violations("dockerd_py.buildkit", ("dockerd_py.cri",)) == []
 
 
 def test_no_imports_inside_functions() -> None:
