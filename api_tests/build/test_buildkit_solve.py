@@ -128,6 +128,12 @@ async def test_vertexes_names_digests_and_cache(services: Services, tmp_path: Pa
     assert [n for n in shown if n.startswith("[stage-1")] == final_steps
     assert sorted(set(shown) - set(build_steps) - set(final_steps)) == [
         "[internal] load metadata for docker.io/library/busybox:latest"]
+    by_name = {v.name: v for v in rec.vertexes.values()}
+    # a shown vertex follows the last shown one of its stage (ENV has no vertex)
+    assert by_name["[build 3/4] COPY f.txt ."].inputs == (
+        by_name["[build 2/4] WORKDIR /src"].digest,)
+    assert by_name["[stage-1 2/2] COPY --from=build /o /o"].inputs == (
+        by_name["[stage-1 1/2] FROM docker.io/library/busybox:latest"].digest,)
     assert b"hello\n" in rec.logs
     image = await services.images.resolve("bk/vertexes:1")
     assert image.id == first.image_id and first.config == image.config
