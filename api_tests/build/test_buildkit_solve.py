@@ -280,6 +280,17 @@ async def test_platform_args(services: Services, tmp_path: Path) -> None:
     assert "arch=" in out and "platform=linux/" in out and "arch= " not in out
 
 
+async def test_labels_without_steps(services: Services, tmp_path: Path) -> None:
+    result, _ = await _solve(services, tmp_path, "FROM busybox\nLABEL a=1\n",
+                             labels={"b": "2", "a": "3"})
+    assert result.config["config"]["Labels"] == {"a": "3", "b": "2"}
+    assert [h.get("created_by", "") for h in result.config["history"]][-1].endswith(
+        "LABEL a=1")  # BuildKit adds no history entry for --label
+    again, _ = await _solve(services, tmp_path, "FROM busybox\nLABEL a=1\n",
+                            labels={"b": "2", "a": "3"})
+    assert again.image_id == result.image_id
+
+
 async def test_host_network_entitled(services: Services, tmp_path: Path) -> None:
     _, rec = await _solve(services, tmp_path, "FROM busybox\n"
                           "RUN --network=host hostname\n", entitlements=frozenset(
