@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import os
 import re
 import shutil
@@ -28,6 +29,7 @@ from dockerd_py.engine.reference import parse_normalized, with_default_tag
 from dockerd_py.engine.types import ImageRecord
 from dockerd_py.errors import InvalidParameter, NotFound
 
+from . import imageconfig
 from . import plan as planning
 from .backend import Backend
 from .cachemounts import CacheMounts
@@ -134,7 +136,8 @@ class Build:
             raise InvalidParameter(e.message) from None
         self._plan = plan
         stages = list(plan.stages)
-        if self.options.labels:  # one LABEL step per --label, appended to the last stage
+        if self.options.labels and not self.options.buildkit:
+            # the legacy builder: one LABEL step per --label, appended to the last stage
             last = stages[-1]
             extra: list[ins.Instruction] = [ins.Label.from_option(k, v)
                                             for k, v in sorted(self.options.labels.items())]
@@ -180,6 +183,8 @@ class Build:
         result = self._results[plan.target].result()
         if result is None:
             raise InvalidParameter("No image was generated. Is your Dockerfile empty?")
+        if self.options.labels and self.options.buildkit:
+            result = await self._labelled(result)
         unused = [k for k in self.options.build_args
                   if k not in self.used_args and k not in BUILTIN_ARGS]
         if unused:
@@ -217,6 +222,15 @@ class Build:
                 await self.sink.warning(self._warning(f))
         if enabled and self.check_config.error:
             raise InvalidParameter(checks.violation(enabled))
+
+    async def _labelled(self, image: ImageRecord) -> ImageRecord:
+        """BuildKit's --label: into the result's config, with no step of its own."""
+        doc = copy.deepcopy(image.config)
+        config = doc.setdefault("config", {})
+        config["Labels"] = {**(config.get("Labels") or {}), **self.options.labels}
+        labelled, _ = await self.backend.images.record(imageconfig.encode(doc), image.layers,
+                                                       parent=image.id)
+        return labelled
 
     def _from_is_image(self, stage: ins.Stage, name: str) -> bool:
         return name.lower() != "scratch" and \

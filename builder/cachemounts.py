@@ -55,6 +55,7 @@ class CacheMounts:
         os.makedirs(root, mode=0o700, exist_ok=True)
         self._busy: dict[str, int] = {}                 # instance dir -> users
         self._locks: dict[str, asyncio.Lock] = {}       # key -> lock (sharing=locked)
+        self._choosing: dict[str, asyncio.Lock] = {}    # key -> lock (instance choice)
 
     def _key(self, cache_id: str) -> str:
         return hashlib.sha256(cache_id.encode()).hexdigest()[:32]
@@ -66,22 +67,34 @@ class CacheMounts:
         one (blocking; it runs in a thread); description: what `docker system df -v`
         shows for a new cache."""
         key = self._key(cache_id)
-        lock = self._locks.setdefault(key, asyncio.Lock())
         async with contextlib.AsyncExitStack() as stack:
             if sharing == "locked":
-                await stack.enter_async_context(lock)
-            directory = await asyncio.to_thread(self._instance, key, cache_id, sharing, seed,
-                                                description)
-            self._busy[directory] = self._busy.get(directory, 0) + 1
-            try:
-                yield directory
-            finally:
-                self._busy[directory] -= 1
-                if not self._busy[directory]:
-                    del self._busy[directory]
+                await stack.enter_async_context(self._locks.setdefault(key, asyncio.Lock()))
+            # one step at a time chooses (and maybe creates) an instance of this cache
+            async with self._choosing.setdefault(key, asyncio.Lock()):
+                directory = self._choose(key, sharing)
+                self._busy[directory] = self._busy.get(directory, 0) + 1
+                stack.callback(self._release, directory)
+                await asyncio.to_thread(self._prepare, key, directory, cache_id, seed,
+                                        description)
+            yield directory
 
-    def _instance(self, key: str, cache_id: str, sharing: str,
-                  seed: Callable[[str], None], description: str) -> str:
+    def _release(self, directory: str) -> None:
+        self._busy[directory] -= 1
+        if not self._busy[directory]:
+            del self._busy[directory]
+
+    def _choose(self, key: str, sharing: str) -> str:
+        """The instance a step gets: the first, or for `private` the first no step uses."""
+        n = 0
+        while True:
+            directory = os.path.join(self.root, key, f"data-{n}")
+            if sharing != "private" or directory not in self._busy:
+                return directory
+            n += 1
+
+    def _prepare(self, key: str, directory: str, cache_id: str,
+                 seed: Callable[[str], None], description: str) -> None:
         top = os.path.join(self.root, key)
         os.makedirs(top, mode=0o700, exist_ok=True)
         meta = self._read_meta(top) or {"id": cache_id, "created": now_rfc3339(),
@@ -89,19 +102,12 @@ class CacheMounts:
         meta["last_used"] = now_rfc3339()
         meta["usage_count"] = int(str(meta.get("usage_count", 0))) + 1
         self._write_meta(top, meta)
-        n = 0
-        while True:
-            directory = os.path.join(top, f"data-{n}")
-            if sharing != "private" or directory not in self._busy:
-                break
-            n += 1
         if not os.path.isdir(directory):
             partial = directory + ".new"
             shutil.rmtree(partial, ignore_errors=True)
             os.mkdir(partial, 0o755)
             seed(partial)
             os.rename(partial, directory)
-        return directory
 
     @staticmethod
     def _read_meta(top: str) -> dict[str, object] | None:

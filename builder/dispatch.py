@@ -72,6 +72,8 @@ class StageBuilder:
         self.vertex = from_vertex          # the step running now
         self._bk_index = 0 if from_vertex.hidden else 1
         self._last_digest = from_vertex.digest
+        # the step a shown vertex follows: the last shown one (BuildKit has no vertex for ENV)
+        self._last_shown = "" if from_vertex.hidden else from_vertex.digest
         self._findings: list[checks.Finding] = []  # build checks found while expanding
 
     # -- expansion -------------------------------------------------------------
@@ -154,7 +156,10 @@ class StageBuilder:
             name = self.build.bk_step_name(self.stage.index, self._bk_index, text)
         digest = vertex_digest("step", self.stage.index, self._last_digest, inst.original, name)
         self._last_digest = digest
-        return Vertex(digest, name, self.stage.index, inputs=(self.vertex.digest,),
+        inputs = (self._last_shown,) if self._last_shown else ()
+        if counted:
+            self._last_shown = digest
+        return Vertex(digest, name, self.stage.index, inputs=inputs,
                       hidden=not counted, step=self.build.step_numbers.get(id(inst), 0),
                       total=self.build.total_steps, original=inst.original, trigger=trigger)
 

@@ -108,7 +108,8 @@ async def run_step(b: StageScope, inst: ins.Run) -> None:
                 code = await run_command(runtime, b.backend.networks, fs, step_config,
                                          run_options, output, prepared.mounts, privileged)
             finally:
-                await asyncio.to_thread(runmounts.remove_stubs, prepared.stubs)
+                if prepared.stubs:
+                    await asyncio.to_thread(runmounts.remove_stubs, prepared.stubs)
         if code != 0:
             raise StepFailed(f"The command '{shown}' returned a non-zero code: {code}", code)
 

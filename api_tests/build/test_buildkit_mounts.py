@@ -152,3 +152,33 @@ def test_run_network_and_security(make_context: Callable[..., Any], build: Any) 
     r = build(insecure, check=False)
     assert r.rc != 0 and "entitlement security.insecure is not allowed" in r.output
     build(make_context({"Dockerfile": "FROM busybox\nRUN --security=sandbox true\n"}))
+
+
+def test_cache_mount_seeded_from_a_stage(make_context: Callable[..., Any], build: Any,
+                                         unique_name: Any) -> None:
+    cache_id = unique_name("seeded")
+    ctx = make_context({"Dockerfile":
+        "FROM busybox AS seed\n"
+        "RUN mkdir -p /s/sub && echo seeded > /s/sub/f\n"
+        "FROM busybox\n"
+        f"RUN --mount=type=cache,id={cache_id},target=/c,from=seed,source=/s "
+        "cat /c/sub/f && echo more > /c/added\n"
+        f"RUN --mount=type=cache,id={cache_id},target=/c,sharing=private "
+        "cat /c/added\n"})
+    out = build(ctx, "--no-cache").stdout
+    assert "seeded\n" in out and "more\n" in out
+
+
+def test_mounts_leave_nothing_behind(make_context: Callable[..., Any], build: Any,
+                                     build_leftovers: Any) -> None:
+    ctx = make_context({"Dockerfile":
+        "FROM busybox\n"
+        "RUN --mount=type=tmpfs,target=/t --mount=type=secret,id=x "
+        "--mount=target=/ctx,rw --mount=type=cache,target=/c sleep 0\n"
+        "RUN --mount=type=cache,target=/c false\n", "f": "x"})
+    before = build_leftovers()
+    r = build(ctx, "--no-cache", check=False)
+    assert r.rc != 0 and "returned a non-zero code: 1" in r.output
+    # (cgroups are the host's: other daemons' builds may run meanwhile)
+    assert [x for x in build_leftovers() if x not in before and not x.startswith("cgroup")] \
+        == []

@@ -128,6 +128,12 @@ async def test_vertexes_names_digests_and_cache(services: Services, tmp_path: Pa
     assert [n for n in shown if n.startswith("[stage-1")] == final_steps
     assert sorted(set(shown) - set(build_steps) - set(final_steps)) == [
         "[internal] load metadata for docker.io/library/busybox:latest"]
+    by_name = {v.name: v for v in rec.vertexes.values()}
+    # a shown vertex follows the last shown one of its stage (ENV has no vertex)
+    assert by_name["[build 3/4] COPY f.txt ."].inputs == (
+        by_name["[build 2/4] WORKDIR /src"].digest,)
+    assert by_name["[stage-1 2/2] COPY --from=build /o /o"].inputs == (
+        by_name["[stage-1 1/2] FROM docker.io/library/busybox:latest"].digest,)
     assert b"hello\n" in rec.logs
     image = await services.images.resolve("bk/vertexes:1")
     assert image.id == first.image_id and first.config == image.config
@@ -272,6 +278,17 @@ async def test_platform_args(services: Services, tmp_path: Path) -> None:
                           no_cache=True)
     out = rec.logs.decode()
     assert "arch=" in out and "platform=linux/" in out and "arch= " not in out
+
+
+async def test_labels_without_steps(services: Services, tmp_path: Path) -> None:
+    result, _ = await _solve(services, tmp_path, "FROM busybox\nLABEL a=1\n",
+                             labels={"b": "2", "a": "3"})
+    assert result.config["config"]["Labels"] == {"a": "3", "b": "2"}
+    assert [h.get("created_by", "") for h in result.config["history"]][-1].endswith(
+        "LABEL a=1")  # BuildKit adds no history entry for --label
+    again, _ = await _solve(services, tmp_path, "FROM busybox\nLABEL a=1\n",
+                            labels={"b": "2", "a": "3"})
+    assert again.image_id == result.image_id
 
 
 async def test_host_network_entitled(services: Services, tmp_path: Path) -> None:
