@@ -31,6 +31,7 @@ from . import session as sess
 from .builds import Build, BuildResult
 from .contexts import ContextDirs
 from .frontend import FrontendRequest
+from .inlinecache import InlineCacheSource, RemoteOpener, open_sources
 from .observe import StatusObserver, error_text
 from .status import Progress
 
@@ -101,7 +102,8 @@ async def _sync(progress: Progress, session: sess.Session, name: str, label: str
 
 
 async def run_dockerfile(service: BuildService, dirs: ContextDirs,
-                         request: FrontendRequest, build: Build) -> BuildResult:
+                         request: FrontendRequest, build: Build,
+                         remote: RemoteOpener) -> BuildResult:
     if build.session is None:
         raise InvalidParameter("a Dockerfile build needs the client's session (its context)")
     session = build.session.session
@@ -111,13 +113,18 @@ async def run_dockerfile(service: BuildService, dirs: ContextDirs,
         for cname, local in request.named_contexts.items():
             named = await stack.enter_async_context(dirs.hold(session.shared_key, local))
             contexts[cname] = NamedContext(directory=str(named))
-        return await _run(service, request, build, session, context_dir, contexts)
+        backend = service.backend
+        sources = await stack.enter_async_context(open_sources(
+            remote, build.cache_from, Auth(session), build.progress, build.ref,
+            backend.content, backend.snapshots))
+        return await _run(service, request, build, session, context_dir, contexts, sources)
     raise AssertionError("unreachable")  # the exit stack never swallows
 
 
 async def _run(service: BuildService, request: FrontendRequest, build: Build,
                session: sess.Session, context_dir: Path,
-               contexts: dict[str, NamedContext]) -> BuildResult:
+               contexts: dict[str, NamedContext],
+               sources: list[InlineCacheSource]) -> BuildResult:
     progress = build.progress
     root = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="bk-", dir=service.root))
     ssh = Ssh(session)
@@ -154,7 +161,8 @@ async def _run(service: BuildService, request: FrontendRequest, build: Build,
             labels=dict(request.labels), no_cache=request.no_cache, pull=request.pull,
             network=request.network, extra_hosts=tuple(request.extra_hosts),
             platform=request.platform, contexts=contexts, secrets=Secrets(session),
-            ssh=ssh, auth=Auth(session), entitlements=entitlements)
+            ssh=ssh, auth=Auth(session), entitlements=entitlements,
+            cache_sources=sources)
         try:
             result = await service.solve(breq, str(context_dir))
         except StepFailed as e:     # in the words of dockerd 20.10's BuildKit

@@ -1,0 +1,145 @@
+"""--cache-to type=inline and --cache-from through the stock buildx plugin (docker driver).
+
+The "cold daemon" here is the test daemon after `docker rmi` of the built image and
+`docker builder prune -af` (the build cache, the intermediate images and, after the
+garbage collection, the layers the build made are gone; busybox stays): what it
+knows of the build then comes only from the image on the test registry.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+DOCKERFILE = ("FROM busybox\n"
+              "ENV GREETING=hello\n"
+              "RUN echo \"$GREETING\" > /greeting && sleep 0.1\n"
+              "WORKDIR /app\n"
+              "COPY data.txt .\n"
+              "RUN cat data.txt /greeting > /app/both\n"
+              "CMD [\"cat\", \"/app/both\"]\n")
+
+
+def _registry_get(host: str, path: str) -> bytes:
+    accept = ("application/vnd.oci.image.manifest.v1+json,"
+              "application/vnd.docker.distribution.manifest.v2+json")
+    req = urllib.request.Request(f"http://{host}/v2/{path}", headers={"Accept": accept})
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        return bytes(resp.read())
+
+
+def _forget(bx: Any, docker: Any, *refs: str) -> None:
+    docker("rmi", "-f", *refs, check=False)
+    bx("builder", "prune", "-af")
+
+
+def _cached_steps(progress: str) -> list[str]:
+    """The names of the steps plain progress shows as CACHED."""
+    names = dict(re.findall(r"^#(\d+) (\[.*?\] .*)$", progress, re.M))
+    return sorted({names[n] for n in re.findall(r"^#(\d+) CACHED$", progress, re.M)
+                   if n in names})
+
+
+def test_inline_cache_seeds_a_cold_daemon(bx: Any, docker: Any, busybox_image: str,
+                                          plain_registry: Any,
+                                          make_context: Callable[..., Path],
+                                          unique_name: Callable[..., str]) -> None:
+    ctx = make_context({"Dockerfile": DOCKERFILE, "data.txt": "data\n"})
+    ref = f"{plain_registry.host}/{unique_name('bkcache')}:v1"
+    bx("build", "--cache-to", "type=inline", "--push", "-t", ref, ctx)
+    warm_id = docker("image", "inspect", "-f", "{{.Id}}", ref).stdout.strip()
+    config = json.loads(docker("image", "inspect", "-f", "{{json .Config}}", ref).stdout)
+    assert config["Cmd"] == ["cat", "/app/both"]
+    _forget(bx, docker, ref)
+    assert docker("image", "inspect", ref, check=False).returncode != 0
+
+    proc = bx("build", "--progress=plain", "--cache-from", ref, "--cache-to", "type=inline",
+              "-t", ref, ctx)
+    out = proc.stderr
+    assert f"importing cache manifest from {ref}" in out
+    cached = _cached_steps(out)
+    assert any("RUN echo" in s for s in cached), out
+    assert any("COPY data.txt" in s for s in cached), out
+    assert any("RUN cat data.txt" in s for s in cached), out
+    assert docker("image", "inspect", "-f", "{{.Id}}", ref).stdout.strip() == warm_id
+    assert docker("run", "--rm", "--network", "none", ref).stdout == "data\nhello\n"
+
+    # the long form, and no --cache-to: the image a warm daemon gives without inline cache
+    bx("build", "-t", ref + "-plain", ctx)
+    plain_id = docker("image", "inspect", "-f", "{{.Id}}", ref + "-plain").stdout.strip()
+    _forget(bx, docker, ref, ref + "-plain")
+    proc = bx("build", "--progress=plain", "--cache-from", f"type=registry,ref={ref}",
+              "-t", ref + "-plain", ctx)
+    assert len(_cached_steps(proc.stderr)) == 4, proc.stderr   # RUN, WORKDIR, COPY, RUN
+    assert docker("image", "inspect", "-f", "{{.Id}}", ref + "-plain").stdout.strip() \
+        == plain_id
+    docker("rmi", "-f", ref, ref + "-plain", check=False)
+
+
+def test_a_changed_step_runs_and_only_the_steps_below_hit(
+        bx: Any, docker: Any, busybox_image: str, plain_registry: Any,
+        make_context: Callable[..., Path], unique_name: Callable[..., str]) -> None:
+    ctx = make_context({"Dockerfile": DOCKERFILE, "data.txt": "one\n"})
+    ref = f"{plain_registry.host}/{unique_name('bkcache')}:v1"
+    bx("build", "--build-arg", "BUILDKIT_INLINE_CACHE=1", "--push", "-t", ref, ctx)
+    raw = json.loads(docker("image", "inspect", "-f", "{{json .}}", ref).stdout)
+    assert raw["Id"]
+    _forget(bx, docker, ref)
+    (ctx / "data.txt").write_text("two\n")
+    proc = bx("build", "--progress=plain", "--cache-from", ref, "-t", ref, ctx)
+    cached = _cached_steps(proc.stderr)
+    assert any("RUN echo" in s for s in cached), proc.stderr
+    assert not any("COPY" in s or "RUN cat" in s for s in cached), proc.stderr
+    assert docker("run", "--rm", "--network", "none", ref).stdout == "two\nhello\n"
+    docker("rmi", "-f", ref, check=False)
+
+
+def test_inline_cache_is_in_the_pushed_config(bx: Any, docker: Any, busybox_image: str,
+                                              plain_registry: Any,
+                                              make_context: Callable[..., Path],
+                                              unique_name: Callable[..., str]) -> None:
+    ctx = make_context({"Dockerfile": "FROM busybox\nRUN echo x > /x\n"})
+    ref = f"{plain_registry.host}/{unique_name('bkcache')}:v1"
+    bx("build", "--cache-to", "type=inline", "--push", "-t", ref, ctx)
+    repo, tag = ref.split("/", 1)[1].rsplit(":", 1)
+    manifest = json.loads(_registry_get(plain_registry.host, f"{repo}/manifests/{tag}"))
+    config = json.loads(_registry_get(plain_registry.host,
+                                      f"{repo}/blobs/{manifest['config']['digest']}"))
+    records = json.loads(base64.b64decode(config["moby.buildkit.cache.v0"]))
+    assert records and all(re.fullmatch(r"sha256:[0-9a-f]{64}", r["digest"]) for r in records)
+    busybox_layers = len(json.loads(docker("image", "inspect", "-f", "{{json .RootFS}}",
+                                           busybox_image).stdout)["Layers"])
+    assert records[-1]["layers"][0]["layer"] == busybox_layers   # the RUN's layer
+    docker("rmi", "-f", ref, check=False)
+
+
+def test_missing_cache_source_is_a_warning(bx: Any, docker: Any, busybox_image: str,
+                                           plain_registry: Any,
+                                           make_context: Callable[..., Path],
+                                           unique_name: Callable[..., str]) -> None:
+    ctx = make_context({"Dockerfile": "FROM busybox\nRUN echo m > /m\n"})
+    missing = f"{plain_registry.host}/{unique_name('nocache')}:v1"
+    tag = unique_name("bkcache")
+    proc = bx("build", "--progress=plain", "--cache-from", missing, "-t", tag, ctx)
+    assert f"importing cache manifest from {missing}" in proc.stderr
+    assert re.search(r"^#\d+ ERROR: .*not found", proc.stderr, re.M | re.I), proc.stderr
+    assert docker("run", "--rm", "--network", "none", tag, "cat", "/m").stdout == "m\n"
+    docker("rmi", "-f", tag, check=False)
+
+
+def test_refused_cache_options(bx: Any, busybox_image: str,
+                               make_context: Callable[..., Path], tmp_path: Path) -> None:
+    ctx = make_context({"Dockerfile": "FROM busybox\n"})
+    # buildx itself, with the docker driver on a daemon without the containerd store
+    for to in ("type=local,dest=" + str(tmp_path / "c"), "type=registry,ref=localhost/x"):
+        proc = bx("build", "--cache-to", to, ctx, check=False)
+        assert proc.returncode != 0
+        assert "Cache export is not supported for the docker driver" in proc.stderr
+    proc = bx("build", "--cache-from", f"type=local,src={tmp_path}", ctx, check=False)
+    assert proc.returncode != 0
+    assert "cache import type 'local' is not supported by this daemon" in proc.stderr
