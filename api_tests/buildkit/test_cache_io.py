@@ -9,6 +9,7 @@ knows of the build then comes only from the image on the test registry.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import re
 import urllib.request
@@ -140,6 +141,16 @@ def test_refused_cache_options(bx: Any, busybox_image: str,
         proc = bx("build", "--cache-to", to, ctx, check=False)
         assert proc.returncode != 0
         assert "Cache export is not supported for the docker driver" in proc.stderr
+    # a local cache (an OCI layout, read through the session's content store): refused
+    blob = b'{"schemaVersion":2,"manifests":[]}'
+    digest = hashlib.sha256(blob).hexdigest()
+    (tmp_path / "blobs" / "sha256").mkdir(parents=True)
+    (tmp_path / "blobs" / "sha256" / digest).write_bytes(blob)
+    entry = {"mediaType": "application/vnd.oci.image.index.v1+json",
+             "digest": "sha256:" + digest, "size": len(blob),
+             "annotations": {"org.opencontainers.image.ref.name": "latest"}}
+    (tmp_path / "index.json").write_text(json.dumps({"schemaVersion": 2,
+                                                     "manifests": [entry]}))
     proc = bx("build", "--cache-from", f"type=local,src={tmp_path}", ctx, check=False)
     assert proc.returncode != 0
     assert "cache import type 'local' is not supported by this daemon" in proc.stderr
