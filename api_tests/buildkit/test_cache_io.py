@@ -12,10 +12,16 @@ import base64
 import hashlib
 import json
 import re
+import tempfile
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+import pytest
+
+from ..test_reference_interop import Reference
+from .test_reference import _ref_build
 
 DOCKERFILE = ("FROM busybox\n"
               "ENV GREETING=hello\n"
@@ -154,3 +160,72 @@ def test_refused_cache_options(bx: Any, busybox_image: str,
     proc = bx("build", "--cache-from", f"type=local,src={tmp_path}", ctx, check=False)
     assert proc.returncode != 0
     assert "cache import type 'local' is not supported by this daemon" in proc.stderr
+
+
+@pytest.fixture(scope="module")
+def dockerd20(busybox_tar: Path) -> Iterator[Reference]:
+    """Docker's dockerd 20.10 (test_reference_interop.py), for this module."""
+    ref = Reference(Path(tempfile.mkdtemp(prefix="dpybkcache-", dir="/tmp")))
+    try:
+        problem = ref.start()
+        if problem:
+            pytest.fail(problem)
+        ref.run("import", "-c", 'CMD ["sh"]', busybox_tar, "busybox:latest")
+        yield ref
+    finally:
+        ref.stop()
+
+
+def _lines(text: str, pattern: str) -> list[str]:
+    """Lines matching pattern, without the step numbers and timing columns."""
+    out = [re.sub(r"^(#\d+ )?(\d+\.\d+ )?", "", line) for line in text.splitlines()]
+    return [line for line in out if re.search(pattern, line)]
+
+
+def test_refusals_as_the_reference(bx: Any, dockerd20: Reference, buildx_env: dict[str, str],
+                                   busybox_image: str, make_context: Callable[..., Path],
+                                   tmp_path: Path) -> None:
+    ctx = make_context({"Dockerfile": "FROM busybox\n"})
+    for to in ("type=local,dest=" + str(tmp_path / "c"), "type=registry,ref=localhost/x"):
+        ours = bx("build", "--cache-to", to, ctx, check=False)
+        theirs = _ref_build(dockerd20, buildx_env["DOCKER_CONFIG"], "--cache-to", to, ctx)
+        assert ours.returncode == theirs.returncode == 1
+        assert ours.stderr == theirs.stderr, (ours.stderr, theirs.stderr)
+
+
+def test_missing_cache_source_as_the_reference(
+        bx: Any, dockerd20: Reference, buildx_env: dict[str, str], busybox_image: str,
+        plain_registry: Any, make_context: Callable[..., Path],
+        unique_name: Callable[..., str]) -> None:
+    ctx = make_context({"Dockerfile": "FROM busybox\nRUN echo m > /m\n"})
+    missing = f"{plain_registry.host}/{unique_name('nocache')}:v1"
+    ours = bx("build", "--progress=plain", "--network", "host", "--cache-from", missing, ctx)
+    theirs = _ref_build(dockerd20, buildx_env["DOCKER_CONFIG"], "--progress=plain",
+                        "--network", "host", "--cache-from", missing, ctx)
+    assert theirs.returncode == 0, theirs.stderr
+    pattern = "importing cache manifest|ERROR"
+    assert _lines(ours.stderr, pattern) == _lines(theirs.stderr, pattern), \
+        (ours.stderr, theirs.stderr)
+
+
+def test_reference_reads_our_inline_cache(
+        bx: Any, docker: Any, dockerd20: Reference, buildx_env: dict[str, str],
+        busybox_image: str, plain_registry: Any, make_context: Callable[..., Path],
+        unique_name: Callable[..., str]) -> None:
+    """BuildKit parses our records (its keys never match ours: it builds, no error); and an
+    image BuildKit pushed with its inline cache is a cache source here (no hits)."""
+    ctx = make_context({"Dockerfile": "FROM busybox\nRUN echo r > /r\n"})
+    ours_ref = f"{plain_registry.host}/{unique_name('bkours')}:v1"
+    theirs_ref = f"{plain_registry.host}/{unique_name('bktheirs')}:v1"
+    cfg = buildx_env["DOCKER_CONFIG"]
+    bx("build", "--network", "host", "--cache-to", "type=inline", "--push", "-t", ours_ref, ctx)
+    proc = _ref_build(dockerd20, cfg, "--progress=plain", "--network", "host",
+                      "--cache-from", ours_ref, "--cache-to", "type=inline", "--push",
+                      "-t", theirs_ref, ctx)
+    assert proc.returncode == 0, proc.stderr
+    assert _lines(proc.stderr, "ERROR") == [], proc.stderr
+    proc = bx("build", "--progress=plain", "--network", "host", "--cache-from", theirs_ref,
+              "-t", ours_ref, ctx)
+    assert _lines(proc.stderr, "ERROR") == [], proc.stderr
+    assert docker("run", "--rm", "--network", "none", ours_ref, "cat", "/r").stdout == "r\n"
+    docker("rmi", "-f", ours_ref, check=False)

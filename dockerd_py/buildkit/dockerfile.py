@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -31,7 +32,7 @@ from . import session as sess
 from .builds import Build, BuildResult
 from .contexts import ContextDirs
 from .frontend import FrontendRequest
-from .inlinecache import InlineCacheSource, RemoteOpener, open_sources
+from .inlinecache import RemoteOpener, open_sources
 from .observe import StatusObserver, error_text
 from .status import Progress
 
@@ -113,18 +114,14 @@ async def run_dockerfile(service: BuildService, dirs: ContextDirs,
         for cname, local in request.named_contexts.items():
             named = await stack.enter_async_context(dirs.hold(session.shared_key, local))
             contexts[cname] = NamedContext(directory=str(named))
-        backend = service.backend
-        sources = await stack.enter_async_context(open_sources(
-            remote, build.cache_from, Auth(session), build.progress, build.ref,
-            backend.content, backend.snapshots))
-        return await _run(service, request, build, session, context_dir, contexts, sources)
+        return await _run(service, request, build, session, context_dir, contexts, remote)
     raise AssertionError("unreachable")  # the exit stack never swallows
 
 
 async def _run(service: BuildService, request: FrontendRequest, build: Build,
                session: sess.Session, context_dir: Path,
                contexts: dict[str, NamedContext],
-               sources: list[InlineCacheSource]) -> BuildResult:
+               remote: RemoteOpener) -> BuildResult:
     progress = build.progress
     root = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="bk-", dir=service.root))
     ssh = Ssh(session)
@@ -161,10 +158,14 @@ async def _run(service: BuildService, request: FrontendRequest, build: Build,
             labels=dict(request.labels), no_cache=request.no_cache, pull=request.pull,
             network=request.network, extra_hosts=tuple(request.extra_hosts),
             platform=request.platform, contexts=contexts, secrets=Secrets(session),
-            ssh=ssh, auth=Auth(session), entitlements=entitlements,
-            cache_sources=sources)
+            ssh=ssh, auth=Auth(session), entitlements=entitlements)
         try:
-            result = await service.solve(breq, str(context_dir))
+            # after the definition, as BuildKit imports them (when the solve starts)
+            async with open_sources(remote, build.cache_from, Auth(session), progress,
+                                    build.ref, service.backend.content,
+                                    service.backend.snapshots) as sources:
+                breq = dataclasses.replace(breq, cache_sources=sources)
+                result = await service.solve(breq, str(context_dir))
         except StepFailed as e:     # in the words of dockerd 20.10's BuildKit
             raise StepFailed(error_text(e), e.code) from None
         return BuildResult(result.image_id, _config_bytes(result.config))

@@ -38,6 +38,7 @@ from dockerd_py.engine.images.buildcache import Entry
 from dockerd_py.engine.reference import parse_normalized
 from dockerd_py.engine.snapshots.contract import Snapshotter
 from dockerd_py.engine.types import ImageRecord
+from dockerd_py.errors import NotFound
 
 from .status import Progress, vertex_digest
 
@@ -172,6 +173,9 @@ async def open_sources(opener: RemoteOpener, refs: Sequence[str], auth: Credenti
                                      "with --cache-to type=inline)")
             except asyncio.CancelledError:
                 raise
+            except NotFound:                # BuildKit's words
+                await progress.completed(digest, f"{ref}: not found")
+                continue
             except Exception as e:
                 log.info("cache from %s: %s", ref, e)
                 await progress.completed(digest, str(e) or type(e).__name__)
