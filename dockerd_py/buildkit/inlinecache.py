@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 CACHE_KEY = "moby.buildkit.cache.v0"
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 _MAX_RECORDS = 10000
+_RFC3339 = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?(Z|[+-]\d\d:\d\d)")
 
 
 def chain_records(final: ImageRecord, entries: Sequence[Entry],
@@ -125,7 +126,7 @@ class InlineCacheSource:
             return None                 # the key matched, the chain did not: a miss
         entry = self._history[n]
         created = entry.get("created")
-        if not isinstance(created, str) or not created:
+        if not isinstance(created, str) or not _RFC3339.fullmatch(created):
             return None
         if entry.get("empty_layer"):
             return ImportedStep(created, None)
