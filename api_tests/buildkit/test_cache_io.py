@@ -12,6 +12,7 @@ import base64
 import hashlib
 import json
 import re
+import subprocess
 import tempfile
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -20,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from ..conftest import DOCKER_CLI
 from ..test_reference_interop import Reference
 from .test_reference import _ref_build
 
@@ -236,3 +238,31 @@ def test_reference_reads_our_inline_cache(
     assert _lines(proc.stderr, "ERROR") == [], proc.stderr
     assert docker("run", "--rm", "--network", "none", ours_ref, "cat", "/r").stdout == "r\n"
     docker("rmi", "-f", ours_ref, check=False)
+
+
+def test_cache_from_uses_the_clients_credentials(
+        bx: Any, docker: Any, buildx_env: dict[str, str], busybox_image: str,
+        basic_registry: Any, make_context: Callable[..., Path],
+        unique_name: Callable[..., str], tmp_path: Path) -> None:
+    """The cache source is read with the credentials the client's session gives for its
+    registry (buildx's auth provider, from the CLI's config), as a pull would be."""
+    cfg = tmp_path / "cfg"
+    cfg.mkdir()
+    (cfg / "cli-plugins").symlink_to(Path(buildx_env["DOCKER_CONFIG"]) / "cli-plugins")
+    env = {"DOCKER_CONFIG": str(cfg)}
+    ctx = make_context({"Dockerfile": "FROM busybox\nRUN echo a > /a\n"})
+    ref = f"{basic_registry.host}/auth/{unique_name('bkcache')}:v1"
+    proc = subprocess.run([DOCKER_CLI, "login", basic_registry.host, "-u", basic_registry.user,
+                           "--password-stdin"], input=basic_registry.password, text=True,
+                          capture_output=True, env={**buildx_env, **env}, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    bx("build", "--cache-to", "type=inline", "--push", "-t", ref, ctx, env=env)
+    _forget(bx, docker, ref)
+    proc = bx("build", "--progress=plain", "--cache-from", ref, "-t", ref, ctx, env=env)
+    assert any("RUN echo a" in s for s in _cached_steps(proc.stderr)), proc.stderr
+    # without the credentials: a warning, and the step runs
+    _forget(bx, docker, ref)
+    proc = bx("build", "--progress=plain", "--cache-from", ref, "-t", ref, ctx)
+    assert _cached_steps(proc.stderr) == [], proc.stderr
+    assert re.search(r"^#\d+ ERROR: ", proc.stderr, re.M), proc.stderr
+    docker("rmi", "-f", ref, check=False)
