@@ -1,9 +1,12 @@
 """--cache-to type=inline and --cache-from through the stock buildx plugin (docker driver).
 
-The "cold daemon" here is the test daemon after `docker rmi` of the built image and
-`docker builder prune -af` (the build cache, the intermediate images and, after the
-garbage collection, the layers the build made are gone; busybox stays): what it
-knows of the build then comes only from the image on the test registry.
+Two kinds of cold daemon: a FRESH one (its own data root, nothing in it: the base image
+comes from the registry too; test_inline_cache_seeds_a_fresh_daemon), and the test daemon
+after `docker rmi` of the built image and `docker builder prune -af` (the build cache,
+the intermediate images and, after the garbage collection, the layers the build made are
+gone; busybox stays). Either way what it knows of the build comes only from the image
+on the test registry, and it must give the image a warm daemon gives, by ID.
+Refusals and the missing-source warning are compared with Docker's dockerd 20.10.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import base64
 import hashlib
 import json
 import re
+import shutil
 import subprocess
 import tempfile
 import urllib.request
@@ -21,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from ..conftest import DOCKER_CLI
+from ..conftest import DOCKER_CLI, Daemon, stop_and_check
 from ..test_reference_interop import Reference
 from .test_reference import _ref_build
 
@@ -266,3 +270,42 @@ def test_cache_from_uses_the_clients_credentials(
     assert _cached_steps(proc.stderr) == [], proc.stderr
     assert re.search(r"^#\d+ ERROR: ", proc.stderr, re.M), proc.stderr
     docker("rmi", "-f", ref, check=False)
+
+
+@pytest.fixture
+def fresh_daemon() -> Iterator[Daemon]:
+    """A daemon of its own (data root, exec root, bridge): nothing in it."""
+    d = Daemon(Path(tempfile.mkdtemp(prefix="dpyc-", dir="/tmp")))
+    d.start()
+    try:
+        yield d
+    finally:
+        stop_and_check(d, d.tmp)
+        shutil.rmtree(d.tmp, ignore_errors=True)
+
+
+def test_inline_cache_seeds_a_fresh_daemon(bx: Any, docker: Any, buildx_env: dict[str, str],
+                                           busybox_image: str, plain_registry: Any,
+                                           fresh_daemon: Daemon,
+                                           make_context: Callable[..., Path],
+                                           unique_name: Callable[..., str]) -> None:
+    """A daemon with an empty data root gets everything from the registry: the base image
+    (FROM pulls it), then the steps' layers from the inline cache of the pushed image."""
+    base = f"{plain_registry.host}/{unique_name('bkbase')}:v1"
+    docker("tag", busybox_image, base)
+    docker("push", base)
+    ctx = make_context({"Dockerfile": DOCKERFILE.replace("FROM busybox", f"FROM {base}"),
+                        "data.txt": "fresh\n"})
+    ref = f"{plain_registry.host}/{unique_name('bkcache')}:v1"
+    bx("build", "--cache-to", "type=inline", "--push", "-t", ref, ctx)
+    warm_id = docker("image", "inspect", "-f", "{{.Id}}", ref).stdout.strip()
+
+    fresh = {"DOCKER_HOST": fresh_daemon.host}
+    assert bx("images", "-q", env=fresh).stdout == ""
+    proc = bx("build", "--progress=plain", "--cache-from", ref, "--cache-to", "type=inline",
+              "-t", ref, ctx, env=fresh)
+    assert len(_cached_steps(proc.stderr)) == 4, proc.stderr   # RUN, WORKDIR, COPY, RUN
+    assert bx("image", "inspect", "-f", "{{.Id}}", ref, env=fresh).stdout.strip() == warm_id
+    out = bx("run", "--rm", "--network", "none", ref, env=fresh).stdout
+    assert out == "fresh\nhello\n"
+    docker("rmi", "-f", ref, base, check=False)
