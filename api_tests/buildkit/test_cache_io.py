@@ -309,3 +309,22 @@ def test_inline_cache_seeds_a_fresh_daemon(bx: Any, docker: Any, buildx_env: dic
     out = bx("run", "--rm", "--network", "none", ref, env=fresh).stdout
     assert out == "fresh\nhello\n"
     docker("rmi", "-f", ref, base, check=False)
+
+
+def test_multi_stage_the_final_stage_hits_up_to_its_first_copy_from(
+        bx: Any, docker: Any, busybox_image: str, plain_registry: Any,
+        make_context: Callable[..., Path], unique_name: Callable[..., str]) -> None:
+    """The inline cache holds the final image's steps (BuildKit's mode=min). The stages it
+    copies from are built again, and our key of `COPY --from` names the built stage's
+    image: the final stage hits up to its first COPY --from (see the README)."""
+    ctx = make_context({"Dockerfile": "FROM busybox AS builder\nRUN echo built > /out\n"
+                                      "FROM busybox\nRUN echo final > /f\n"
+                                      "COPY --from=builder /out /out\n"})
+    ref = f"{plain_registry.host}/{unique_name('bkcache')}:v1"
+    bx("build", "--cache-to", "type=inline", "--push", "-t", ref, ctx)
+    _forget(bx, docker, ref)
+    proc = bx("build", "--progress=plain", "--cache-from", ref, "-t", ref, ctx)
+    assert _cached_steps(proc.stderr) == ["[stage-1 2/3] RUN echo final > /f"], proc.stderr
+    out = docker("run", "--rm", "--network", "none", ref, "cat", "/f", "/out").stdout
+    assert out == "final\nbuilt\n"
+    docker("rmi", "-f", ref, check=False)

@@ -113,8 +113,9 @@ class DockerfileSolver:
         return await run_dockerfile(self.builder, self.contexts, request, build, self.remote)
 
     async def export(self, result: BuildResult, build: Build) -> dict[str, str]:
-        if build.inline_cache:
-            result = await self._with_inline_cache(result)
+        if build.inline_cache and any(e.Type in _IMAGE_EXPORTERS
+                                      for e in build.request.Exporters):
+            result = await self._with_inline_cache(result)   # (BuildKit: images only)
         response = {"containerimage.digest": result.image_id,
                     "containerimage.config.digest": result.image_id}
         for exporter in build.request.Exporters:
