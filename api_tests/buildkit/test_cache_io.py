@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from ..conftest import DOCKER_CLI, Daemon, stop_and_check
+from ..conftest import DOCKER_CLI, Daemon, network_config, stop_and_check
 from ..test_reference_interop import Reference
 from .test_reference import _ref_build
 
@@ -328,3 +328,35 @@ def test_multi_stage_the_final_stage_hits_up_to_its_first_copy_from(
     out = docker("run", "--rm", "--network", "none", ref, "cat", "/f", "/out").stdout
     assert out == "final\nbuilt\n"
     docker("rmi", "-f", ref, check=False)
+
+
+def test_cache_from_docker_hub_goes_through_the_mirror(
+        bx: Any, docker: Any, busybox_image: str, plain_registry: Any, tmp_path: Path,
+        make_context: Callable[..., Path], unique_name: Callable[..., str]) -> None:
+    """--cache-from NAME (Docker Hub) on a daemon whose registry-mirrors is the test
+    registry reads the mirror, as a pull does (nothing reaches Docker Hub)."""
+    base = f"{plain_registry.host}/{unique_name('bkbase')}:v1"
+    docker("tag", busybox_image, base)
+    docker("push", base)
+    ctx = make_context({"Dockerfile": f"FROM {base}\nRUN echo mirrored > /m\n"})
+    name = unique_name("bkmirror")
+    bx("build", "--cache-to", "type=inline", "--push", "-t",
+       f"{plain_registry.host}/library/{name}:v1", ctx)
+    warm_id = docker("image", "inspect", "-f", "{{.Id}}",
+                     f"{plain_registry.host}/library/{name}:v1").stdout.strip()
+    tmp = Path(tempfile.mkdtemp(prefix="dpym-", dir="/tmp"))
+    (tmp / "daemon.json").write_text(json.dumps(
+        {**network_config(tmp), "registry-mirrors": [f"http://{plain_registry.host}"]}))
+    d = Daemon(tmp)
+    d.start()
+    try:
+        env = {"DOCKER_HOST": d.host}
+        proc = bx("build", "--progress=plain", "--cache-from", f"{name}:v1", "--cache-to",
+                  "type=inline", "-t", name, ctx, env=env)
+        assert _cached_steps(proc.stderr) == ["[2/2] RUN echo mirrored > /m"], proc.stderr
+        assert bx("image", "inspect", "-f", "{{.Id}}", name, env=env).stdout.strip() \
+            == warm_id
+    finally:
+        stop_and_check(d, tmp)
+        shutil.rmtree(tmp, ignore_errors=True)
+    docker("rmi", "-f", base, f"{plain_registry.host}/library/{name}:v1", check=False)
