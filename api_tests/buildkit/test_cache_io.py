@@ -27,6 +27,7 @@ import pytest
 
 from ..conftest import DOCKER_CLI, Daemon, network_config, stop_and_check
 from ..test_reference_interop import Reference
+from .test_compose import compose_env  # noqa: F401  (fixture)
 from .test_reference import _ref_build
 
 DOCKERFILE = ("FROM busybox\n"
@@ -360,3 +361,36 @@ def test_cache_from_docker_hub_goes_through_the_mirror(
         stop_and_check(d, tmp)
         shutil.rmtree(tmp, ignore_errors=True)
     docker("rmi", "-f", base, f"{plain_registry.host}/library/{name}:v1", check=False)
+
+
+def test_compose_cache_from_and_cache_to(
+        request: pytest.FixtureRequest, bx: Any, docker: Any, busybox_image: str,
+        plain_registry: Any, make_context: Callable[..., Path],
+        unique_name: Callable[..., str]) -> None:
+    """Compose v2's build.cache_to / cache_from (inline, an image on the registry)."""
+    env: dict[str, str] = request.getfixturevalue("compose_env")
+    project = unique_name("bkcomp")
+    ref = f"{plain_registry.host}/{project}:v1"
+    ctx = make_context({
+        "Dockerfile": "FROM busybox\nRUN echo composed > /c\n",
+        "compose.yaml": f"services:\n  app:\n    build:\n      context: .\n"
+                        f"      cache_from: [\"{ref}\"]\n      cache_to: [\"type=inline\"]\n"
+                        f"    image: {ref}\n"})
+
+    def compose(*args: str) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run([DOCKER_CLI, "compose", "-p", project, *args], cwd=ctx,
+                              env={**env, "BUILDKIT_PROGRESS": "plain"},
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        return proc
+
+    compose("build")
+    compose("push")
+    warm_id = docker("image", "inspect", "-f", "{{.Id}}", ref).stdout.strip()
+    _forget(bx, docker, ref)
+    proc = compose("build")
+    out = proc.stdout + proc.stderr
+    assert f"importing cache manifest from {ref}" in out, out
+    assert any("RUN echo composed" in s for s in _cached_steps(out)), out
+    assert docker("image", "inspect", "-f", "{{.Id}}", ref).stdout.strip() == warm_id
+    docker("rmi", "-f", ref, check=False)
