@@ -41,6 +41,7 @@ from .cache import step_key
 from .copystep import copy_step
 from .layer import StepFS, commit_layer, normalize_times, step_fs, unmount_step
 from .observer import BuildObserver, Vertex, vertex_digest
+from .request import ImportedStep
 from .runstep import run_step
 from .scope import BUILTIN_ARGS as BUILTIN_ARGS
 from .scope import BuildScope, StageState
@@ -208,6 +209,14 @@ class StageBuilder:
                     await self.observer.cached(self.vertex)
                     state.image, state.config = cached, config
                     return
+            imported = await self._imported(key)
+            if imported is not None:   # --cache-from: the image a warm cache would give
+                image = await self._record(created_by, config, imported.layer,
+                                           created=imported.created)
+                await self.backend.cache.record(key, image.id, parent_id, created_by)
+                await self.observer.cached(self.vertex)
+                state.image, state.config = image, config
+                return
         state.cache_busted = True
         layer = None
         if change is None and container_lines:
@@ -233,6 +242,13 @@ class StageBuilder:
         await self.backend.cache.record(key, image.id, parent_id, created_by)
         state.image, state.config = image, config
 
+    async def _imported(self, key: str) -> ImportedStep | None:
+        for source in self.build.options.cache_sources:
+            found = await source.lookup(key, self.state.image)
+            if found is not None:
+                return found
+        return None
+
     def _reference_time(self) -> float:
         """The creation time of the base image's first history entry (the epoch for
         scratch): a time that does not change when the steps above it are rebuilt."""
@@ -241,12 +257,12 @@ class StageBuilder:
         return parse_time(created) if created else 0.0
 
     async def _record(self, created_by: str, config: dict[str, Any],
-                      layer: Any) -> ImageRecord:
+                      layer: Any, created: str = "") -> ImageRecord:
         parent = self.state.image
         doc = parent.config if parent else {}
         layers = list(parent.layers) if parent else []
         history = list(doc.get("history") or [])
-        created = now_rfc3339()
+        created = created or now_rfc3339()
         history.append(imageconfig.history_entry(created, created_by, layer is None,
                                                  author=self.state.author))
         if layer is not None:

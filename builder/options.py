@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .request import AuthSource, NamedContext, SecretSource, SshSource
+from .request import AuthSource, CacheSource, NamedContext, SecretSource, SshSource
 from .run import RunOptions
 
 
@@ -29,4 +29,5 @@ class BuildOptions:
     ssh: SshSource | None = None
     auth_source: AuthSource | None = None
     entitlements: frozenset[str] = frozenset()
+    cache_sources: tuple[CacheSource, ...] = ()
     buildkit: bool = False                             # a BuildKit client asked

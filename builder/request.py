@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from dockerd_py.engine.types import ImageRecord, Layer
+
 from .observer import BuildObserver
 
 NETWORK_MODES = ("default", "none", "host")
@@ -36,6 +38,21 @@ class AuthSource(Protocol):
     async def credentials(self, host: str) -> dict[str, Any] | None:
         """Registry credentials for host ("docker.io" for Docker Hub) in the shape of
         X-Registry-Auth ({"username", "password"} or {"identitytoken"}), or None."""
+
+
+@dataclass(frozen=True)
+class ImportedStep:
+    """A step an imported cache (--cache-from) has: its image is rebuilt from these."""
+
+    created: str                                   # the history entry's (and image's) time
+    layer: Layer | None                            # the layer it added, unpacked; None: none
+
+
+class CacheSource(Protocol):
+    async def lookup(self, key: str, parent: ImageRecord | None) -> ImportedStep | None:
+        """The step with cache key `key` on `parent`, if this source has it; its layer
+        is fetched and unpacked now (under the build's lease), never before a hit.
+        A source that cannot deliver answers None (a cache miss), never an error."""
 
 
 @dataclass(frozen=True)
@@ -65,6 +82,7 @@ class BuildRequest:
     ssh: SshSource | None = None
     auth: AuthSource | None = None
     entitlements: frozenset[str] = frozenset()     # NETWORK_HOST, SECURITY_INSECURE
+    cache_sources: Sequence[CacheSource] = ()      # --cache-from, asked after our own cache
 
 
 @dataclass(frozen=True)

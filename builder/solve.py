@@ -101,5 +101,6 @@ def options_of(request: BuildRequest) -> BuildOptions:
         ssh=request.ssh,
         auth_source=request.auth,
         entitlements=request.entitlements,
+        cache_sources=tuple(request.cache_sources),
         buildkit=True,
     )

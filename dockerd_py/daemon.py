@@ -150,7 +150,8 @@ def build_services(cfg: Config) -> Services:
     backend = Backend(images, snapshots, content, leases, networks, runtimes,
                       BuildCacheRecords(db), distribution)
     builder = BuildService(backend, os.path.join(root, "builder"))
-    solver = DockerfileSolver(builder, images, os.path.join(root, "buildkit", "contexts"))
+    solver = DockerfileSolver(builder, images, os.path.join(root, "buildkit", "contexts"),
+                              distribution.remote)
     buildkit = BuildKit(cfg.exec_root, solver, builder)
     return Services(db, events, snapshots, images, runtimes, volumes, networks, containers,
                     execs, files, distribution, builder, buildkit, daemon_id(root))

@@ -59,6 +59,8 @@ class Build:
         self.returned: asyncio.Future[Returned] = asyncio.get_running_loop().create_future()
         self.ended = ""         # why the build is over ("" while it runs)
         self.ready = asyncio.Event()    # checked and its session found (or ended)
+        self.cache_from: tuple[str, ...] = ()   # --cache-from images (cacheopts.py)
+        self.inline_cache = False               # --cache-to type=inline
 
     def end(self, why: str) -> None:
         if not self.ended:

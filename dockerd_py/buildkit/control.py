@@ -35,6 +35,7 @@ from dockerd_py.protos.buildkit.control import ops_pb2, worker_pb2
 from dockerd_py.version import VERSION
 
 from .builds import Build, BuildResult, Builds, ReturnedError
+from .cacheopts import cache_options
 from .frontend import DOCKERFILE_FRONTEND
 from .sessions import SessionRegistry
 from .status import Jobs, Progress
@@ -235,7 +236,8 @@ class Control(pb_grpc.ControlServicer):
             await context.abort(grpc.StatusCode.ALREADY_EXISTS, str(e))
             raise AssertionError from None  # abort() raises
         progress = Progress(job)
-        log.debug("solve %s: frontend %r, exporters %s", request.Ref, request.Frontend,
+        log.debug("solve %s: frontend %r, cache %s, exporters %s", request.Ref,
+                  request.Frontend, request.Cache,
                   [(e.Type, dict(e.Attrs)) for e in request.Exporters])
         # registered first: the client's gateway calls for this ref find it even when the
         # request is refused, and end at once with its error
@@ -243,6 +245,8 @@ class Control(pb_grpc.ControlServicer):
         await self.builds.add(build)
         try:
             self._check(request)
+            cache = cache_options(request.Cache)
+            build.cache_from, build.inline_cache = cache.imports, cache.inline
             if request.Session:
                 build.session = await self.sessions.get(request.Session)
             build.ready.set()
@@ -287,10 +291,6 @@ class Control(pb_grpc.ControlServicer):
             raise NotImplementedByDaemon("frontend inputs (LLB) are not supported")
         if request.SourcePolicy.ByteSize():
             raise NotImplementedByDaemon("source policies are not supported")
-        if request.Cache.Exports or request.Cache.Imports or request.Cache.ImportRefsDeprecated \
-                or request.Cache.ExportRefDeprecated:
-            raise NotImplementedByDaemon("--cache-from/--cache-to are not supported by this "
-                                         "daemon's builder yet")
         for entitlement in request.Entitlements:
             if entitlement != "network.host":
                 raise NotImplementedByDaemon(f"entitlement {entitlement[:40]!r} is not "

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -31,6 +32,7 @@ from . import session as sess
 from .builds import Build, BuildResult
 from .contexts import ContextDirs
 from .frontend import FrontendRequest
+from .inlinecache import RemoteOpener, open_sources
 from .observe import StatusObserver, error_text
 from .status import Progress
 
@@ -101,7 +103,8 @@ async def _sync(progress: Progress, session: sess.Session, name: str, label: str
 
 
 async def run_dockerfile(service: BuildService, dirs: ContextDirs,
-                         request: FrontendRequest, build: Build) -> BuildResult:
+                         request: FrontendRequest, build: Build,
+                         remote: RemoteOpener) -> BuildResult:
     if build.session is None:
         raise InvalidParameter("a Dockerfile build needs the client's session (its context)")
     session = build.session.session
@@ -111,13 +114,14 @@ async def run_dockerfile(service: BuildService, dirs: ContextDirs,
         for cname, local in request.named_contexts.items():
             named = await stack.enter_async_context(dirs.hold(session.shared_key, local))
             contexts[cname] = NamedContext(directory=str(named))
-        return await _run(service, request, build, session, context_dir, contexts)
+        return await _run(service, request, build, session, context_dir, contexts, remote)
     raise AssertionError("unreachable")  # the exit stack never swallows
 
 
 async def _run(service: BuildService, request: FrontendRequest, build: Build,
                session: sess.Session, context_dir: Path,
-               contexts: dict[str, NamedContext]) -> BuildResult:
+               contexts: dict[str, NamedContext],
+               remote: RemoteOpener) -> BuildResult:
     progress = build.progress
     root = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="bk-", dir=service.root))
     ssh = Ssh(session)
@@ -156,7 +160,12 @@ async def _run(service: BuildService, request: FrontendRequest, build: Build,
             platform=request.platform, contexts=contexts, secrets=Secrets(session),
             ssh=ssh, auth=Auth(session), entitlements=entitlements)
         try:
-            result = await service.solve(breq, str(context_dir))
+            # after the definition, as BuildKit imports them (when the solve starts)
+            async with open_sources(remote, build.cache_from, Auth(session), progress,
+                                    build.ref, service.backend.content,
+                                    service.backend.snapshots) as sources:
+                breq = dataclasses.replace(breq, cache_sources=sources)
+                result = await service.solve(breq, str(context_dir))
         except StepFailed as e:     # in the words of dockerd 20.10's BuildKit
             raise StepFailed(error_text(e), e.code) from None
         return BuildResult(result.image_id, _config_bytes(result.config))

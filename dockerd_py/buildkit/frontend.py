@@ -4,11 +4,14 @@ with a message that names it: never silently ignored."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from dockerd_py.errors import InvalidParameter, NotImplementedByDaemon
+
+from .cacheopts import import_refs
 
 DOCKERFILE_FRONTEND = "dockerfile.v0"
 
@@ -40,11 +43,36 @@ class FrontendRequest:
     extra_hosts: tuple[str, ...] = ()
     named_contexts: dict[str, str] = field(default_factory=dict)   # name -> local dir name
     inline_cache: bool = False
+    cache_imports: tuple[str, ...] = ()          # --cache-from images (cacheopts.py)
 
 
 def _refuse(key: str, why: str = "") -> NotImplementedByDaemon:
     return NotImplementedByDaemon(f"frontend option {key!r} is not supported by this "
                                   f"daemon's builder{': ' + why if why else ''}")
+
+
+@dataclass(frozen=True)
+class _CacheEntry:
+    Type: str                                    # noqa: N815 (the wire names)
+    Attrs: dict[str, str]                        # noqa: N815
+
+
+def _cache_entries(value: str) -> list[_CacheEntry]:
+    try:
+        doc = json.loads(value) if value else []
+    except ValueError:
+        raise InvalidParameter("invalid cache-imports: not JSON") from None
+    if not isinstance(doc, list):
+        raise InvalidParameter("invalid cache-imports: not a list")
+    out = []
+    for item in doc:
+        attrs = item.get("Attrs") if isinstance(item, dict) else None
+        if not isinstance(item, dict) or not isinstance(item.get("Type"), str) or not (
+                attrs is None or (isinstance(attrs, dict)
+                                  and all(isinstance(v, str) for v in attrs.values()))):
+            raise InvalidParameter("invalid cache-imports entry")
+        out.append(_CacheEntry(item["Type"], dict(attrs or {})))
+    return out
 
 
 def parse_attrs(attrs: Mapping[str, str], host_platform: str) -> FrontendRequest:
@@ -120,6 +148,8 @@ def parse_attrs(attrs: Mapping[str, str], host_platform: str) -> FrontendRequest
         elif key == "multi-platform":
             if value not in ("", "false"):
                 raise _refuse(key, "multi-platform images are not supported")
+        elif key == "cache-imports":    # the client's --cache-from, as JSON entries
+            out["cache_imports"] = tuple(import_refs(_cache_entries(value)))
         elif key == "contextsubdir" and value in ("", "."):
             continue
         else:

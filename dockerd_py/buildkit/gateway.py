@@ -21,6 +21,7 @@ from dockerd_py.protos.buildkit.control import gateway_pb2 as gw
 from dockerd_py.protos.buildkit.control import gateway_pb2_grpc as gw_grpc
 
 from .builds import Build, Builds, Returned
+from .cacheopts import import_refs
 from .control import Control, grpc_code
 from .frontend import DOCKERFILE_FRONTEND
 
@@ -79,13 +80,12 @@ class Gateway(gw_grpc.LLBBridgeServicer):
             await context.abort(grpc.StatusCode.UNIMPLEMENTED,
                                 f"frontend {request.Frontend[:80]!r} is not supported; "
                                 f"only {DOCKERFILE_FRONTEND}")
-        if request.CacheImports:
-            await context.abort(grpc.StatusCode.UNIMPLEMENTED,
-                                "--cache-from is not supported by this daemon's builder yet")
         if request.SourcePolicies:
             await context.abort(grpc.StatusCode.UNIMPLEMENTED,
                                 "source policies are not supported")
         try:
+            imports = import_refs(request.CacheImports)     # the client's build function's
+            build.cache_from = tuple(dict.fromkeys([*build.cache_from, *imports]))
             result = await self.control.solver.solve(request.FrontendOpt, build)
         except DaemonError as e:
             await build.progress.fail_open(str(e))

@@ -16,18 +16,21 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
+from builder import imageconfig
 from builder.service import BuildService
 from dockerd_py.engine.images.contract import Images
 from dockerd_py.engine.reference import parse_normalized, with_default_tag
 from dockerd_py.errors import DaemonError, InvalidParameter, NotImplementedByDaemon
 from dockerd_py.protos.buildkit.control import control_pb2 as pb
 
+from . import inlinecache
 from .builds import Build, BuildResult
 from .contexts import ContextDirs
 from .control import host_platform
 from .dockerfile import run_dockerfile
 from .exporters import export_files
 from .frontend import parse_attrs
+from .inlinecache import RemoteOpener
 from .status import vertex_digest
 
 log = logging.getLogger(__name__)
@@ -69,8 +72,10 @@ def _given_names(attrs: Mapping[str, str]) -> list[str]:
 
 
 class DockerfileSolver:
-    def __init__(self, builder: BuildService, images: Images, contexts_root: str) -> None:
+    def __init__(self, builder: BuildService, images: Images, contexts_root: str,
+                 remote: RemoteOpener) -> None:
         self.builder = builder
+        self.remote = remote
         self.images = images
         self.contexts = ContextDirs(contexts_root)
 
@@ -103,9 +108,14 @@ class DockerfileSolver:
     async def solve(self, attrs: Mapping[str, str], build: Build) -> BuildResult:
         os_name, arch = host_platform()
         request = parse_attrs(attrs, f"{os_name}/{arch}")
-        return await run_dockerfile(self.builder, self.contexts, request, build)
+        build.inline_cache = build.inline_cache or request.inline_cache
+        build.cache_from = tuple(dict.fromkeys([*build.cache_from, *request.cache_imports]))
+        return await run_dockerfile(self.builder, self.contexts, request, build, self.remote)
 
     async def export(self, result: BuildResult, build: Build) -> dict[str, str]:
+        if build.inline_cache and any(e.Type in _IMAGE_EXPORTERS
+                                      for e in build.request.Exporters):
+            result = await self._with_inline_cache(result)   # (BuildKit: images only)
         response = {"containerimage.digest": result.image_id,
                     "containerimage.config.digest": result.image_id}
         for exporter in build.request.Exporters:
@@ -117,6 +127,23 @@ class DockerfileSolver:
                     raise InvalidParameter(f"image {result.image_id} is gone")
                 await export_files(self.builder, image, exporter.Type, build)
         return response
+
+    async def _with_inline_cache(self, result: BuildResult) -> BuildResult:
+        """The image with its steps' cache records in its config (inlinecache.py): a
+        sibling of the built image, with the same layers and parent."""
+        image = await self.images.get(result.image_id)
+        if image is None:
+            raise InvalidParameter(f"image {result.image_id} is gone")
+        entries = await self.builder.backend.cache.entries()
+        images = {i.id: i for i in await self.images.list()}
+        records = inlinecache.chain_records(image, entries, images)
+        if not records:
+            return result
+        document = dict(image.config)
+        document[inlinecache.CACHE_KEY] = inlinecache.encode(records)
+        config = imageconfig.encode(document)
+        cached, _ = await self.images.record(config, image.layers, parent=image.parent)
+        return BuildResult(cached.id, imageconfig.encode(cached.config))
 
     async def _export_image(self, result: BuildResult, attrs: Mapping[str, str],
                             build: Build) -> dict[str, str]:

@@ -67,7 +67,7 @@ async def resolve(registry: Registry, ref: Reference, platform: Platform | None)
     return Resolved(registry, top, digest, body, doc)
 
 
-def _check_config(config: bytes, manifest: Manifest, ref: Reference,
+def check_config(config: bytes, manifest: Manifest, ref: Reference,
                   platform: Platform | None, from_index: bool) -> list[str]:
     if manifest.config.media_type not in (DOCKER_CONFIG, OCI_CONFIG, ""):
         raise manifests.ManifestError(
@@ -187,7 +187,7 @@ async def pull_tag(registries: Registries, engine: Images,
                                 resolved.manifest_digest)
         config = await blobs.fetch_json_blob(registry, ref.path, manifest.config.digest,
                                              manifest.config.size, engine.content)
-        diff_ids = _check_config(config, manifest, ref, platform,
+        diff_ids = check_config(config, manifest, ref, platform,
                                  resolved.top_digest != resolved.manifest_digest)
         existing = await engine.get(manifest.config.digest)
         if existing is not None and len(existing.layers) == len(diff_ids) \

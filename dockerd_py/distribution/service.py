@@ -8,6 +8,7 @@ and pushed blobs are recorded through the image service.
 from __future__ import annotations
 
 import json
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from ..engine.images.contract import Images
@@ -24,6 +25,7 @@ from .progress import Emit
 from .push import Pusher, push
 from .registries import Registries, credentials_for
 from .registry import Registry, new_session
+from .remote import RemoteImage, open_remote
 
 
 class DistributionService:
@@ -80,6 +82,12 @@ class DistributionService:
         if not tags:
             raise RegistryError(f"no tags found for {ref.familiar_name}", 404)
         return sorted(tags)
+
+    def remote(self, name: str, *, auth: dict[str, Any] | None = None
+               ) -> AbstractAsyncContextManager[RemoteImage]:
+        """The image `name` on its registry, read lazily (remote.py): a build's
+        --cache-from."""
+        return open_remote(self.registries, self.images.content, name, auth)
 
     # -- push --------------------------------------------------------------------
 
