@@ -22,6 +22,7 @@ from dockerd_py.protos.buildkit.session import (
 )
 from dockerd_py.protos.fsutil import wire_pb2
 
+from ..buildkit.conftest import buildx_env, bx, leftovers, make_context  # noqa: F401
 from .fsutil_sender import Handler, Sender, stream_handler
 
 ALL_METHODS = frozenset({
