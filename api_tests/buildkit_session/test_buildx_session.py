@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import subprocess
 import tarfile
 import time
@@ -221,3 +222,29 @@ def test_ssh_default_forwards_the_agent(bx: Any, docker: Any, busybox_image: str
     finally:
         agent.terminate()
         agent.wait()
+
+
+def test_throughput_of_a_200mb_context(bx: Any, busybox_image: str,
+                                       make_context: Callable[..., Path]) -> None:
+    """Measured, not asserted (printed with -s): the "load build context" step of a
+    cold build of a 200 MB context (10 x 19 MiB-files of random data, 2000 small files)."""
+    ctx = make_context({"Dockerfile": "FROM busybox\nRUN --mount=type=bind,target=/c "
+                        "du -sk /c | cut -f1 > /kb\n"})
+    block = os.urandom(1 << 20)
+    for d in range(10):
+        (ctx / f"d{d}").mkdir()
+        for f in range(19):
+            (ctx / f"d{d}/f{f}").write_bytes(block)
+    (ctx / "huge").write_bytes(block * 10)
+    for i in range(2000):
+        (ctx / f"small{i}").write_text(str(i))
+    total = sum(p.stat().st_size for p in ctx.rglob("*") if p.is_file())
+    for run in ("cold", "unchanged"):
+        out = bx("build", "--progress=plain", ctx).stderr
+        step = re.search(r"^#(\d+) \[internal\] load build context$", out, re.M)
+        assert step, out
+        took = re.search(rf"^#{step.group(1)} DONE ([0-9.]+)s$", out, re.M)
+        assert took, out
+        seconds = float(took.group(1))
+        print(f"\n{run}: {total / 1e6:.0f} MB context loaded in {seconds:.2f} s"
+              + (f" = {total / 1e6 / seconds:.0f} MB/s" if run == "cold" else ""))

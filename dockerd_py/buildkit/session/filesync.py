@@ -41,6 +41,7 @@ from .wire import (
 
 P = wire_pb2.Packet
 _IN_FLIGHT = 256       # messages between the gRPC reader and the writing thread
+_RELEASE_EVERY = 32
 _SEND_CHUNK = 1 << 20  # file data per DATA packet we send (gRPC's limit is 4 MiB)
 _TAR_CHUNK = 3 << 20   # as buildkit's streamWriterCloser splits a file
 _STATS_BATCH = 512
@@ -103,9 +104,13 @@ class _Receiving:
         """The writing thread: apply messages until everything asked for has arrived."""
         error: BaseException | None = None
         try:
+            taken = 0
             while not self.stop.is_set():
                 raw = self.inbox.get()
-                self.loop.call_soon_threadsafe(self.room.release)
+                taken += 1
+                if taken == _RELEASE_EVERY or self.inbox.empty():  # one wake-up per batch
+                    self.loop.call_soon_threadsafe(self._release, taken)
+                    taken = 0
                 if raw is None:
                     raise SessionError("the client ended the file transfer early")
                 if self.writer.packet(raw):
@@ -116,6 +121,10 @@ class _Receiving:
         finally:
             self.writer.close()
         self.loop.call_soon_threadsafe(self._settle, error)
+
+    def _release(self, n: int) -> None:
+        for _ in range(n):
+            self.room.release()
 
     def _settle(self, error: BaseException | None) -> None:
         if self.done.done():
