@@ -188,7 +188,8 @@ int main(void) {
 }
 ''')
     binary = tmp_path / "agentls"
-    subprocess.run(["gcc", "-static", "-O1", "-o", str(binary), str(source)], check=True)
+    subprocess.run(["gcc", "-static", "-O1", "-o", str(binary), str(source)], check=True,
+                   preexec_fn=die_with_test_run)
     return binary
 
 
@@ -205,9 +206,10 @@ def test_ssh_default_forwards_the_agent(bx: Any, docker: Any, busybox_image: str
             time.sleep(0.05)
         key = tmp_path / "id"
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C",
-                        "bk-session-test-key", "-f", str(key)], check=True)
+                        "bk-session-test-key", "-f", str(key)], check=True,
+                       preexec_fn=die_with_test_run)
         subprocess.run(["ssh-add", str(key)], env={"SSH_AUTH_SOCK": str(sock)},
-                       check=True, capture_output=True)
+                       check=True, capture_output=True, preexec_fn=die_with_test_run)
         ctx = make_context({"Dockerfile": (
             "FROM busybox\n"
             "RUN --mount=type=bind,target=/ctx --mount=type=ssh "

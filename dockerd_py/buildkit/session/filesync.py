@@ -166,7 +166,7 @@ class _Receiving:
             with contextlib.suppress(Exception):
                 await self.stream.done_writing()
         except BaseException as e:
-            await self._abort(e, reader)
+            await self._abort(e, reader, writer)
             if isinstance(e, (SessionError, asyncio.CancelledError)):
                 raise
             raise _rpc(e) from None
@@ -178,18 +178,21 @@ class _Receiving:
                 task.cancel()
             await asyncio.gather(reader, writer, return_exceptions=True)
 
-    async def _abort(self, error: BaseException, reader: asyncio.Task[None]) -> None:
+    async def _abort(self, error: BaseException, reader: asyncio.Task[None],
+                     writer: asyncio.Task[None]) -> None:
         """Tell the sender why (fsutil prints "error from receiver: ..."), and give it a
-        moment to end the call on that, so the cancel that follows does not overtake it."""
-        if not isinstance(error, asyncio.CancelledError) and not self.stream.done():
+        moment to end the call on that, so the cancel that follows does not overtake it.
+        The ERR goes through the writing task: gRPC refuses concurrent writes."""
+        if not isinstance(error, asyncio.CancelledError) and not self.stream.done() \
+                and not writer.done():
             self.stop.set()
+            self.outgoing.put_nowait(_packet(P.PACKET_ERR, data=str(error)[:2000].encode()))
+            self.outgoing.put_nowait(None)
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.stream.write(
-                    _packet(P.PACKET_ERR, data=str(error)[:2000].encode())), 5)
+                await asyncio.wait_for(asyncio.shield(writer), 5)
                 await asyncio.wait_for(self.stream.done_writing(), 5)
             self.inbox.put(None)  # the writing thread may be gone: room for the reader
-            for _ in range(_IN_FLIGHT):
-                self.room.release()
+            self._release(_IN_FLIGHT)
             await asyncio.wait({reader}, timeout=5)
         self.stream.cancel()
 
