@@ -21,6 +21,8 @@ DEB_PACKAGES := busybox-static runc crun conmon tini zstd iproute2 netavark aard
 # The tests also produce archives with reference tools, compare with Docker's own dockerd and
 # push to and pull from the reference registry (docker-registry, run by the tests on 127.0.0.1).
 TEST_PACKAGES := skopeo umoci docker.io docker-registry strace
+# BuildKit session tests: a real ssh-agent (--ssh), and a static agent client built for busybox.
+TEST_PACKAGES += openssh-client gcc libc6-dev
 REFERENCE_PACKAGES := docker.io
 # What `import` must find for the tests to run; when one fails, pip installs the project again.
 PY_PROBE := import aiohttp, isal, zstandard, grpc, google.protobuf, grpc_tools, pytest, pytest_asyncio, hypothesis, docker, aiodocker, cryptography, requests, schemathesis, yaml
