@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import stat
 import subprocess
 import tarfile
 import time
@@ -250,3 +251,27 @@ def test_throughput_of_a_200mb_context(bx: Any, busybox_image: str,
         seconds = float(took.group(1))
         print(f"\n{run}: {total / 1e6:.0f} MB context loaded in {seconds:.2f} s"
               + (f" = {total / 1e6 / seconds:.0f} MB/s" if run == "cold" else ""))
+
+
+def test_output_local_is_received_by_buildx(bx: Any, busybox_image: str,
+                                            make_context: Callable[..., Path],
+                                            tmp_path: Path) -> None:
+    """The daemon as fsutil's sender (send_directory), buildx's fsutil as the receiver:
+    files, modes, symlinks, hard links and FIFOs arrive as the build made them."""
+    ctx = make_context({"Dockerfile": (
+        "FROM busybox\n"
+        "RUN mkdir -p /out/d && printf data > /out/d/f && chmod 640 /out/d/f && "
+        "ln /out/d/f /out/hard && ln -s d/f /out/link && ln -s /etc/shadow /out/abs && "
+        "mkfifo /out/fifo && dd if=/dev/zero of=/out/big bs=1M count=3 2>/dev/null && "
+        "touch -d @1500000000 /out/d/f\n")})
+    dest = tmp_path / "local"
+    bx("build", "--output", f"type=local,dest={dest}", ctx)
+    out = dest / "out"
+    assert (out / "d/f").read_bytes() == b"data"
+    assert (out / "d/f").stat().st_mode & 0o7777 == 0o640
+    assert (out / "d/f").stat().st_mtime == 1_500_000_000
+    assert (out / "hard").stat().st_ino == (out / "d/f").stat().st_ino
+    assert os.readlink(out / "link") == "d/f" and os.readlink(out / "abs") == "/etc/shadow"
+    assert stat.S_ISFIFO((out / "fifo").lstat().st_mode)
+    assert (out / "big").read_bytes() == bytes(3 << 20)
+    assert (dest / "bin/busybox").stat().st_size > 0
