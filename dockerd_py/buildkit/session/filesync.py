@@ -127,8 +127,8 @@ class _Receiving:
             self.room.release()
 
     def _settle(self, error: BaseException | None) -> None:
-        if self.done.done():
-            return
+        if self.done.done() or self.stop.is_set():
+            return  # the transfer already ended otherwise (cancelled, the call failed)
         if error is None:
             self.done.set_result(None)
         else:
