@@ -21,8 +21,9 @@ DEB_PACKAGES := busybox-static runc crun conmon tini zstd iproute2 netavark aard
 	containernetworking-plugins
 # The tests also produce archives with reference tools, compare with Docker's own dockerd and
 # push to and pull from the reference registry (docker-registry, run by the tests on 127.0.0.1);
-# the CRI tests build critest's image stand-ins with gcc -static (../shared/cri/mkimages.py).
-TEST_PACKAGES := skopeo umoci docker.io docker-registry strace gcc libc6-dev
+# gcc -static builds critest's image stand-ins (../shared/cri/mkimages.py) and a static ssh-agent
+# client for busybox; openssh-client is the real ssh-agent behind the BuildKit --ssh tests.
+TEST_PACKAGES := skopeo umoci docker.io docker-registry strace gcc libc6-dev openssh-client
 REFERENCE_PACKAGES := docker.io
 # What `import` must find for the tests to run; when one fails, pip installs the project again.
 PY_PROBE := import aiohttp, isal, zstandard, grpc, google.protobuf, grpc_tools, pytest, pytest_asyncio, hypothesis, docker, aiodocker, cryptography, requests, schemathesis, yaml

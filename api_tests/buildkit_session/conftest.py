@@ -3,6 +3,13 @@ hijacked /session connection; the tests set what each of its services does."""
 
 from __future__ import annotations
 
+import os
+
+# gRPC's fork handlers may abort a child forked beside its threads before the child's exec
+# (preexec_fn makes Python fork rather than vfork): the ssh-agent these tests start.
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "0")
+
+import shutil
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -22,6 +29,7 @@ from dockerd_py.protos.buildkit.session import (
 )
 from dockerd_py.protos.fsutil import wire_pb2
 
+from ..buildkit.conftest import BUILDX, bx, leftovers, make_context  # noqa: F401
 from .fsutil_sender import Handler, Sender, stream_handler
 
 ALL_METHODS = frozenset({
@@ -30,6 +38,21 @@ ALL_METHODS = frozenset({
     "/moby.sshforward.v1.SSH/CheckAgent", "/moby.sshforward.v1.SSH/ForwardAgent",
     "/moby.filesync.v1.Auth/Credentials", "/moby.filesync.v1.Auth/FetchToken",
 })
+
+
+@pytest.fixture(scope="session")
+def buildx_env(daemon: Any, session_dir: Path) -> dict[str, str]:
+    """As api_tests/buildkit's, with a DOCKER_CONFIG of its own: buildx records builds in
+    it (and then prints `buildx inspect` differently), so other tests' view stays theirs."""
+    cfg = session_dir / "buildx-cfg-session"
+    plugins = cfg / "cli-plugins"
+    plugins.mkdir(parents=True, exist_ok=True)
+    if not (plugins / "docker-buildx").exists():
+        shutil.copy(BUILDX, plugins / "docker-buildx")
+    env: dict[str, str] = daemon.cli_env()
+    env.update(DOCKER_CONFIG=str(cfg), BUILDX_NO_DEFAULT_ATTESTATIONS="1")
+    env.pop("DOCKER_BUILDKIT", None)
+    return env
 
 
 @dataclass

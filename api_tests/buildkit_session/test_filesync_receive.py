@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import stat
+import threading
 import time
 from pathlib import Path
 
@@ -45,6 +47,7 @@ def make_tree(root: Path) -> None:
     os.link(root / "small.txt", root / "dir/hard1")
     os.link(root / "small.txt", root / "dir/sub/hard2")
     os.mkfifo(root / "fifo")
+    os.mknod(root / "null", stat.S_IFCHR | 0o620, os.makedev(1, 3))  # fsutil sends devices
     os.setxattr(root / "small.txt", "user.note", b"kept")
     os.chown(root / "dir/sub/deeper/leaf", 1234, 5678)
     os.chown(root / "rel-link", 4321, 8765, follow_symlinks=False)
@@ -71,7 +74,7 @@ def snapshot(root: Path) -> dict[str, tuple[object, ...]]:
             xattrs = {} if stat.S_ISLNK(st.st_mode) else {
                 k: os.getxattr(full, k) for k in os.listxattr(full) if k.startswith("user.")}
             mtime = None if stat.S_ISDIR(st.st_mode) and rel == "." else st.st_mtime_ns
-            out[rel] = (st.st_mode, st.st_uid, st.st_gid, mtime, content, xattrs,
+            out[rel] = (st.st_mode, st.st_rdev, st.st_uid, st.st_gid, mtime, content, xattrs,
                         inodes.setdefault(st.st_ino, rel) if stat.S_ISREG(st.st_mode) else None)
     return out
 
@@ -199,6 +202,27 @@ async def test_hostile_stream_is_refused(client: Client, tmp_path: Path, case: s
     assert os.stat(outside / "secret").st_nlink == 1
     if case != "sender-error":
         assert sender.receiver_error  # the sender was told why (fsutil's ERR packet)
+
+
+async def test_a_cancelled_sync_stops_writing(client: Client, tmp_path: Path) -> None:
+    """A build interrupted mid-transfer: the call is cancelled, the writing thread ends
+    and holds no descriptor of dest."""
+    src, dest = tmp_path / "src", tmp_path / "dest"
+    src.mkdir()
+    for i in range(20):
+        (src / f"f{i:02}").write_bytes(os.urandom(1 << 20))
+    client.sync = Sender(str(src))
+    threads = {t.name for t in threading.enumerate()}
+    task = asyncio.create_task(sync_directory(client.session, "context", dest))
+    while not (dest.exists() and os.listdir(dest)):
+        await asyncio.sleep(0.001)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert "filesync-receive" not in {t.name for t in threading.enumerate()} - threads
+    held = [os.readlink(f"/proc/self/fd/{fd}") for fd in os.listdir("/proc/self/fd")
+            if os.path.exists(f"/proc/self/fd/{fd}")]
+    assert not [h for h in held if h.startswith(str(dest))]
 
 
 async def test_oversized_data_is_refused(client: Client, tmp_path: Path) -> None:

@@ -41,6 +41,7 @@ from .wire import (
 
 P = wire_pb2.Packet
 _IN_FLIGHT = 256       # messages between the gRPC reader and the writing thread
+_RELEASE_EVERY = 32
 _SEND_CHUNK = 1 << 20  # file data per DATA packet we send (gRPC's limit is 4 MiB)
 _TAR_CHUNK = 3 << 20   # as buildkit's streamWriterCloser splits a file
 _STATS_BATCH = 512
@@ -103,9 +104,13 @@ class _Receiving:
         """The writing thread: apply messages until everything asked for has arrived."""
         error: BaseException | None = None
         try:
+            taken = 0
             while not self.stop.is_set():
                 raw = self.inbox.get()
-                self.loop.call_soon_threadsafe(self.room.release)
+                taken += 1
+                if taken == _RELEASE_EVERY or self.inbox.empty():  # one wake-up per batch
+                    self.loop.call_soon_threadsafe(self._release, taken)
+                    taken = 0
                 if raw is None:
                     raise SessionError("the client ended the file transfer early")
                 if self.writer.packet(raw):
@@ -117,9 +122,13 @@ class _Receiving:
             self.writer.close()
         self.loop.call_soon_threadsafe(self._settle, error)
 
+    def _release(self, n: int) -> None:
+        for _ in range(n):
+            self.room.release()
+
     def _settle(self, error: BaseException | None) -> None:
-        if self.done.done():
-            return
+        if self.done.done() or self.stop.is_set():
+            return  # the transfer already ended otherwise (cancelled, the call failed)
         if error is None:
             self.done.set_result(None)
         else:
@@ -157,7 +166,7 @@ class _Receiving:
             with contextlib.suppress(Exception):
                 await self.stream.done_writing()
         except BaseException as e:
-            await self._abort(e)
+            await self._abort(e, reader, writer)
             if isinstance(e, (SessionError, asyncio.CancelledError)):
                 raise
             raise _rpc(e) from None
@@ -169,12 +178,22 @@ class _Receiving:
                 task.cancel()
             await asyncio.gather(reader, writer, return_exceptions=True)
 
-    async def _abort(self, error: BaseException) -> None:
-        """Tell the sender why (fsutil prints "error from receiver: ..."), then end."""
-        if not isinstance(error, asyncio.CancelledError) and not self.stream.done():
+    async def _abort(self, error: BaseException, reader: asyncio.Task[None],
+                     writer: asyncio.Task[None]) -> None:
+        """Tell the sender why (fsutil prints "error from receiver: ..."), and give it a
+        moment to end the call on that, so the cancel that follows does not overtake it.
+        The ERR goes through the writing task: gRPC refuses concurrent writes."""
+        if not isinstance(error, asyncio.CancelledError) and not self.stream.done() \
+                and not writer.done():
+            self.stop.set()
+            self.outgoing.put_nowait(_packet(P.PACKET_ERR, data=str(error)[:2000].encode()))
+            self.outgoing.put_nowait(None)
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.stream.write(
-                    _packet(P.PACKET_ERR, data=str(error)[:2000].encode())), 5)
+                await asyncio.wait_for(asyncio.shield(writer), 5)
+                await asyncio.wait_for(self.stream.done_writing(), 5)
+            self.inbox.put(None)  # the writing thread may be gone: room for the reader
+            self._release(_IN_FLIGHT)
+            await asyncio.wait({reader}, timeout=5)
         self.stream.cancel()
 
 

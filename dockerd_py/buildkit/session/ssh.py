@@ -63,8 +63,9 @@ class SessionSSH:
             try:
                 async with limit:
                     await self._proxy(ssh_id, reader, writer)
-            except (grpc.aio.AioRpcError, OSError):
-                pass  # one connection failing is that connection's business, as upstream
+            except (grpc.aio.AioRpcError, OSError, asyncio.CancelledError):
+                pass  # one connection failing is its own business (as upstream); a cancel
+                # (close) ends the connection's task normally: asyncio logs a cancelled one
             finally:
                 self._tasks.discard(task)
                 writer.close()
