@@ -31,6 +31,10 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
+# gRPC's fork handlers abort a child forked beside its threads (every process the tests start
+# has a preexec_fn, so Python forks rather than vforks): off before any test imports grpc.
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "0")
+
 import pytest
 
 from .lifetime import die_with_test_run

@@ -3,12 +3,6 @@ hijacked /session connection; the tests set what each of its services does."""
 
 from __future__ import annotations
 
-import os
-
-# gRPC's fork handlers may abort a child forked beside its threads before the child's exec
-# (preexec_fn makes Python fork rather than vfork): the ssh-agent these tests start.
-os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "0")
-
 import shutil
 import uuid
 from collections.abc import AsyncIterator
