@@ -74,6 +74,11 @@ default; the whole default run takes about 4 minutes on 2 cores, plus the build 
             the base layer already present (locally for pull, in the registry for push);
             --reps repetitions, wall time of the CLI process, medians.
 
+  cri       (bench/cri.py) ours serving CRI (--cri-socket) against containerd 1.6's CRI
+            plugin (/work/shared/cri/anchor-containerd.sh), both on daemons of their own:
+            --cri-reps (10) x `crictl runp` + `create` + `start` of a one-container pod
+            (mean and median of the sum), and --critest-reps (1) full critest runs (wall).
+
   For every phase the CPU time (user + system) the daemon processes used is
   recorded ("daemon CPU in <phase>": ours: the python process; the reference:
   dockerd + containerd; their own, not the monitors' or runc's).
@@ -135,6 +140,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import archives  # noqa: E402
 import build  # noqa: E402
 import containers  # noqa: E402
+import cri as cri_bench  # noqa: E402
 import daemons  # noqa: E402
 import network as network_bench  # noqa: E402
 import registry as registry_bench  # noqa: E402
@@ -146,7 +152,7 @@ BIG_TAG = "bench/big:latest"
 SMALL_REPO = "bench/small"
 SMALL_COUNT = 10
 PHASES = ("load", "save", "images", "run", "exec", "parallel", "ps", "memory", "build",
-          "registry", "network")
+          "registry", "network", "cri")
 CONTAINER_PHASES = ("memory", "run", "exec", "parallel", "ps", "build")
 LABEL = {"ours": "ours", "reference": "reference"}
 
@@ -516,6 +522,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="repetitions of each build (cold, cached, touched) (5)")
     ap.add_argument("--mem-containers", type=int, default=10,
                     help="running containers for the monitor memory figures (10)")
+    ap.add_argument("--cri-reps", type=int, default=10,
+                    help="crictl runp + create + start repetitions per CRI server (10)")
+    ap.add_argument("--critest-reps", type=int, default=1,
+                    help="full critest runs per CRI server, 0 for none (1)")
     ap.add_argument("--docker", default=shutil.which("docker") or "/usr/local/bin/docker",
                     help="the docker CLI to drive the daemons with")
     ap.add_argument("--profile", action="store_true",
@@ -657,6 +667,9 @@ def main(argv: list[str] | None = None) -> int:
                   "TCP through a published port vs direct", flush=True)
             results["network"] = network_bench.run(args.run_reps, 20, 200, 5)
             network_bench.report(results["network"])
+        if "cri" in only:  # on daemons of its own: ours with CRI, containerd's CRI (cri.py)
+            results["cri"] = cri_bench.run(args.cri_reps, args.critest_reps)
+            cri_bench.report(results["cri"])
         if "ps" in only:
             print(f"ps: {args.ps_calls} x docker ps -a with {args.ps_containers} containers",
                   flush=True)

@@ -1,0 +1,374 @@
+#!/usr/bin/env python3
+"""CRI benchmarks: our CRI server against containerd 1.6's CRI plugin, in one run.
+
+Both sides run on this machine at the same time and are driven by the same unmodified
+clients from the CRI kit (/work/shared/cri: crictl, critest, run.sh):
+
+  reference  /work/shared/cri/anchor-containerd.sh start: Debian's containerd 1.6 with its
+             CRI plugin, runc, overlayfs, a CNI bridge (bridge + host-local + portmap +
+             loopback) and a private docker-registry holding the kit's image stand-ins;
+             here with a state dir under the scratch root and a registry port of its own.
+  ours       `python -m dockerd_py --cri-socket ...` on private roots, pulling the same
+             stand-ins from the same registry (registry-hosts mirrors), with the same CNI
+             plugin chain in a conflist of its own (own bridge name, subnet, IPAM dir).
+
+  pod        --reps (10) times, interleaved (ours, ref, ref, ours, ...): `crictl runp
+             pod.json`, `crictl create POD ctr.json pod.json`, `crictl start CTR` of a
+             one-container pod (busybox `sleep 3600`, a pod IP from CNI), wall time of each
+             CLI process and their sum; then (untimed) `crictl stopp` + `crictl rmp`.
+             The sandbox image and busybox are pulled beforehand (untimed), so the figures
+             are runtime work, not pulls. Reported: mean and median of the sum.
+  critest    --critest-reps (1) full runs of critest (run.sh) against each socket, total
+             wall time; passed/failed/skipped counts are recorded too.
+
+Ratios are ours / reference (time: lower is better, < 1.00 means ours is faster).
+Everything is removed at the end: pods (`crictl rmp -fa`, CNI DEL), our daemon and its
+roots, our bridge, CNI IPAM state, iptables chains made during the run; the reference with
+`anchor-containerd.sh stop`. Usage: python bench/run.py --only cri [--reps N]
+or python bench/cri.py [--reps N] [--critest-reps N].
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import daemons  # noqa: E402
+from common import BenchError, save_results  # noqa: E402
+
+KIT = os.environ.get("CRI_KIT", "/work/shared/cri")
+CRICTL = os.path.join(KIT, "crictl")
+ANCHOR = os.path.join(KIT, "anchor-containerd.sh")
+MIRRORED = ("registry.k8s.io", "k8s.gcr.io", "gcr.io", "docker.io")
+PAUSE = "registry.k8s.io/pause:3.9"
+BUSYBOX = "registry.k8s.io/e2e-test-images/busybox:1.29-2"
+KINDS = ("ours", "reference")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def chains() -> set[tuple[str, str]]:
+    """(table, chain) of every iptables chain in nat and filter."""
+    out = set()
+    for table in ("nat", "filter"):
+        p = subprocess.run(["iptables", "-t", table, "-S"], capture_output=True, text=True)
+        out |= {(table, line.split()[1]) for line in p.stdout.splitlines()
+                if line.startswith("-N ")}
+    return out
+
+
+def drop_chains(new: set[tuple[str, str]]) -> list[str]:
+    """Delete CNI chains made during the run (jumps to them first); their names."""
+    done = []
+    for table, chain in sorted(new):
+        if not chain.startswith("CNI-"):
+            continue
+        rules = subprocess.run(["iptables", "-t", table, "-S"], capture_output=True,
+                               text=True).stdout.splitlines()
+        for rule in rules:
+            if re.search(rf"-j {re.escape(chain)}( |$)", rule) and rule.startswith("-A "):
+                subprocess.run(["iptables", "-t", table, "-D", *rule.split()[1:]],
+                               capture_output=True)
+        subprocess.run(["iptables", "-t", table, "-F", chain], capture_output=True)
+        subprocess.run(["iptables", "-t", table, "-X", chain], capture_output=True)
+        done.append(f"{table}/{chain}")
+    return done
+
+
+class CriDaemon(daemons.Daemon):
+    """Our daemon serving CRI, with a bridge, pools, CNI conflist and mirrors of its own."""
+
+    registry = ""
+
+    @property
+    def cri_sock(self) -> str:
+        return os.path.join(self.dir, "cri.sock")
+
+    @property
+    def bridge(self) -> str:
+        return f"dcbench{os.getpid() % 100}"
+
+    @property
+    def ipam_dir(self) -> str:
+        return os.path.join(self.dir, "cni", "ipam")
+
+    def start(self) -> None:
+        os.makedirs(self.dir, exist_ok=True)
+        tag = os.getpid() % 200
+        conf_dir = os.path.join(self.dir, "cni", "net.d")
+        os.makedirs(conf_dir)
+        with open(os.path.join(conf_dir, "10-bench.conflist"), "w") as f:
+            json.dump({"cniVersion": "1.0.0", "name": f"crib-{tag}", "plugins": [
+                {"type": "bridge", "bridge": self.bridge, "isGateway": True, "ipMasq": True,
+                 "hairpinMode": True,
+                 "ipam": {"type": "host-local", "dataDir": self.ipam_dir,
+                          "routes": [{"dst": "0.0.0.0/0"}],
+                          "ranges": [[{"subnet": f"10.{90 + tag % 30}.{tag}.0/24"}]]}},
+                {"type": "portmap", "capabilities": {"portMappings": True}},
+                {"type": "loopback"}]}, f)
+        mirror = [f"http://{self.registry}"]
+        config = os.path.join(self.dir, "daemon.json")
+        with open(config, "w") as f:
+            json.dump({"bridge": f"dpycri{tag}", "bip": f"10.{30 + tag % 30}.{tag}.1/24",
+                       "default-address-pools": [{"base": f"10.{60 + tag % 30}.0.0/16",
+                                                  "size": 24}],
+                       "registry-hosts": {r: {"mirrors": mirror} for r in MIRRORED},
+                       "cri": {"cni-conf-dir": conf_dir, "cni-bin-dir": "/usr/lib/cni"}}, f)
+        self.argv = [sys.executable, "-m", "dockerd_py", "-H", f"unix://{self.sock}",
+                     "--data-root", os.path.join(self.dir, "data"),
+                     "--exec-root", os.path.join(self.dir, "exec"),
+                     "--pidfile", os.path.join(self.dir, "pid"), "--config-file", config,
+                     "--cri-socket", self.cri_sock]
+        env = dict(os.environ)
+        env["PYTHONPATH"] = daemons.REPO + (os.pathsep + env["PYTHONPATH"]
+                                            if env.get("PYTHONPATH") else "")
+        self._log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(self.argv, cwd=daemons.REPO, env=env,
+                                     stdin=subprocess.DEVNULL, stdout=self._log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+
+
+class Crictl:
+    """crictl pointed at one CRI socket through a config file of its own."""
+
+    def __init__(self, kind: str, sock: str, config_dir: str) -> None:
+        self.kind, self.sock = kind, sock
+        self.config = os.path.join(config_dir, f"crictl-{kind}.yaml")
+        with open(self.config, "w") as f:
+            f.write(f"runtime-endpoint: unix://{sock}\nimage-endpoint: unix://{sock}\n"
+                    "timeout: 60\n")
+
+    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        p = subprocess.run([CRICTL, "--config", self.config, *args], capture_output=True,
+                           text=True, stdin=subprocess.DEVNULL, timeout=180)
+        if check and p.returncode != 0:
+            raise BenchError(f"{self.kind}: crictl {' '.join(args)} failed ({p.returncode}): "
+                             f"{p.stderr.strip()}")
+        return p
+
+    def timed(self, *args: str) -> tuple[float, str]:
+        t0 = time.perf_counter()
+        p = self.run(*args)
+        return time.perf_counter() - t0, p.stdout.strip()
+
+
+def write_specs(root: str, rep: int, kind: str) -> tuple[str, str]:
+    """pod.json and ctr.json for one repetition (a unique pod name each)."""
+    pod = {"metadata": {"name": f"bench-{kind}-{rep}", "namespace": "bench",
+                        "uid": f"bench-{kind}-{rep}-{os.getpid()}", "attempt": 0},
+           "log_directory": os.path.join(root, "logs", f"{kind}-{rep}"),
+           "linux": {"security_context": {"namespace_options": {"network": 0}}}}
+    ctr = {"metadata": {"name": "sleeper"}, "image": {"image": BUSYBOX},
+           "command": ["sleep", "3600"], "log_path": "sleeper.log", "linux": {}}
+    paths = (os.path.join(root, f"pod-{kind}-{rep}.json"),
+             os.path.join(root, f"ctr-{kind}-{rep}.json"))
+    os.makedirs(pod["log_directory"], exist_ok=True)  # type: ignore[arg-type]
+    for path, doc in zip(paths, (pod, ctr), strict=True):
+        with open(path, "w") as f:
+            json.dump(doc, f)
+    return paths
+
+
+def one_pod(c: Crictl, root: str, rep: int) -> dict[str, float]:
+    pod_json, ctr_json = write_specs(root, rep, c.kind)
+    t_runp, pod = c.timed("runp", pod_json)
+    t_create, ctr = c.timed("create", pod, ctr_json, pod_json)
+    t_start, _ = c.timed("start", ctr)
+    # Untimed checks that it really ran: the container is running, the pod has an IP.
+    state = json.loads(c.run("inspect", ctr).stdout)["status"]["state"]
+    ip = json.loads(c.run("inspectp", pod).stdout)["status"]["network"]["ip"]
+    if state != "CONTAINER_RUNNING" or not ip:
+        raise BenchError(f"{c.kind}: container {state}, pod IP {ip!r}")
+    c.run("stopp", pod)
+    c.run("rmp", pod)
+    return {"runp": t_runp, "create": t_create, "start": t_start,
+            "total": t_runp + t_create + t_start}
+
+
+def bench_pod(cs: dict[str, Crictl], root: str, reps: int) -> dict[str, Any]:
+    samples: dict[str, list[dict[str, float]]] = {k: [] for k in cs}
+    for c in cs.values():  # warm-up, untimed: first-use costs (image unpack, caches)
+        one_pod(c, root, -1)
+    for rep in range(reps):
+        for kind in (list(cs) if rep % 2 == 0 else list(reversed(cs))):
+            s = one_pod(cs[kind], root, rep)
+            samples[kind].append(s)
+            print(f"  pod rep {rep + 1}/{reps} {kind:<9} runp {s['runp'] * 1e3:5.0f} "
+                  f"create {s['create'] * 1e3:5.0f} start {s['start'] * 1e3:5.0f} "
+                  f"total {s['total'] * 1e3:5.0f} ms", flush=True)
+    out: dict[str, Any] = {}
+    for kind, ss in samples.items():
+        out[kind] = {step: {"mean_ms": 1e3 * statistics.mean(x[step] for x in ss),
+                            "median_ms": 1e3 * statistics.median(x[step] for x in ss)}
+                     for step in ("runp", "create", "start", "total")}
+        out[kind]["samples_s"] = ss
+    return out
+
+
+def bench_critest(cs: dict[str, Crictl], root: str, reps: int) -> dict[str, Any]:
+    out: dict[str, Any] = {k: {"wall_s": [], "summary": []} for k in cs}
+    for rep in range(reps):
+        for kind in (list(cs) if rep % 2 == 0 else list(reversed(cs))):
+            res = os.path.join(root, f"critest-{kind}-{rep}")
+            env = dict(os.environ, OUT=res)
+            t0 = time.perf_counter()
+            subprocess.run(["sh", os.path.join(KIT, "run.sh"), cs[kind].sock], env=env,
+                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, timeout=1800)
+            wall = time.perf_counter() - t0
+            out[kind]["wall_s"].append(wall)
+            summary = critest_counts(os.path.join(res, "report.json"))
+            out[kind]["summary"].append(summary)
+            print(f"  critest rep {rep + 1}/{reps} {kind:<9} {wall:6.1f} s  {summary}",
+                  flush=True)
+            cs[kind].run("rmp", "-fa", check=False)  # anything a failed spec left
+    for kind in cs:
+        out[kind]["median_s"] = statistics.median(out[kind]["wall_s"])
+    return out
+
+
+def critest_counts(report: str) -> dict[str, int]:
+    """passed/failed/skipped from ginkgo's JSON report."""
+    counts = {"passed": 0, "failed": 0, "skipped": 0}
+    try:
+        with open(report) as f:
+            suites = json.load(f)
+    except (OSError, ValueError):
+        return counts
+    for suite in suites:
+        for spec in suite.get("SpecReports") or []:
+            if spec.get("LeafNodeType") != "It":
+                continue
+            state = spec.get("State", "")
+            key = "passed" if state == "passed" else "skipped" if "skip" in state or \
+                state == "pending" else "failed"
+            counts[key] += 1
+    return counts
+
+
+def run(reps: int, critest_reps: int) -> dict[str, Any]:
+    for tool in (CRICTL, ANCHOR):
+        if not os.access(tool, os.R_OK):
+            raise BenchError(f"CRI kit missing: {tool}")
+    before = chains()
+    dset = daemons.DaemonSet([])
+    # Not under dset.root: closing the set unmounts everything below its root.
+    ctd_dir = tempfile.mkdtemp(prefix="dcri-ctd-", dir="/tmp")
+    reg = f"127.0.0.1:{free_port()}"
+    anchor_env = dict(os.environ, D=ctd_dir, REG=reg, CRICTL=CRICTL)
+    ours = CriDaemon("ours", os.path.join(dset.root, "ours"))
+    ours.registry = reg
+    cs: dict[str, Crictl] = {}
+    try:
+        with dset:
+            print(f"cri: starting the reference (containerd 1.6 CRI, registry {reg}) ...",
+                  flush=True)
+            p = subprocess.run(["sh", ANCHOR, "start"], env=anchor_env, capture_output=True,
+                               text=True, stdin=subprocess.DEVNULL, timeout=600)
+            if p.returncode != 0:
+                raise BenchError(f"anchor-containerd.sh start failed: {p.stderr.strip()}")
+            dset.daemons["ours"] = ours
+            failed = dset.start()
+            if failed:
+                raise BenchError(f"our daemon failed to start: {failed['ours']}")
+            cs = {"ours": Crictl("ours", ours.cri_sock, dset.root),
+                  "reference": Crictl("reference", os.path.join(ctd_dir, "containerd.sock"),
+                                      dset.root)}
+            versions = {k: c.run("version").stdout for k, c in cs.items()}
+            for c in cs.values():  # untimed pulls
+                c.run("pull", PAUSE)
+                c.run("pull", BUSYBOX)
+            print(f"cri: {reps} x crictl runp + create + start, interleaved", flush=True)
+            results: dict[str, Any] = {"versions": versions,
+                                       "pod": bench_pod(cs, dset.root, reps)}
+            if critest_reps:
+                print(f"cri: {critest_reps} x critest against each", flush=True)
+                results["critest"] = bench_critest(cs, dset.root, critest_reps)
+            results["ours_daemon_cpu_s"] = cpu_seconds(ours.pid)
+            cs["ours"].run("rmp", "-fa", check=False)
+            left = [n for n in _walk(ours.ipam_dir) if not n.startswith(("last", "lock"))]
+            if left:
+                print(f"warning: CNI allocations left by ours: {left}", file=sys.stderr)
+    finally:
+        # dset has stopped ours and removed its roots; the reference is stopped by its
+        # own script, which removes its pods, mounts, bridge and CNI-* chains.
+        p = subprocess.run(["sh", ANCHOR, "stop"], env=anchor_env, capture_output=True,
+                           text=True, stdin=subprocess.DEVNULL, timeout=300)
+        print(f"cri: reference {p.stdout.strip().splitlines()[-1] if p.stdout else ''}",
+              flush=True)
+        if os.path.exists(f"/sys/class/net/{ours.bridge}"):
+            subprocess.run(["ip", "link", "del", ours.bridge], capture_output=True)
+        dropped = drop_chains(chains() - before)
+        if dropped:
+            print(f"cri: removed iptables chains made during the run: {dropped}", flush=True)
+        others = sorted(f"{t}/{c}" for t, c in chains() - before)
+        if others:
+            print(f"warning: iptables chains left: {others}", file=sys.stderr)
+        shutil.rmtree(ctd_dir, ignore_errors=True)
+    return results
+
+
+def _walk(path: str) -> list[str]:
+    out = []
+    for _, _, files in os.walk(path):
+        out.extend(files)
+    return out
+
+
+def cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def report(r: dict[str, Any]) -> None:
+    pod = r["pod"]
+    print(f"\n{'CRI benchmark (ms, mean of reps)':38} {'ours':>9} {'containerd':>11} "
+          f"{'ours/ref':>9}")
+    for step in ("runp", "create", "start", "total"):
+        o, ref = pod["ours"][step]["mean_ms"], pod["reference"][step]["mean_ms"]
+        label = "runp + create + start" if step == "total" else f"crictl {step}"
+        print(f"{label:38} {o:9.0f} {ref:11.0f} {o / ref:9.2f}")
+    o, ref = pod["ours"]["total"]["median_ms"], pod["reference"]["total"]["median_ms"]
+    print(f"{'runp + create + start (median)':38} {o:9.0f} {ref:11.0f} {o / ref:9.2f}")
+    if "critest" in r:
+        c = r["critest"]
+        o, ref = c["ours"]["median_s"], c["reference"]["median_s"]
+        print(f"{'critest total (s, median)':38} {o:9.1f} {ref:11.1f} {o / ref:9.2f}")
+        for kind in KINDS:
+            print(f"  critest {kind}: {c[kind]['summary'][-1]}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--reps", type=int, default=10)
+    ap.add_argument("--critest-reps", type=int, default=1)
+    args = ap.parse_args(argv)
+    if os.geteuid() != 0:
+        print("bench/cri.py must run as root", file=sys.stderr)
+        return 2
+    daemons.install_signal_handlers()
+    results = run(args.reps, args.critest_reps)
+    report(results)
+    print(f"\nresults: {save_results(results, 'cri')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
