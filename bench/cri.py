@@ -18,6 +18,8 @@ clients from the CRI kit (/work/shared/cri: crictl, critest, run.sh):
              CLI process and their sum; then (untimed) `crictl stopp` + `crictl rmp`.
              The sandbox image and busybox are pulled beforehand (untimed), so the figures
              are runtime work, not pulls. Reported: mean and median of the sum.
+  before     with --before REPO: a third server, our daemon from another checkout (the
+             code before a change), measured in the same run beside the two others.
   critest    --critest-reps (1) full runs of critest (run.sh) against each socket, total
              wall time; passed/failed/skipped counts are recorded too.
 
@@ -54,7 +56,6 @@ ANCHOR = os.path.join(KIT, "anchor-containerd.sh")
 MIRRORED = ("registry.k8s.io", "k8s.gcr.io", "gcr.io", "docker.io")
 PAUSE = "registry.k8s.io/pause:3.9"
 BUSYBOX = "registry.k8s.io/e2e-test-images/busybox:1.29-2"
-KINDS = ("ours", "reference")
 
 
 def free_port() -> int:
@@ -95,6 +96,7 @@ class CriDaemon(daemons.Daemon):
     """Our daemon serving CRI, with a bridge, pools, CNI conflist and mirrors of its own."""
 
     registry = ""
+    repo = daemons.REPO   # the source tree it runs from (--before: another checkout)
 
     @property
     def cri_sock(self) -> str:
@@ -102,7 +104,7 @@ class CriDaemon(daemons.Daemon):
 
     @property
     def bridge(self) -> str:
-        return f"dcbench{os.getpid() % 100}"
+        return f"dcb{self.kind[:4]}{os.getpid() % 1000}"
 
     @property
     def ipam_dir(self) -> str:
@@ -110,7 +112,7 @@ class CriDaemon(daemons.Daemon):
 
     def start(self) -> None:
         os.makedirs(self.dir, exist_ok=True)
-        tag = os.getpid() % 200
+        tag = (os.getpid() + (7 if self.kind == "before" else 0)) % 200
         conf_dir = os.path.join(self.dir, "cni", "net.d")
         os.makedirs(conf_dir)
         with open(os.path.join(conf_dir, "10-bench.conflist"), "w") as f:
@@ -136,10 +138,10 @@ class CriDaemon(daemons.Daemon):
                      "--pidfile", os.path.join(self.dir, "pid"), "--config-file", config,
                      "--cri-socket", self.cri_sock]
         env = dict(os.environ)
-        env["PYTHONPATH"] = daemons.REPO + (os.pathsep + env["PYTHONPATH"]
-                                            if env.get("PYTHONPATH") else "")
+        env["PYTHONPATH"] = self.repo + (os.pathsep + env["PYTHONPATH"]
+                                         if env.get("PYTHONPATH") else "")
         self._log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(self.argv, cwd=daemons.REPO, env=env,
+        self.proc = subprocess.Popen(self.argv, cwd=self.repo, env=env,
                                      stdin=subprocess.DEVNULL, stdout=self._log,
                                      stderr=subprocess.STDOUT, start_new_session=True)
 
@@ -262,18 +264,24 @@ def critest_counts(report: str) -> dict[str, int]:
     return counts
 
 
-def run(reps: int, critest_reps: int) -> dict[str, Any]:
+def run(reps: int, critest_reps: int, before_repo: str = "") -> dict[str, Any]:
+    """before_repo: another checkout of dockerd-py (the code before a change), run as a
+    third CRI server "before" beside ours and the reference, on roots of its own."""
     for tool in (CRICTL, ANCHOR):
         if not os.access(tool, os.R_OK):
             raise BenchError(f"CRI kit missing: {tool}")
-    before = chains()
+    firewall = chains()
     dset = daemons.DaemonSet([])
     # Not under dset.root: closing the set unmounts everything below its root.
     ctd_dir = tempfile.mkdtemp(prefix="dcri-ctd-", dir="/tmp")
     reg = f"127.0.0.1:{free_port()}"
     anchor_env = dict(os.environ, D=ctd_dir, REG=reg, CRICTL=CRICTL)
-    ours = CriDaemon("ours", os.path.join(dset.root, "ours"))
-    ours.registry = reg
+    mine = {"ours": CriDaemon("ours", os.path.join(dset.root, "ours"))}
+    if before_repo:
+        mine["before"] = CriDaemon("before", os.path.join(dset.root, "before"))
+        mine["before"].repo = os.path.abspath(before_repo)
+    for d in mine.values():
+        d.registry = reg
     cs: dict[str, Crictl] = {}
     try:
         with dset:
@@ -283,13 +291,13 @@ def run(reps: int, critest_reps: int) -> dict[str, Any]:
                                text=True, stdin=subprocess.DEVNULL, timeout=600)
             if p.returncode != 0:
                 raise BenchError(f"anchor-containerd.sh start failed: {p.stderr.strip()}")
-            dset.daemons["ours"] = ours
+            dset.daemons.update(mine)
             failed = dset.start()
             if failed:
-                raise BenchError(f"our daemon failed to start: {failed['ours']}")
-            cs = {"ours": Crictl("ours", ours.cri_sock, dset.root),
-                  "reference": Crictl("reference", os.path.join(ctd_dir, "containerd.sock"),
-                                      dset.root)}
+                raise BenchError(f"our daemon(s) failed to start: {failed}")
+            cs = {k: Crictl(k, d.cri_sock, dset.root) for k, d in mine.items()}
+            cs["reference"] = Crictl("reference", os.path.join(ctd_dir, "containerd.sock"),
+                                     dset.root)
             versions = {k: c.run("version").stdout for k, c in cs.items()}
             for c in cs.values():  # untimed pulls
                 c.run("pull", PAUSE)
@@ -300,11 +308,13 @@ def run(reps: int, critest_reps: int) -> dict[str, Any]:
             if critest_reps:
                 print(f"cri: {critest_reps} x critest against each", flush=True)
                 results["critest"] = bench_critest(cs, dset.root, critest_reps)
-            results["ours_daemon_cpu_s"] = cpu_seconds(ours.pid)
-            cs["ours"].run("rmp", "-fa", check=False)
-            left = [n for n in _walk(ours.ipam_dir) if not n.startswith(("last", "lock"))]
-            if left:
-                print(f"warning: CNI allocations left by ours: {left}", file=sys.stderr)
+            results["daemon_cpu_s"] = {k: cpu_seconds(d.pid) for k, d in mine.items()}
+            for kind, d in mine.items():
+                cs[kind].run("rmp", "-fa", check=False)
+                left = [n for n in _walk(d.ipam_dir) if not n.startswith(("last", "lock"))]
+                if left:
+                    print(f"warning: CNI allocations left by {kind}: {left}",
+                          file=sys.stderr)
     finally:
         # dset has stopped ours and removed its roots; the reference is stopped by its
         # own script, which removes its pods, mounts, bridge and CNI-* chains.
@@ -312,12 +322,13 @@ def run(reps: int, critest_reps: int) -> dict[str, Any]:
                            text=True, stdin=subprocess.DEVNULL, timeout=300)
         print(f"cri: reference {p.stdout.strip().splitlines()[-1] if p.stdout else ''}",
               flush=True)
-        if os.path.exists(f"/sys/class/net/{ours.bridge}"):
-            subprocess.run(["ip", "link", "del", ours.bridge], capture_output=True)
-        dropped = drop_chains(chains() - before)
+        for d in mine.values():
+            if os.path.exists(f"/sys/class/net/{d.bridge}"):
+                subprocess.run(["ip", "link", "del", d.bridge], capture_output=True)
+        dropped = drop_chains(chains() - firewall)
         if dropped:
             print(f"cri: removed iptables chains made during the run: {dropped}", flush=True)
-        others = sorted(f"{t}/{c}" for t, c in chains() - before)
+        others = sorted(f"{t}/{c}" for t, c in chains() - firewall)
         if others:
             print(f"warning: iptables chains left: {others}", file=sys.stderr)
         shutil.rmtree(ctd_dir, ignore_errors=True)
@@ -339,19 +350,26 @@ def cpu_seconds(pid: int) -> float:
 
 def report(r: dict[str, Any]) -> None:
     pod = r["pod"]
-    print(f"\n{'CRI benchmark (ms, mean of reps)':38} {'ours':>9} {'containerd':>11} "
-          f"{'ours/ref':>9}")
+    kinds = [k for k in ("ours", "before") if k in pod]
+    head = "".join(f"{k:>9}" for k in kinds)
+    ratios = "".join(f"{k + '/ref':>12}" for k in kinds)
+    print(f"\n{'CRI benchmark (ms, mean of reps)':34}{head} {'containerd':>11}{ratios}")
+
+    def line(label: str, vals: dict[str, float], ref: float, fmt: str) -> None:
+        cols = "".join(format(vals[k], fmt).rjust(9) for k in kinds)
+        print(f"{label:34}{cols} {format(ref, fmt):>11}"
+              + "".join(f"{vals[k] / ref:12.2f}" for k in kinds))
     for step in ("runp", "create", "start", "total"):
-        o, ref = pod["ours"][step]["mean_ms"], pod["reference"][step]["mean_ms"]
         label = "runp + create + start" if step == "total" else f"crictl {step}"
-        print(f"{label:38} {o:9.0f} {ref:11.0f} {o / ref:9.2f}")
-    o, ref = pod["ours"]["total"]["median_ms"], pod["reference"]["total"]["median_ms"]
-    print(f"{'runp + create + start (median)':38} {o:9.0f} {ref:11.0f} {o / ref:9.2f}")
+        line(label, {k: pod[k][step]["mean_ms"] for k in kinds},
+             pod["reference"][step]["mean_ms"], ".0f")
+    line("runp + create + start (median)", {k: pod[k]["total"]["median_ms"] for k in kinds},
+         pod["reference"]["total"]["median_ms"], ".0f")
     if "critest" in r:
         c = r["critest"]
-        o, ref = c["ours"]["median_s"], c["reference"]["median_s"]
-        print(f"{'critest total (s, median)':38} {o:9.1f} {ref:11.1f} {o / ref:9.2f}")
-        for kind in KINDS:
+        line("critest total (s, median)", {k: c[k]["median_s"] for k in kinds},
+             c["reference"]["median_s"], ".1f")
+        for kind in c:
             print(f"  critest {kind}: {c[kind]['summary'][-1]}")
 
 
@@ -359,12 +377,15 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--reps", type=int, default=10)
     ap.add_argument("--critest-reps", type=int, default=1)
+    ap.add_argument("--before", default="", metavar="REPO",
+                    help="also run the dockerd-py checkout at REPO (e.g. a `git worktree` of "
+                         "the commit before a change) as a third CRI server")
     args = ap.parse_args(argv)
     if os.geteuid() != 0:
         print("bench/cri.py must run as root", file=sys.stderr)
         return 2
     daemons.install_signal_handlers()
-    results = run(args.reps, args.critest_reps)
+    results = run(args.reps, args.critest_reps, args.before)
     report(results)
     print(f"\nresults: {save_results(results, 'cri')}")
     return 0

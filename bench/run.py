@@ -526,6 +526,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="crictl runp + create + start repetitions per CRI server (10)")
     ap.add_argument("--critest-reps", type=int, default=1,
                     help="full critest runs per CRI server, 0 for none (1)")
+    ap.add_argument("--cri-before", default="", metavar="REPO",
+                    help="cri: also run the dockerd-py checkout at REPO (before a change)")
     ap.add_argument("--docker", default=shutil.which("docker") or "/usr/local/bin/docker",
                     help="the docker CLI to drive the daemons with")
     ap.add_argument("--profile", action="store_true",
@@ -668,7 +670,8 @@ def main(argv: list[str] | None = None) -> int:
             results["network"] = network_bench.run(args.run_reps, 20, 200, 5)
             network_bench.report(results["network"])
         if "cri" in only:  # on daemons of its own: ours with CRI, containerd's CRI (cri.py)
-            results["cri"] = cri_bench.run(args.cri_reps, args.critest_reps)
+            results["cri"] = cri_bench.run(args.cri_reps, args.critest_reps,
+                                            args.cri_before)
             cri_bench.report(results["cri"])
         if "ps" in only:
             print(f"ps: {args.ps_calls} x docker ps -a with {args.ps_containers} containers",

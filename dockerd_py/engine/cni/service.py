@@ -261,18 +261,24 @@ class CNI:
         if not await asyncio.to_thread(os.path.exists, net.netns_path):
             raise InvalidParameter(f"network namespace {net.netns_path} does not exist")
         network = await asyncio.to_thread(self._network)
-        done: list[_Attachment] = []
+        atts = (_Attachment(LOOPBACK, "lo"), _Attachment(network, self.ifname))
+        # Both at once (they touch different interfaces), as go-cni's Setup does.
+        tasks = [asyncio.ensure_future(self._add(att, net)) for att in atts]
         try:
-            for att in (_Attachment(LOOPBACK, "lo"), _Attachment(network, self.ifname)):
-                done.append(att)
-                result = await self._add(att, net)
+            await asyncio.wait(tasks)
+            failures = [e for t in tasks if (e := t.exception()) is not None]
+            if failures:
+                raise failures[0]
         except BaseException:
+            for t in tasks:
+                t.cancel()
+            await asyncio.wait(tasks)
             # Undo what ran, as containerd tears a failed sandbox's network down.
-            for att in reversed(done):
+            for att in reversed(atts):
                 with contextlib.suppress(Exception):
                     await self._del(att, net, net.netns_path)
             raise
-        return pod_result(result, self.ifname)
+        return pod_result(tasks[1].result(), self.ifname)
 
     async def _teardown(self, net: PodNetwork) -> None:
         """DEL on every network the pod was added to (from the cache), else on the current
