@@ -18,6 +18,10 @@ clients from the CRI kit (/work/shared/cri: crictl, critest, run.sh):
              CLI process and their sum; then (untimed) `crictl stopp` + `crictl rmp`.
              The sandbox image and busybox are pulled beforehand (untimed), so the figures
              are runtime work, not pulls. Reported: mean and median of the sum.
+  grpc       the same three calls (RunPodSandbox, CreateContainer, StartContainer) made
+             straight over gRPC from this process on one kept channel, --reps times,
+             interleaved: the servers' own time, without crictl's process start-up
+             (about 20-40 ms per crictl call on this machine, the same for both).
   before     with --before REPO: a third server, our daemon from another checkout (the
              code before a change), measured in the same run beside the two others.
   critest    --critest-reps (1) full runs of critest (run.sh) against each socket, total
@@ -48,7 +52,14 @@ from typing import Any
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import daemons  # noqa: E402
+import grpc  # noqa: E402
+from google.protobuf import json_format  # noqa: E402
+
+sys.path.insert(0, daemons.REPO)
 from common import BenchError, save_results  # noqa: E402
+
+from dockerd_py.protos.cri import api_pb2 as api  # noqa: E402
+from dockerd_py.protos.cri import api_pb2_grpc as api_grpc  # noqa: E402
 
 KIT = os.environ.get("CRI_KIT", "/work/shared/cri")
 CRICTL = os.path.join(KIT, "crictl")
@@ -214,6 +225,52 @@ def bench_pod(cs: dict[str, Crictl], root: str, reps: int) -> dict[str, Any]:
             print(f"  pod rep {rep + 1}/{reps} {kind:<9} runp {s['runp'] * 1e3:5.0f} "
                   f"create {s['create'] * 1e3:5.0f} start {s['start'] * 1e3:5.0f} "
                   f"total {s['total'] * 1e3:5.0f} ms", flush=True)
+    return summarize(samples)
+
+
+def grpc_pod(kind: str, stub: Any, root: str, rep: int) -> dict[str, float]:
+    pod_json, ctr_json = write_specs(root, rep, f"g{kind}")
+    with open(pod_json) as f:
+        pod = json_format.ParseDict(json.load(f), api.PodSandboxConfig())
+    with open(ctr_json) as f:
+        ctr = json_format.ParseDict(json.load(f), api.ContainerConfig())
+    t0 = time.perf_counter()
+    sid = stub.RunPodSandbox(api.RunPodSandboxRequest(config=pod), timeout=60).pod_sandbox_id
+    t1 = time.perf_counter()
+    cid = stub.CreateContainer(api.CreateContainerRequest(
+        pod_sandbox_id=sid, config=ctr, sandbox_config=pod), timeout=60).container_id
+    t2 = time.perf_counter()
+    stub.StartContainer(api.StartContainerRequest(container_id=cid), timeout=60)
+    t3 = time.perf_counter()
+    st = stub.ContainerStatus(api.ContainerStatusRequest(container_id=cid), timeout=60)
+    if st.status.state != api.CONTAINER_RUNNING:
+        raise BenchError(f"{kind}: container {cid} not running over gRPC")
+    stub.StopPodSandbox(api.StopPodSandboxRequest(pod_sandbox_id=sid), timeout=60)
+    stub.RemovePodSandbox(api.RemovePodSandboxRequest(pod_sandbox_id=sid), timeout=60)
+    return {"runp": t1 - t0, "create": t2 - t1, "start": t3 - t2, "total": t3 - t0}
+
+
+def bench_grpc(cs: dict[str, Crictl], root: str, reps: int) -> dict[str, Any]:
+    channels = {k: grpc.insecure_channel(f"unix://{c.sock}") for k, c in cs.items()}
+    stubs = {k: api_grpc.RuntimeServiceStub(ch) for k, ch in channels.items()}
+    samples: dict[str, list[dict[str, float]]] = {k: [] for k in cs}
+    try:
+        for kind, stub in stubs.items():  # warm-up, untimed (channel, first use)
+            grpc_pod(kind, stub, root, -1)
+        for rep in range(reps):
+            for kind in (list(cs) if rep % 2 == 0 else list(reversed(cs))):
+                s = grpc_pod(kind, stubs[kind], root, rep)
+                samples[kind].append(s)
+                print(f"  grpc rep {rep + 1}/{reps} {kind:<9} runp {s['runp'] * 1e3:5.0f} "
+                      f"create {s['create'] * 1e3:5.0f} start {s['start'] * 1e3:5.0f} "
+                      f"total {s['total'] * 1e3:5.0f} ms", flush=True)
+    finally:
+        for ch in channels.values():
+            ch.close()
+    return summarize(samples)
+
+
+def summarize(samples: dict[str, list[dict[str, float]]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for kind, ss in samples.items():
         out[kind] = {step: {"mean_ms": 1e3 * statistics.mean(x[step] for x in ss),
@@ -305,6 +362,8 @@ def run(reps: int, critest_reps: int, before_repo: str = "") -> dict[str, Any]:
             print(f"cri: {reps} x crictl runp + create + start, interleaved", flush=True)
             results: dict[str, Any] = {"versions": versions,
                                        "pod": bench_pod(cs, dset.root, reps)}
+            print(f"cri: {reps} x the same over gRPC, interleaved", flush=True)
+            results["grpc"] = bench_grpc(cs, dset.root, reps)
             if critest_reps:
                 print(f"cri: {critest_reps} x critest against each", flush=True)
                 results["critest"] = bench_critest(cs, dset.root, critest_reps)
@@ -365,6 +424,15 @@ def report(r: dict[str, Any]) -> None:
              pod["reference"][step]["mean_ms"], ".0f")
     line("runp + create + start (median)", {k: pod[k]["total"]["median_ms"] for k in kinds},
          pod["reference"]["total"]["median_ms"], ".0f")
+    g = r.get("grpc")
+    if g:
+        for step in ("runp", "create", "start", "total"):
+            label = {"runp": "gRPC RunPodSandbox", "create": "gRPC CreateContainer",
+                     "start": "gRPC StartContainer", "total": "gRPC all three"}[step]
+            line(label, {k: g[k][step]["mean_ms"] for k in kinds},
+                 g["reference"][step]["mean_ms"], ".0f")
+        line("gRPC all three (median)", {k: g[k]["total"]["median_ms"] for k in kinds},
+             g["reference"]["total"]["median_ms"], ".0f")
     if "critest" in r:
         c = r["critest"]
         line("critest total (s, median)", {k: c[k]["median_s"] for k in kinds},

@@ -62,7 +62,7 @@ class Sandboxes:
                       extra={"namespaces": {"network": ns.network, "pid": ns.pid,
                                             "ipc": ns.ipc},
                              "cgroup_parent": cfg.linux.cgroup_parent,
-                             "config": json.loads(_json(cfg))})
+                             "config": json_format.MessageToDict(cfg)})
         name = meta.sandbox_name(md.name, md.namespace, md.uid, md.attempt)
         body = translate.sandbox_body(cfg, await self._pause_image(), m)
         if handler:
@@ -177,10 +177,6 @@ async def _all(*steps: Coroutine[Any, Any, Any]) -> None:
     failures = [e for t in tasks if (e := t.exception()) is not None]
     if failures:
         raise failures[0]
-
-
-def _json(cfg: pb.PodSandboxConfig) -> str:
-    return json_format.MessageToJson(cfg)
 
 
 async def recover(sandboxes: Sandboxes) -> None:
