@@ -85,14 +85,21 @@ def chains() -> set[tuple[str, str]]:
     return out
 
 
-def drop_chains(new: set[tuple[str, str]]) -> list[str]:
-    """Delete CNI chains made during the run (jumps to them first); their names."""
+def drop_chains(new: set[tuple[str, str]], networks: list[str]) -> list[str]:
+    """Delete the CNI chains made during the run that are ours: every rule in them names
+    one of our CNI networks (bridge's and portmap's comments), or there is none left
+    (portmap's shared chains, once no pod uses them). Another user's chains, also new,
+    are left alone. Jumps to a chain go first; returns the names."""
     done = []
+    marks = [f'name: \\"{n}\\"' for n in networks] + [f'name: "{n}"' for n in networks]
     for table, chain in sorted(new):
         if not chain.startswith("CNI-"):
             continue
         rules = subprocess.run(["iptables", "-t", table, "-S"], capture_output=True,
                                text=True).stdout.splitlines()
+        own = [r for r in rules if r.startswith(f"-A {chain} ")]
+        if not all(any(m in r for m in marks) for r in own):
+            continue
         for rule in rules:
             if re.search(rf"-j {re.escape(chain)}( |$)", rule) and rule.startswith("-A "):
                 subprocess.run(["iptables", "-t", table, "-D", *rule.split()[1:]],
@@ -118,6 +125,10 @@ class CriDaemon(daemons.Daemon):
         return f"dcb{self.kind[:4]}{os.getpid() % 1000}"
 
     @property
+    def network(self) -> str:
+        return f"crib-{(os.getpid() + (7 if self.kind == 'before' else 0)) % 200}"
+
+    @property
     def ipam_dir(self) -> str:
         return os.path.join(self.dir, "cni", "ipam")
 
@@ -127,7 +138,7 @@ class CriDaemon(daemons.Daemon):
         conf_dir = os.path.join(self.dir, "cni", "net.d")
         os.makedirs(conf_dir)
         with open(os.path.join(conf_dir, "10-bench.conflist"), "w") as f:
-            json.dump({"cniVersion": "1.0.0", "name": f"crib-{tag}", "plugins": [
+            json.dump({"cniVersion": "1.0.0", "name": self.network, "plugins": [
                 {"type": "bridge", "bridge": self.bridge, "isGateway": True, "ipMasq": True,
                  "hairpinMode": True,
                  "ipam": {"type": "host-local", "dataDir": self.ipam_dir,
@@ -384,12 +395,13 @@ def run(reps: int, critest_reps: int, before_repo: str = "") -> dict[str, Any]:
         for d in mine.values():
             if os.path.exists(f"/sys/class/net/{d.bridge}"):
                 subprocess.run(["ip", "link", "del", d.bridge], capture_output=True)
-        dropped = drop_chains(chains() - firewall)
+        dropped = drop_chains(chains() - firewall, [d.network for d in mine.values()])
         if dropped:
             print(f"cri: removed iptables chains made during the run: {dropped}", flush=True)
         others = sorted(f"{t}/{c}" for t, c in chains() - firewall)
         if others:
-            print(f"warning: iptables chains left: {others}", file=sys.stderr)
+            print(f"note: iptables chains made during the run and left (not ours, or in "
+                  f"use): {others}", file=sys.stderr)
         shutil.rmtree(ctd_dir, ignore_errors=True)
     return results
 

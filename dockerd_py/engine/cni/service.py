@@ -294,27 +294,33 @@ class CNI:
                                         self.ifname)
         if not names and current is not None:
             names = [current.name]
-        errors: list[str] = []
-        for name in [*names, LOOPBACK.name]:
-            ifname = "lo" if name == LOOPBACK.name else self.ifname
-            entry = await asyncio.to_thread(cache.load, self.cache_dir, name, net.pod_id, ifname)
-            fallback = LOOPBACK if name == LOOPBACK.name else current
-            if entry is not None:
-                target = entry.network
-            elif fallback is not None and fallback.name == name:
-                target = fallback
-            else:
-                # An unreadable entry of a network no longer configured: nothing to run.
-                log.warning("CNI cache entry of %s for %s is unreadable; dropped", name,
-                            net.pod_id)
-                await asyncio.to_thread(cache.remove, self.cache_dir, name, net.pod_id, ifname)
-                continue
-            try:
-                await self._del_entry(_Attachment(target, ifname), entry, net, netns)
-            except CNIError as e:
-                errors.append(str(e))
+        # Every network at once (each on its own interface), as for the ADD.
+        results = await asyncio.gather(
+            *(self._del_network(name, current, net, netns) for name in [*names, LOOPBACK.name]),
+            return_exceptions=True)
+        for r in results:
+            if isinstance(r, BaseException) and not isinstance(r, CNIError):
+                raise r
+        errors = [str(r) for r in results if isinstance(r, CNIError)]
         if errors:
             raise CNIError("; ".join(errors))
+
+    async def _del_network(self, name: str, current: NetworkList | None, net: PodNetwork,
+                           netns: str) -> None:
+        ifname = "lo" if name == LOOPBACK.name else self.ifname
+        entry = await asyncio.to_thread(cache.load, self.cache_dir, name, net.pod_id, ifname)
+        fallback = LOOPBACK if name == LOOPBACK.name else current
+        if entry is not None:
+            target = entry.network
+        elif fallback is not None and fallback.name == name:
+            target = fallback
+        else:
+            # An unreadable entry of a network no longer configured: nothing to run.
+            log.warning("CNI cache entry of %s for %s is unreadable; dropped", name,
+                        net.pod_id)
+            await asyncio.to_thread(cache.remove, self.cache_dir, name, net.pod_id, ifname)
+            return
+        await self._del_entry(_Attachment(target, ifname), entry, net, netns)
 
     async def _check(self, net: PodNetwork) -> None:
         grammar.pod_network(net)
