@@ -79,6 +79,12 @@ default; the whole default run takes about 4 minutes on 2 cores, plus the build 
             the base layer already present (locally for pull, in the registry for push);
             --reps repetitions, wall time of the CLI process, medians.
 
+  cri       (bench/cri.py) ours serving CRI (--cri-socket) against containerd 1.6's CRI
+            plugin (/work/shared/cri/anchor-containerd.sh), both on daemons of their own:
+            --cri-reps (10) x `crictl runp` + `create` + `start` of a one-container pod
+            (mean and median of the sum; and the same three calls straight over gRPC),
+            and --critest-reps (1) full critest runs (wall). Only when named in --only.
+
   For every phase the CPU time (user + system) the daemon processes used is
   recorded ("daemon CPU in <phase>": ours: the python process; the reference:
   dockerd + containerd; their own, not the monitors' or runc's).
@@ -141,6 +147,7 @@ import archives  # noqa: E402
 import build  # noqa: E402
 import buildx_build  # noqa: E402
 import containers  # noqa: E402
+import cri as cri_bench  # noqa: E402
 import daemons  # noqa: E402
 import network as network_bench  # noqa: E402
 import registry as registry_bench  # noqa: E402
@@ -152,7 +159,7 @@ BIG_TAG = "bench/big:latest"
 SMALL_REPO = "bench/small"
 SMALL_COUNT = 10
 PHASES = ("load", "save", "images", "run", "exec", "parallel", "ps", "memory", "build",
-          "buildx", "registry", "network")
+          "buildx", "registry", "network", "cri")
 CONTAINER_PHASES = ("memory", "run", "exec", "parallel", "ps", "build", "buildx")
 LABEL = {"ours": "ours", "reference": "reference"}
 
@@ -511,8 +518,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="Benchmark dockerd-py against the reference dockerd "
                                  "(see the docstring of bench/run.py).")
     ap.add_argument("--reps", type=int, default=5, help="repetitions of load and save (5)")
-    ap.add_argument("--only", default=",".join(PHASES),
-                    help=f"comma-separated subset of {','.join(PHASES)} (all)")
+    ap.add_argument("--only", default=",".join(p for p in PHASES if p != "cri"),
+                    help=f"comma-separated subset of {','.join(PHASES)} (all but cri, "
+                    "which needs the CRI kit in /work/shared/cri and takes minutes)")
     ap.add_argument("--no-reference", action="store_true", help="benchmark ours only")
     ap.add_argument("--calls", type=int, default=200, help="docker images calls (200)")
     ap.add_argument("--size-mib", type=int, default=100, help="size of the big layer file (100)")
@@ -528,6 +536,12 @@ def main(argv: list[str] | None = None) -> int:
                     help="repetitions of each build (cold, cached, touched) (5)")
     ap.add_argument("--mem-containers", type=int, default=10,
                     help="running containers for the monitor memory figures (10)")
+    ap.add_argument("--cri-reps", type=int, default=10,
+                    help="crictl runp + create + start repetitions per CRI server (10)")
+    ap.add_argument("--critest-reps", type=int, default=1,
+                    help="full critest runs per CRI server, 0 for none (1)")
+    ap.add_argument("--cri-before", default="", metavar="REPO",
+                    help="cri: also run the dockerd-py checkout at REPO (before a change)")
     ap.add_argument("--docker", default=shutil.which("docker") or "/usr/local/bin/docker",
                     help="the docker CLI to drive the daemons with")
     ap.add_argument("--profile", action="store_true",
@@ -674,6 +688,10 @@ def main(argv: list[str] | None = None) -> int:
                   "TCP through a published port vs direct", flush=True)
             results["network"] = network_bench.run(args.run_reps, 20, 200, 5)
             network_bench.report(results["network"])
+        if "cri" in only:  # on daemons of its own: ours with CRI, containerd's CRI (cri.py)
+            results["cri"] = cri_bench.run(args.cri_reps, args.critest_reps,
+                                            args.cri_before)
+            cri_bench.report(results["cri"])
         if "ps" in only:
             print(f"ps: {args.ps_calls} x docker ps -a with {args.ps_containers} containers",
                   flush=True)

@@ -1,11 +1,12 @@
 """Pod networks: the sandbox's network namespace, pinned, and what is plugged into it.
 
-The pause container gets a fresh network namespace from the runtime; once it runs,
-that namespace is pinned at <exec-root>/cri/netns/<sandbox id> (so it outlives the
-pause process for the CNI DEL, and a restarted daemon finds it), loopback is brought
-up, and the CNI plugin chain (when a CNI backend is configured) adds the pod's
-interfaces. The addresses are kept in <data-root>/cri/pods/<sandbox id>.json, which
-is what PodSandboxStatus reports after a restart.
+A fresh network namespace is made and pinned at <exec-root>/cri/netns/<sandbox id>
+before the pause container exists (so it outlives the pause process for the CNI DEL,
+and a restarted daemon finds it); the pause container joins it while loopback is
+brought up and the CNI plugin chain (when a CNI backend is configured) adds the pod's
+interfaces, both at once, as they are independent. The addresses are kept in
+<data-root>/cri/pods/<sandbox id>.json, which is what PodSandboxStatus reports after a
+restart.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from ..engine.mount import bind, unmount
+from ..engine.mount import unmount
+from ..engine.networks import netns
 from ..errors import InternalError
 
 _ID = re.compile(r"[0-9a-f]{64}")
@@ -86,12 +88,19 @@ class PodNetworks:
             return "no CNI plugins configured: pods get loopback only"
         return await self.plugins.status()
 
-    async def setup(self, pod: Pod, pid: int) -> list[str]:
-        """Pin the namespace of pid as the pod's, bring up lo, run the CNI ADD."""
+    async def create_netns(self, pod: Pod) -> str:
+        """A new network namespace pinned as the pod's; its path."""
         path = self.netns_path(pod.id)
-        await asyncio.to_thread(self._pin, pid, path)
-        # Saved first: a failure half-way still has its DEL (teardown reads this).
+        # Saved first: a failure half-way still has its DEL and unpin (teardown reads it).
         await asyncio.to_thread(self._save, pod, [], False)
+        await asyncio.to_thread(netns.create, self.netns_dir, pod.id)
+        return path
+
+    async def setup(self, pod: Pod) -> list[str]:
+        """Bring up lo, run the CNI ADD, in the namespace create_netns() made."""
+        path = self.netns_path(pod.id)
+        if not await asyncio.to_thread(os.path.ismount, path):
+            raise InternalError(f"the network namespace of pod {pod.id} is not pinned")
         ips: list[str] = []
         if self.plugins is None:
             await _loopback_up(path)
@@ -100,14 +109,6 @@ class PodNetworks:
                                                pod.port_mappings, pod.dns))
         await asyncio.to_thread(self._save, pod, ips, True)
         return ips
-
-    @staticmethod
-    def _pin(pid: int, path: str) -> None:
-        if os.path.ismount(path):
-            return
-        with open(path, "w"):
-            pass
-        bind(f"/proc/{pid}/ns/net", path)
 
     def _save(self, pod: Pod, ips: Sequence[str], complete: bool) -> None:
         data = {"ips": list(ips), "name": pod.name, "namespace": pod.namespace, "uid": pod.uid,

@@ -8,6 +8,8 @@ import contextlib
 import json
 import logging
 import time
+from collections.abc import Coroutine
+from typing import Any
 
 from google.protobuf import json_format
 
@@ -60,7 +62,7 @@ class Sandboxes:
                       extra={"namespaces": {"network": ns.network, "pid": ns.pid,
                                             "ipc": ns.ipc},
                              "cgroup_parent": cfg.linux.cgroup_parent,
-                             "config": json.loads(_json(cfg))})
+                             "config": json_format.MessageToDict(cfg)})
         name = meta.sandbox_name(md.name, md.namespace, md.uid, md.attempt)
         body = translate.sandbox_body(cfg, await self._pause_image(), m)
         if handler:
@@ -68,16 +70,20 @@ class Sandboxes:
         c, _ = await self.containers.create(name, body)
         try:
             async with self.lock(c.id):
-                await self.containers.start(c.id)
-                if not translate.host_network(cfg):
-                    c = self.containers.get(c.id)
-                    ports = tuple(PortMapping(_PROTOCOLS.get(p.protocol, "tcp"),
-                                              p.container_port, p.host_port, p.host_ip)
-                                  for p in cfg.port_mappings)
-                    d = cfg.dns_config
-                    dns = (tuple(d.servers), tuple(d.searches), tuple(d.options))
-                    await self.networks.setup(Pod(c.id, md.name, md.namespace, md.uid, "",
-                                                  ports, dns), c.state.pid)
+                if translate.host_network(cfg):
+                    await self.containers.start(c.id)
+                    return c.id
+                ports = tuple(PortMapping(_PROTOCOLS.get(p.protocol, "tcp"),
+                                          p.container_port, p.host_port, p.host_ip)
+                              for p in cfg.port_mappings)
+                d = cfg.dns_config
+                dns = (tuple(d.servers), tuple(d.searches), tuple(d.options))
+                pod = Pod(c.id, md.name, md.namespace, md.uid, "", ports, dns)
+                # The namespace first; then the pause container joins it while the CNI
+                # plugins set it up: neither needs the other (containerd runs the CNI ADD
+                # before the sandbox container exists).
+                path = await self.networks.create_netns(pod)
+                await _all(self.containers.start(c.id, netns=path), self.networks.setup(pod))
         except BaseException:
             await asyncio.shield(self._remove(c.id))
             raise
@@ -154,8 +160,23 @@ class Sandboxes:
         return out
 
 
-def _json(cfg: pb.PodSandboxConfig) -> str:
-    return json_format.MessageToJson(cfg)
+async def _all(*steps: Coroutine[Any, Any, Any]) -> None:
+    """Run the steps at once; every one has ended (none is left running to race the
+    cleanup) before the first failure is raised."""
+    tasks = [asyncio.ensure_future(s) for s in steps]
+    try:
+        await asyncio.wait(tasks)
+    except BaseException:
+        for t in tasks:
+            t.cancel()
+        await asyncio.wait(tasks)
+        for t in tasks:
+            if not t.cancelled():
+                t.exception()  # retrieved: the cancellation is what is raised
+        raise
+    failures = [e for t in tasks if (e := t.exception()) is not None]
+    if failures:
+        raise failures[0]
 
 
 async def recover(sandboxes: Sandboxes) -> None:

@@ -261,18 +261,24 @@ class CNI:
         if not await asyncio.to_thread(os.path.exists, net.netns_path):
             raise InvalidParameter(f"network namespace {net.netns_path} does not exist")
         network = await asyncio.to_thread(self._network)
-        done: list[_Attachment] = []
+        atts = (_Attachment(LOOPBACK, "lo"), _Attachment(network, self.ifname))
+        # Both at once (they touch different interfaces), as go-cni's Setup does.
+        tasks = [asyncio.ensure_future(self._add(att, net)) for att in atts]
         try:
-            for att in (_Attachment(LOOPBACK, "lo"), _Attachment(network, self.ifname)):
-                done.append(att)
-                result = await self._add(att, net)
+            await asyncio.wait(tasks)
+            failures = [e for t in tasks if (e := t.exception()) is not None]
+            if failures:
+                raise failures[0]
         except BaseException:
+            for t in tasks:
+                t.cancel()
+            await asyncio.wait(tasks)
             # Undo what ran, as containerd tears a failed sandbox's network down.
-            for att in reversed(done):
+            for att in reversed(atts):
                 with contextlib.suppress(Exception):
                     await self._del(att, net, net.netns_path)
             raise
-        return pod_result(result, self.ifname)
+        return pod_result(tasks[1].result(), self.ifname)
 
     async def _teardown(self, net: PodNetwork) -> None:
         """DEL on every network the pod was added to (from the cache), else on the current
@@ -288,27 +294,33 @@ class CNI:
                                         self.ifname)
         if not names and current is not None:
             names = [current.name]
-        errors: list[str] = []
-        for name in [*names, LOOPBACK.name]:
-            ifname = "lo" if name == LOOPBACK.name else self.ifname
-            entry = await asyncio.to_thread(cache.load, self.cache_dir, name, net.pod_id, ifname)
-            fallback = LOOPBACK if name == LOOPBACK.name else current
-            if entry is not None:
-                target = entry.network
-            elif fallback is not None and fallback.name == name:
-                target = fallback
-            else:
-                # An unreadable entry of a network no longer configured: nothing to run.
-                log.warning("CNI cache entry of %s for %s is unreadable; dropped", name,
-                            net.pod_id)
-                await asyncio.to_thread(cache.remove, self.cache_dir, name, net.pod_id, ifname)
-                continue
-            try:
-                await self._del_entry(_Attachment(target, ifname), entry, net, netns)
-            except CNIError as e:
-                errors.append(str(e))
+        # Every network at once (each on its own interface), as for the ADD.
+        results = await asyncio.gather(
+            *(self._del_network(name, current, net, netns) for name in [*names, LOOPBACK.name]),
+            return_exceptions=True)
+        for r in results:
+            if isinstance(r, BaseException) and not isinstance(r, CNIError):
+                raise r
+        errors = [str(r) for r in results if isinstance(r, CNIError)]
         if errors:
             raise CNIError("; ".join(errors))
+
+    async def _del_network(self, name: str, current: NetworkList | None, net: PodNetwork,
+                           netns: str) -> None:
+        ifname = "lo" if name == LOOPBACK.name else self.ifname
+        entry = await asyncio.to_thread(cache.load, self.cache_dir, name, net.pod_id, ifname)
+        fallback = LOOPBACK if name == LOOPBACK.name else current
+        if entry is not None:
+            target = entry.network
+        elif fallback is not None and fallback.name == name:
+            target = fallback
+        else:
+            # An unreadable entry of a network no longer configured: nothing to run.
+            log.warning("CNI cache entry of %s for %s is unreadable; dropped", name,
+                        net.pod_id)
+            await asyncio.to_thread(cache.remove, self.cache_dir, name, net.pod_id, ifname)
+            return
+        await self._del_entry(_Attachment(target, ifname), entry, net, netns)
 
     async def _check(self, net: PodNetwork) -> None:
         grammar.pod_network(net)

@@ -111,7 +111,9 @@ class Containers(Protocol):
                      ) -> tuple[Container, builtins.list[str]]:
         """The container and the warnings to show."""
 
-    async def start(self, ref: str) -> None: ...
+    async def start(self, ref: str, *, netns: str | None = None) -> None:
+        """netns: a pinned network namespace for a NetworkMode "none" container to join
+        instead of a new one (a front end's own, e.g. a CRI pod's, prepared beforehand)."""
 
     async def stop(self, ref: str, timeout: int | None = None, sig: str | None = None
                    ) -> None: ...

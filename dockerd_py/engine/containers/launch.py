@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 from collections.abc import Iterator
 
-from ...errors import DaemonError, InternalError
-from ..networks.contract import Attacher
+from ...errors import DaemonError, InternalError, InvalidParameter
+from ..networks.contract import Attacher, network_mode
 from ..runtime import logs as runtime_logs
 from ..runtime.contract import RuntimeRegistry, Supervisor
 from ..runtime.process import Process
@@ -58,13 +59,18 @@ class Launcher:
         self.runtimes = runtimes
         self.monitor = monitor
 
-    async def ensure_created(self, c: Container) -> Process:
-        """The container exists in the runtime (monitor + `runtime create`)."""
+    async def ensure_created(self, c: Container, netns: str | None = None) -> Process:
+        """The container exists in the runtime (monitor + `runtime create`). netns: the
+        pinned namespace a NetworkMode "none" container joins instead of a new one."""
         with contextlib.suppress(DaemonError):
             proc = self.monitor.load(c.id)
             if self.monitor.alive(proc) and self.monitor.exit_status(proc) is None:
                 return proc
             await self.monitor.remove(c.id)
+        if netns is not None and (network_mode(c.host_config) != "none"
+                                  or not os.path.isabs(netns)):
+            raise InvalidParameter(f"container {c.id} cannot join network namespace "
+                                   f"{netns!r}: only one of network mode none can")
         runtime = self.runtimes.get(c.host_config.get("Runtime") or self.runtimes.default)
         log_dir = self.store.log_dir(c.id)
         log_settings = logdriver.settings(c, log_dir)  # before anything is made: may refuse
@@ -78,6 +84,8 @@ class Launcher:
             bundle_dir = await asyncio.to_thread(self.monitor.bundle_dir, c.id)
             sharing = ipc.sharing(self.store, c)
         net = await self.networks.attach(c)
+        if netns is not None:
+            net = dataclasses.replace(net, netns_path=netns)
         try:
             with _setup():
                 await asyncio.to_thread(bundle.prepare, c, state_dir=state_dir,

@@ -114,7 +114,7 @@ class ContainerService:
 
     # -- start -----------------------------------------------------------------
 
-    async def start(self, ref: str) -> None:
+    async def start(self, ref: str, *, netns: str | None = None) -> None:
         c = self.get(ref)
         async with self.store.lock(c.id):
             c = self.get(c.id)
@@ -122,12 +122,12 @@ class ContainerService:
                 raise Conflict("cannot start a paused container, try unpause instead")
             if c.state.running:
                 raise NotModified("container already started")
-            await self._start_locked(c)
+            await self._start_locked(c, netns)
 
-    async def _start_locked(self, c: Container) -> Container:
+    async def _start_locked(self, c: Container, netns: str | None = None) -> Container:
         try:
             try:
-                proc = await self.launcher.ensure_created(c)
+                proc = await self.launcher.ensure_created(c, netns)
             except Exception:
                 await self.attachments.resolve_pending(c.id, None)
                 raise
