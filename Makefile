@@ -23,7 +23,8 @@ DEB_PACKAGES := busybox-static runc crun conmon tini zstd iproute2 netavark aard
 # push to and pull from the reference registry (docker-registry, run by the tests on 127.0.0.1);
 # gcc -static builds critest's image stand-ins (../shared/cri/mkimages.py) and a static ssh-agent
 # client for busybox; openssh-client is the real ssh-agent behind the BuildKit --ssh tests.
-TEST_PACKAGES := skopeo umoci docker.io docker-registry strace gcc libc6-dev openssh-client
+TEST_PACKAGES := skopeo umoci docker.io docker-registry strace gcc libc6-dev openssh-client \
+	xz-utils bzip2
 REFERENCE_PACKAGES := docker.io
 # What `import` must find for the tests to run; when one fails, pip installs the project again.
 PY_PROBE := import aiohttp, isal, zstandard, grpc, google.protobuf, grpc_tools, pytest, pytest_asyncio, hypothesis, docker, aiodocker, cryptography, requests, schemathesis, yaml

@@ -108,8 +108,9 @@ def _bridge_state(name: str) -> dict[str, Any]:
 
 @pytest.fixture
 def dockerd(busybox_tar: Path) -> Iterator[Reference]:
-    if not os.path.exists(REFERENCE_DOCKERD) or os.geteuid() != 0:
-        pytest.skip("needs Docker's dockerd and root")
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    assert os.path.exists(REFERENCE_DOCKERD), "make test installs docker.io: Docker's dockerd"
     chains = subprocess.run(["iptables", "-w", "-S", "DOCKER"], capture_output=True)
     if os.path.exists("/sys/class/net/docker0") or chains.returncode == 0:
         pytest.skip("another Docker daemon has docker0 or its chains on this host")
