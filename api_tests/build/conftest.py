@@ -39,26 +39,6 @@ class BuildResult:
 
 
 @pytest.fixture
-def make_context(tmp_path: Path) -> Callable[..., Path]:
-    count = 0
-
-    def make(files: dict[str, str | bytes], name: str = "") -> Path:
-        nonlocal count
-        count += 1
-        root = tmp_path / (name or f"ctx{count}")
-        root.mkdir()
-        for rel, content in files.items():
-            path = root / rel
-            path.parent.mkdir(parents=True, exist_ok=True)
-            if isinstance(content, bytes):
-                path.write_bytes(content)
-            else:
-                path.write_text(content)
-        return root
-    return make
-
-
-@pytest.fixture
 def build(docker: Any, daemon: Any) -> Iterator[Callable[..., BuildResult]]:
     tags: list[str] = []
 

@@ -76,26 +76,6 @@ def bx(buildx_env: dict[str, str], daemon: Any, docker: Any) -> Iterator[Run]:
 
 
 @pytest.fixture
-def make_context(tmp_path: Path) -> Callable[..., Path]:
-    count = 0
-
-    def make(files: dict[str, str | bytes], name: str = "") -> Path:
-        nonlocal count
-        count += 1
-        root = tmp_path / (name or f"ctx{count}")
-        root.mkdir()
-        for rel, content in files.items():
-            path = root / rel
-            path.parent.mkdir(parents=True, exist_ok=True)
-            if isinstance(content, bytes):
-                path.write_bytes(content)
-            else:
-                path.write_text(content)
-        return root
-    return make
-
-
-@pytest.fixture
 def leftovers(daemon: Any, docker: Any) -> Callable[[], list[str]]:
     def find() -> list[str]:
         found = [f"container {c}" for c in docker("ps", "-aq").stdout.split()]
