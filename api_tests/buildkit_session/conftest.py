@@ -23,7 +23,7 @@ from dockerd_py.protos.buildkit.session import (
 )
 from dockerd_py.protos.fsutil import wire_pb2
 
-from ..buildkit.conftest import BUILDX, bx, leftovers, make_context  # noqa: F401
+from ..buildkit.conftest import BUILDX, bx, leftovers  # noqa: F401
 from .fsutil_sender import Handler, Sender, stream_handler
 
 ALL_METHODS = frozenset({
