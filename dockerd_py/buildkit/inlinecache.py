@@ -59,7 +59,9 @@ def chain_records(final: ImageRecord, entries: Sequence[Entry],
         if seen is None or entry.last_used >= seen.last_used:
             by_image[entry.image_id] = entry
     chain: list[tuple[Entry, ImageRecord]] = []
-    current, visited = final.id, set()
+    # BuildKit's --label makes a config-only child of the last step, which has no entry
+    current = final.id if final.id in by_image else final.parent
+    visited: set[str] = set()
     while current in by_image and current not in visited and current in images:
         visited.add(current)
         entry = by_image[current]
