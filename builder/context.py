@@ -21,6 +21,8 @@ import shutil
 import stat
 import tarfile
 import tempfile
+import threading
+import time
 from collections.abc import AsyncIterator
 from typing import BinaryIO, cast
 
@@ -187,11 +189,45 @@ class _Prefixed(io.RawIOBase):
 
 
 def file_digest(path: str) -> str:
-    sha = hashlib.sha256()
+    """sha256 of a regular file's content, remembered for files that are not changing
+    (see _known)."""
     with os.fdopen(archive.open_regular(path, live=False), "rb") as f:
+        before = os.fstat(f.fileno())
+        key = (before.st_dev, before.st_ino)
+        with _known_lock:
+            known = _known.get(key)
+        if known is not None and known[0] == _identity(before):
+            return known[1]
+        started = time.time_ns()
+        sha = hashlib.sha256()
         while chunk := f.read(1 << 20):
             sha.update(chunk)
-    return sha.hexdigest()
+        after = os.fstat(f.fileno())
+    digest = sha.hexdigest()
+    if _identity(after) == _identity(before) and \
+            after.st_ctime_ns + _SETTLED_NS < started:
+        with _known_lock:
+            if len(_known) >= _KNOWN_MAX:
+                _known.clear()
+            _known[key] = (_identity(after), digest)
+    return digest
+
+
+# Content digests of files already read, by inode: a build reads the same context and
+# stage files again and again (every build of a kept BuildKit context, every cached
+# step's key). An entry is used only while the inode's size, mtime and ctime are those
+# it was read with, and only files whose ctime was already a while in the past when they
+# were read are remembered ("racy" files, which might change again within the clock's
+# granularity without a new ctime, are read every time, as git does). A write of any
+# kind sets ctime to the current time, which user space cannot set back.
+_SETTLED_NS = 2_000_000_000
+_KNOWN_MAX = 100_000
+_known: dict[tuple[int, int], tuple[tuple[int, int, int, int], str]] = {}
+_known_lock = threading.Lock()
+
+
+def _identity(st: os.stat_result) -> tuple[int, int, int, int]:
+    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_mode)
 
 
 def _entry_line(rel: str, st: os.stat_result, path: str) -> bytes:
