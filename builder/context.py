@@ -253,3 +253,25 @@ def tree_digest(top: str) -> str:
                 rel = os.path.relpath(full, top)
                 sha.update(_entry_line(rel, os.lstat(full), full))
     return sha.hexdigest()
+
+
+# Digests of paths in images: an image's ID fixes its filesystem, so the digest of a path
+# in it never changes (COPY --from a stage or image, read again by every later build
+# whose cache keys need it).
+_IMAGE_DIGESTS_MAX = 4096
+_image_digests: dict[tuple[str, str], str] = {}
+_image_digests_lock = threading.Lock()
+
+
+def image_tree_digest(image_id: str, root: str, path: str) -> str:
+    """tree_digest of path, a path below root, the mounted filesystem of image_id."""
+    key = (image_id, os.path.relpath(path, root))
+    with _image_digests_lock:
+        found = _image_digests.get(key)
+    if found is None:
+        found = tree_digest(path)
+        with _image_digests_lock:
+            if len(_image_digests) >= _IMAGE_DIGESTS_MAX:
+                _image_digests.clear()
+            _image_digests[key] = found
+    return found

@@ -55,3 +55,14 @@ def test_tree_digest_uses_the_file_digests(tmp_path: Path) -> None:
     first = context.tree_digest(str(tmp_path / "d"))
     (tmp_path / "d" / "x").write_bytes(b"2")
     assert context.tree_digest(str(tmp_path / "d")) != first
+
+
+def test_image_digests_are_per_image_and_path(tmp_path: Path) -> None:
+    context._image_digests.clear()
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "x").write_bytes(b"1")
+    first = context.image_tree_digest("sha256:one", str(tmp_path), str(tmp_path / "a"))
+    assert first == context.tree_digest(str(tmp_path / "a"))
+    (tmp_path / "a" / "x").write_bytes(b"2")  # another image's content at the same place
+    assert context.image_tree_digest("sha256:one", str(tmp_path), str(tmp_path / "a")) == first
+    assert context.image_tree_digest("sha256:two", str(tmp_path), str(tmp_path / "a")) != first
