@@ -21,6 +21,8 @@ import shutil
 import stat
 import tarfile
 import tempfile
+import threading
+import time
 from collections.abc import AsyncIterator
 from typing import BinaryIO, cast
 
@@ -187,11 +189,45 @@ class _Prefixed(io.RawIOBase):
 
 
 def file_digest(path: str) -> str:
-    sha = hashlib.sha256()
+    """sha256 of a regular file's content, remembered for files that are not changing
+    (see _known)."""
     with os.fdopen(archive.open_regular(path, live=False), "rb") as f:
+        before = os.fstat(f.fileno())
+        key = (before.st_dev, before.st_ino)
+        with _known_lock:
+            known = _known.get(key)
+        if known is not None and known[0] == _identity(before):
+            return known[1]
+        started = time.time_ns()
+        sha = hashlib.sha256()
         while chunk := f.read(1 << 20):
             sha.update(chunk)
-    return sha.hexdigest()
+        after = os.fstat(f.fileno())
+    digest = sha.hexdigest()
+    if _identity(after) == _identity(before) and \
+            after.st_ctime_ns + _SETTLED_NS < started:
+        with _known_lock:
+            if len(_known) >= _KNOWN_MAX:
+                _known.clear()
+            _known[key] = (_identity(after), digest)
+    return digest
+
+
+# Content digests of files already read, by inode: a build reads the same context and
+# stage files again and again (every build of a kept BuildKit context, every cached
+# step's key). An entry is used only while the inode's size, mtime and ctime are those
+# it was read with, and only files whose ctime was already a while in the past when they
+# were read are remembered ("racy" files, which might change again within the clock's
+# granularity without a new ctime, are read every time, as git does). A write of any
+# kind sets ctime to the current time, which user space cannot set back.
+_SETTLED_NS = 2_000_000_000
+_KNOWN_MAX = 100_000
+_known: dict[tuple[int, int], tuple[tuple[int, int, int, int], str]] = {}
+_known_lock = threading.Lock()
+
+
+def _identity(st: os.stat_result) -> tuple[int, int, int, int]:
+    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_mode)
 
 
 def _entry_line(rel: str, st: os.stat_result, path: str) -> bytes:
@@ -217,3 +253,25 @@ def tree_digest(top: str) -> str:
                 rel = os.path.relpath(full, top)
                 sha.update(_entry_line(rel, os.lstat(full), full))
     return sha.hexdigest()
+
+
+# Digests of paths in images: an image's ID fixes its filesystem, so the digest of a path
+# in it never changes (COPY --from a stage or image, read again by every later build
+# whose cache keys need it).
+_IMAGE_DIGESTS_MAX = 4096
+_image_digests: dict[tuple[str, str], str] = {}
+_image_digests_lock = threading.Lock()
+
+
+def image_tree_digest(image_id: str, root: str, path: str) -> str:
+    """tree_digest of path, a path below root, the mounted filesystem of image_id."""
+    key = (image_id, os.path.relpath(path, root))
+    with _image_digests_lock:
+        found = _image_digests.get(key)
+    if found is None:
+        found = tree_digest(path)
+        with _image_digests_lock:
+            if len(_image_digests) >= _IMAGE_DIGESTS_MAX:
+                _image_digests.clear()
+            _image_digests[key] = found
+    return found

@@ -20,7 +20,7 @@ from dockerd_py.errors import InvalidParameter
 
 from . import copy as copying
 from . import gitsource, imageconfig, progress
-from .context import file_digest, tree_digest
+from .context import file_digest, image_tree_digest, tree_digest
 from .layer import StepFS
 from .scope import StageScope
 
@@ -93,10 +93,13 @@ async def copy_step(b: StageScope, inst: ins.Copy) -> None:
             parent_dirs: dict[str, str] = {}  # --parents: source -> its directories
             if source_image is not None or from_directory or (local and not source_flag):
                 root = ctx.dir
-                if source_flag:
+                if source_image is not None:  # the very image resolved above
+                    root = await stack.enter_async_context(b.build.image_view(source_image))
+                    inputs.append(source_image.id)
+                elif source_flag:
                     root = await stack.enter_async_context(
                         b.build.source_view(b.stage.index, source_flag))
-                    inputs.append(source_image.id if source_image else source_flag)
+                    inputs.append(source_flag)
                 for pattern in local:  # one at a time: --parents keeps each one's path
                     some = await asyncio.to_thread(copying.find_sources, root, [pattern],
                                                    in_context=not source_flag, verb=verb)
@@ -105,7 +108,10 @@ async def copy_step(b: StageScope, inst: ins.Copy) -> None:
                         parent_dirs[src.host_path] = _parents_of(pattern, src.shown) \
                             if parents else ""
                 for src in found:
-                    if source_flag:
+                    if source_image is not None:
+                        digest = await asyncio.to_thread(image_tree_digest, source_image.id,
+                                                         root, src.host_path)
+                    elif source_flag:
                         digest = await asyncio.to_thread(tree_digest, src.host_path)
                     else:
                         digest = await asyncio.to_thread(
