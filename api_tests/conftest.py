@@ -39,6 +39,8 @@ import pytest
 
 from .lifetime import die_with_test_run
 
+pytest_plugins = ("api_tests.registry.fixtures",)
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DOCKER_CLI = "/usr/local/bin/docker" if os.path.exists("/usr/local/bin/docker") else "docker"
 START_TIMEOUT = 30.0

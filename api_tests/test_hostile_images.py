@@ -45,7 +45,7 @@ import pytest
 
 from . import archives as A
 from .conftest import DOCKER_CLI
-from .registry.conftest import Registry
+from .registry.fixtures import Registry
 
 HANG = 90  # seconds: far beyond any of these calls on a working daemon
 PING_BOUND = 1.0

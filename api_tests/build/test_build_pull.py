@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from ..registry.conftest import Registry, plain_registry, registry_root  # noqa: F401, F811
+from ..registry.fixtures import Registry
 from .conftest import run_in
 
 pytestmark = pytest.mark.usefixtures("busybox_image")

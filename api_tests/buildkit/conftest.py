@@ -23,11 +23,6 @@ import pytest
 
 from ..build.conftest import active_snapshots
 from ..conftest import DOCKER_CLI, _mounts_under
-from ..registry.conftest import (  # noqa: F401  (fixtures)
-    basic_registry,
-    plain_registry,
-    registry_root,
-)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BUILDX = Path(os.environ.get("DPY_BUILDX", REPO_ROOT.parent.parent / "shared" / "tools"

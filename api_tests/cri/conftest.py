@@ -28,7 +28,7 @@ from ..cni.conftest import _drop_unused_shared_chains as drop_unused_shared_chai
 from ..cni.conftest import iptables_save
 from ..conftest import Daemon, network_config, stop_and_check
 from ..lifetime import die_with_test_run
-from ..registry.conftest import free_port
+from ..registry.fixtures import free_port
 
 KIT = Path(os.environ.get("CRI_KIT", "/work/shared/cri"))
 CRICTL = KIT / "crictl"

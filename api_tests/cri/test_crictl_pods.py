@@ -22,7 +22,7 @@ from dockerd_py.protos.cri import api_pb2_grpc as rpc_pb
 
 from ..conftest import DOCKER_CLI, Daemon, _mounts_under
 from ..lifetime import die_with_test_run
-from ..registry.conftest import free_port
+from ..registry.fixtures import free_port
 from .conftest import CRICTL, CriRun
 
 BUSYBOX = "registry.k8s.io/e2e-test-images/busybox:1.29-2"

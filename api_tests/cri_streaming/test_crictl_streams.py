@@ -20,7 +20,7 @@ import pytest
 
 from ..cri.conftest import CRICTL, CriRun
 from ..lifetime import die_with_test_run
-from ..registry.conftest import free_port
+from ..registry.fixtures import free_port
 from .conftest import PAGE, WEB_PORT, Pod
 
 TRANSPORTS = ["spdy", "websocket"]

@@ -7,7 +7,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from .conftest import Registry
+from .fixtures import Registry
 
 Docker = Callable[..., Any]
 
@@ -112,7 +112,7 @@ def test_client_certificate_from_certs_d(docker: Docker, mtls_registry: Registry
                                         ) -> None:
     import shutil
 
-    from .conftest import CERTS_D
+    from .fixtures import CERTS_D
 
     remote = f"{mtls_registry.host}/mtls/{unique_name('mtls')}:latest"
     docker("tag", busybox_image, remote)

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import requests
 
-from .conftest import Registry
+from .fixtures import Registry
 from .relay import Relay
 
 Docker = Callable[..., Any]

@@ -30,7 +30,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import Registry
+from .fixtures import Registry
 
 Docker = Callable[..., Any]
 

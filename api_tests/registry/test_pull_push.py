@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import requests
 
-from .conftest import Registry
+from .fixtures import Registry
 
 Docker = Callable[..., Any]
 

@@ -22,7 +22,7 @@ from dockerd_py.distribution.endpoints import RegistrySettings, endpoints
 from dockerd_py.errors import InvalidParameter
 
 from ..lifetime import die_with_test_run
-from .conftest import Registry
+from .fixtures import Registry
 
 Docker = Callable[..., Any]
 

@@ -25,7 +25,7 @@ from urllib.parse import parse_qs, quote
 
 from aiohttp import web
 
-from .conftest import Registry
+from .fixtures import Registry
 from .listener import Listener, endless, relay
 
 Docker = Callable[..., Any]

@@ -1,5 +1,7 @@
-"""Registries for the distribution tests: Debian's docker-registry (the reference
-implementation, /usr/bin/docker-registry) on random ports.
+"""Registries for the tests: Debian's docker-registry (the reference implementation,
+/usr/bin/docker-registry) on random ports. A plugin of the root conftest, so that each
+session fixture has one definition (importing fixtures into another conftest would start
+a second registry on the same directory).
 
 Fixtures:
   plain_registry    (session)  plain HTTP on 127.0.0.1 (always insecure for dockerd)
@@ -16,7 +18,6 @@ Fixtures:
 from __future__ import annotations
 
 import json
-import os
 import random
 import shutil
 import signal
@@ -42,8 +43,6 @@ CERTS_D = Path("/etc/docker/certs.d")
 HERE = Path(__file__).resolve().parent
 START_TIMEOUT = 20.0
 
-if not os.path.exists(REGISTRY_BIN):
-    pytest.skip("docker-registry (Debian package) is not installed", allow_module_level=True)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
