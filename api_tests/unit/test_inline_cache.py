@@ -10,6 +10,7 @@ import pytest
 from dockerd_py.buildkit import inlinecache
 from dockerd_py.buildkit.cacheopts import cache_options
 from dockerd_py.engine.images.buildcache import Entry
+from dockerd_py.engine.timestamps import parse_time
 from dockerd_py.engine.types import ImageRecord, Layer
 from dockerd_py.errors import InvalidParameter, NotImplementedByDaemon
 from dockerd_py.protos.buildkit.control import control_pb2 as pb
@@ -29,17 +30,26 @@ def _config(records: object) -> bytes:
     return json.dumps({inlinecache.CACHE_KEY: raw}).encode()
 
 
+T0, T1, T2 = ("2026-12-06T10:00:00Z", "2026-12-06T10:00:01Z", "2026-12-06T10:00:02Z")
+K0 = "sha256:" + "0" * 64
+
+
 def test_chain_records_follow_the_parents_bottom_first() -> None:
-    base, a, b = (_image("sha256:base", 1, "t0"), _image("sha256:a", 1, "t1"),
-                  _image("sha256:b", 2, "t2"))
-    entries = [Entry(K2, "sha256:b", "sha256:a", "RUN x", "t2", "t2", 0),
-               Entry(K1, "sha256:a", "sha256:base", "ENV", "t1", "t1", 0)]
-    records = inlinecache.chain_records(b, entries, {i.id: i for i in (base, a, b)})
+    base, a, b = (_image("sha256:base", 1, T0), _image("sha256:a", 1, T1),
+                  _image("sha256:b", 2, T2))
+    entries = [Entry(K2, "sha256:b", "sha256:a", "RUN x", T2, T2, 0),
+               Entry(K1, "sha256:a", "sha256:base", "ENV", T1, T1, 0),
+               # an older build's step that made this build's base image: not this build's
+               Entry(K0, "sha256:base", "", "RUN y", T0, T0, 0)]
+    since = parse_time(T1)
+    records = inlinecache.chain_records(b, entries, {i.id: i for i in (base, a, b)}, since)
     assert records == [
-        {"digest": K1, "layers": [{"layer": 0, "createdAt": "t1"}]},
-        {"digest": K2, "layers": [{"layer": 1, "createdAt": "t2"}],
+        {"digest": K1, "layers": [{"layer": 0, "createdAt": T1}]},
+        {"digest": K2, "layers": [{"layer": 1, "createdAt": T2}],
          "inputs": [[{"link": 0}]]}]
     assert inlinecache.parse(_config(records)) == {K1, K2}
+    everything = inlinecache.chain_records(b, entries, {i.id: i for i in (base, a, b)}, 0.0)
+    assert [r["digest"] for r in everything] == [K0, K1, K2]
 
 
 def test_parse_takes_only_digests_and_refuses_garbage() -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import time
 from dataclasses import dataclass, field
 
 import grpc
@@ -61,6 +62,7 @@ class Build:
         self.ready = asyncio.Event()    # checked and its session found (or ended)
         self.cache_from: tuple[str, ...] = ()   # --cache-from images (cacheopts.py)
         self.inline_cache = False               # --cache-to type=inline
+        self.started = time.time()              # the cache entries it uses are newer
 
     def end(self, why: str) -> None:
         if not self.ended:

@@ -37,6 +37,7 @@ from dockerd_py.engine.content.contract import Store
 from dockerd_py.engine.images.buildcache import Entry
 from dockerd_py.engine.reference import parse_normalized
 from dockerd_py.engine.snapshots.contract import Snapshotter
+from dockerd_py.engine.timestamps import parse_time
 from dockerd_py.engine.types import ImageRecord
 from dockerd_py.errors import NotFound
 
@@ -51,10 +52,14 @@ _RFC3339 = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?(Z|[+-]\d\d:\d
 
 
 def chain_records(final: ImageRecord, entries: Sequence[Entry],
-                  images: dict[str, ImageRecord]) -> list[dict[str, Any]]:
-    """The cache records of the steps that made `final`, bottom step first."""
+                  images: dict[str, ImageRecord], since: float) -> list[dict[str, Any]]:
+    """The cache records of the steps that made `final`, bottom step first: only entries
+    this build made or hit (used since it started), never an older build's entry that
+    happens to name one of its base images."""
     by_image: dict[str, Entry] = {}
     for entry in entries:                       # the most recently used wins
+        if parse_time(entry.last_used) < since:
+            continue
         seen = by_image.get(entry.image_id)
         if seen is None or entry.last_used >= seen.last_used:
             by_image[entry.image_id] = entry

@@ -115,7 +115,7 @@ class DockerfileSolver:
     async def export(self, result: BuildResult, build: Build) -> dict[str, str]:
         if build.inline_cache and any(e.Type in _IMAGE_EXPORTERS
                                       for e in build.request.Exporters):
-            result = await self._with_inline_cache(result)   # (BuildKit: images only)
+            result = await self._with_inline_cache(result, build.started)  # (images only)
         response = {"containerimage.digest": result.image_id,
                     "containerimage.config.digest": result.image_id}
         for exporter in build.request.Exporters:
@@ -128,7 +128,7 @@ class DockerfileSolver:
                 await export_files(self.builder, image, exporter.Type, build)
         return response
 
-    async def _with_inline_cache(self, result: BuildResult) -> BuildResult:
+    async def _with_inline_cache(self, result: BuildResult, since: float) -> BuildResult:
         """The image with its steps' cache records in its config (inlinecache.py): a
         sibling of the built image, with the same layers and parent."""
         image = await self.images.get(result.image_id)
@@ -136,7 +136,7 @@ class DockerfileSolver:
             raise InvalidParameter(f"image {result.image_id} is gone")
         entries = await self.builder.backend.cache.entries()
         images = {i.id: i for i in await self.images.list()}
-        records = inlinecache.chain_records(image, entries, images)
+        records = inlinecache.chain_records(image, entries, images, since)
         if not records:
             return result
         document = dict(image.config)
