@@ -76,12 +76,11 @@ class EngineStreamingRuntime:
 
         # As dockerd: the client's EOF closes the container's stdin only for StdinOnce
         # without a TTY; a container without OpenStdin ignores what is sent.
-        open_stdin = bool(c.config.get("OpenStdin"))
         try:
-            await _pump(stdio, tty=bool(c.config.get("Tty")), stdin=stdin, stdout=stdout,
-                        stderr=stderr, resize=resize, do_resize=do_resize,
-                        close_stdin=bool(c.config.get("StdinOnce")) and not c.config.get("Tty"),
-                        forward_stdin=open_stdin)
+            await _pump(stdio, tty=c.tty, stdin=stdin, stdout=stdout, stderr=stderr,
+                        resize=resize, do_resize=do_resize,
+                        close_stdin=bool(c.config.get("StdinOnce")) and not c.tty,
+                        forward_stdin=bool(c.config.get("OpenStdin")))
         finally:
             stdio.close()
 
