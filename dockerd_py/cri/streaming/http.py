@@ -60,11 +60,7 @@ async def read_request(reader: asyncio.StreamReader) -> Request:
         raise BadRequest("incomplete request head") from None
     if len(head) > MAX_HEAD:
         raise BadRequest("request head too large")
-    try:
-        text = head.decode("latin-1")
-    except UnicodeDecodeError:  # pragma: no cover - latin-1 decodes any byte
-        raise BadRequest("bad request head") from None
-    lines = text[:-4].split("\r\n")
+    lines = head[:-4].decode("latin-1").split("\r\n")  # latin-1 decodes any byte
     parts = lines[0].split(" ")
     if len(parts) != 3 or parts[2] not in ("HTTP/1.1", "HTTP/1.0") or not parts[1].startswith("/"):
         raise BadRequest("bad request line")
