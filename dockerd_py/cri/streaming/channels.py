@@ -31,7 +31,6 @@ class Channel:
     def __init__(self, mux: ChannelMux, number: int, *, readable: bool) -> None:
         self.mux = mux
         self.number = number
-        self.readable = readable
         self._inbox: collections.deque[bytes] = collections.deque()
         self._buffered = 0
         self._changed = asyncio.Event()
@@ -57,7 +56,7 @@ class Channel:
         """A websocket channel cannot be half-closed: its data ends with the connection."""
 
     def _deliver(self, data: bytes) -> None:
-        if self.readable and not self.remote_closed and data:
+        if not self.remote_closed and data:  # one the client may not write is closed from the start
             self._inbox.append(data)
             self._buffered += len(data)
             self._changed.set()
@@ -101,8 +100,8 @@ class ChannelMux:
                     if opcode != BINARY:
                         continue
                     number, data = payload[0], payload[1:]
-                if number == CLOSE_SIGNAL - (ord("0") if self.base64 else 0):
-                    if self.ws.protocol == V5 and len(data) == 1 and data[0] < len(self.channels):
+                if number == CLOSE_SIGNAL and self.ws.protocol == V5:
+                    if len(data) == 1 and data[0] < len(self.channels):
                         self.channels[data[0]]._remote_end()
                     continue
                 if 0 <= number < len(self.channels):
