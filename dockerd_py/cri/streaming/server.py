@@ -139,7 +139,8 @@ class StreamingServer:
                  stdout: bool, stderr: bool) -> str:
         _check_id(container_id, "container_id")
         if not cmd or len(cmd) > MAX_CMD_ARGS or sum(map(len, cmd)) > MAX_CMD_BYTES:
-            raise InvalidParameter("cmd must hold 1 to 4096 arguments")
+            raise InvalidParameter(f"cmd must hold 1 to {MAX_CMD_ARGS} arguments, "
+                                   f"{MAX_CMD_BYTES} bytes in all")
         opts = _options(tty, stdin, stdout, stderr)
         return self._url("exec", _Exec(container_id, list(cmd), opts))
 
