@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from .dockerfile.golang import go_quote
 from .errors import InvalidParameter
 
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
@@ -153,7 +154,7 @@ _MAX_MIRRORS = 16
 
 def _q(value: Any) -> str:
     """Quoted as Go's %q quotes (dockerd's messages)."""
-    return json.dumps(value) if isinstance(value, str) else repr(value)
+    return go_quote(value) if isinstance(value, str) else repr(value)
 
 
 def _registry_host(host: str) -> bool:

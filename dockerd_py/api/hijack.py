@@ -218,8 +218,9 @@ class Hijacked:
         """Wait until the client has read our response head (bounded). Clients that read
         the head through a buffer and then switch to the raw socket (docker-py) lose what
         arrived with it: output that is ready at once (replayed logs) waits for this.
-        The kernel counts what the peer has not read yet (SIOCOUTQ: for a unix socket,
-        bytes the peer has not read; for TCP, bytes it has not acknowledged)."""
+        The kernel counts what the peer has not read yet (SIOCOUTQ, the same request as
+        termios.TIOCOUTQ: for a unix socket, bytes the peer has not read; for TCP, bytes
+        it has not acknowledged)."""
         transport = self._proto.transport
         sock = transport.get_extra_info("socket") if transport is not None else None
         if sock is None:

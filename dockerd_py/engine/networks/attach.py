@@ -110,8 +110,7 @@ class Attachments:
         async with self.store.lock(n.id):
             if n.name == "bridge":
                 await self._ensure_anchor(n)
-            used = {ipaddress.ip_address(a) for e in self.store.network_endpoints(
-                n.id, reserved=True) for a in (e.address, e.address6, *e.extra_addresses) if a}
+            used = self._used(n)
             pools4 = ipam.pools(n.subnets, 4)
             addr, pool = ipam.pick(pools4, static, used)
             address6, prefix6, gateway6 = "", 0, ""
@@ -173,6 +172,11 @@ class Attachments:
         await plainveth.add_link_local(path, iface, ep.link_local)
         return ep
 
+    def _used(self, n: Network) -> set[ipam.IPAddr]:
+        """Every address n's endpoints hold or reserve: IPv4, IPv6, and the extra ones."""
+        return {ipaddress.ip_address(a) for e in self.store.network_endpoints(n.id, reserved=True)
+                for a in (e.address, e.address6, *e.extra_addresses) if a}
+
     def _setup_lock(self, n: Network) -> contextlib.AbstractAsyncContextManager[Any]:
         """netavark calls on a network are serialised, except on an anchored bridge: there
         no teardown deletes the bridge under a concurrent setup."""
@@ -201,8 +205,7 @@ class Attachments:
             await self.store.delete_endpoint(aid, n.id)
             await asyncio.to_thread(netns.remove, self.netns_root, aid)
         pool = ipam.Pool.from_api(n.subnets[0])
-        used = {ipaddress.ip_address(e.address)
-                for e in self.store.network_endpoints(n.id, reserved=True)}
+        used = self._used(n)
         try:
             addr = ipam.allocate_last(pool, used)
         except DaemonError:

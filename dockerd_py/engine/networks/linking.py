@@ -12,6 +12,7 @@ container's own line. Only names of the alias grammar are written there.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import logging
@@ -107,11 +108,13 @@ class Linking:
             if ep is None or not grammar.alias_ok(alias):
                 continue
             lines.append(f"{c.id}-link{i} {ep.address} {ep.address6} {alias}\n")
-        if not lines:
-            return
-        path = os.path.join(self.aardvark_dir, n.id)
+        if lines:
+            await asyncio.to_thread(self._append, n.id, lines)
+
+    def _append(self, network_id: str, lines: list[str]) -> None:
         try:
-            with open(path, "a") as f:  # netavark's setup wrote its first line already
+            # netavark's setup wrote the file's first line already
+            with open(os.path.join(self.aardvark_dir, network_id), "a") as f:
                 f.writelines(lines)
         except FileNotFoundError:
             return
