@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import grpc
 
@@ -37,7 +37,6 @@ class Returned:
     ref: str = ""           # a result ref id, "" for no result
     error: str = ""
     code: grpc.StatusCode = grpc.StatusCode.UNKNOWN
-    metadata: dict[str, bytes] = field(default_factory=dict)
 
 
 class ReturnedError(Exception):
