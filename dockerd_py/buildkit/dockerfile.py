@@ -153,16 +153,17 @@ async def _run(service: BuildService, request: FrontendRequest, build: Build,
         entitlements = frozenset(e for e in build.request.Entitlements if e == NETWORK_HOST)
         if request.network == "host":   # buildx asks for the entitlement with the mode
             entitlements |= {NETWORK_HOST}
+        auth = Auth(session)
         breq = BuildRequest(
             dockerfile=source, observer=StatusObserver(progress, definition), dockerfile_name=name,
             build_args=dict(request.build_args), target=request.target,
             labels=dict(request.labels), no_cache=request.no_cache, pull=request.pull,
             network=request.network, extra_hosts=tuple(request.extra_hosts),
             platform=request.platform, contexts=contexts, secrets=Secrets(session),
-            ssh=ssh, auth=Auth(session), entitlements=entitlements)
+            ssh=ssh, auth=auth, entitlements=entitlements)
         try:
             # after the definition, as BuildKit imports them (when the solve starts)
-            async with open_sources(remote, build.cache_from, Auth(session), progress,
+            async with open_sources(remote, build.cache_from, auth, progress,
                                     build.ref, service.backend.content,
                                     service.backend.snapshots) as sources:
                 breq = dataclasses.replace(breq, cache_sources=sources)
