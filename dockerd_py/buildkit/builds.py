@@ -49,11 +49,10 @@ class ReturnedError(Exception):
 
 
 class Build:
-    def __init__(self, request: pb.SolveRequest, session: LiveSession | None,
-                 progress: Progress) -> None:
+    def __init__(self, request: pb.SolveRequest, progress: Progress) -> None:
         self.ref = request.Ref
         self.request = request
-        self.session = session
+        self.session: LiveSession | None = None     # found once the request is checked
         self.progress = progress
         self.results: dict[str, BuildResult] = {}
         self.returned: asyncio.Future[Returned] = asyncio.get_running_loop().create_future()

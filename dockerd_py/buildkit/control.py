@@ -241,7 +241,7 @@ class Control(pb_grpc.ControlServicer):
                   [(e.Type, dict(e.Attrs)) for e in request.Exporters])
         # registered first: the client's gateway calls for this ref find it even when the
         # request is refused, and end at once with its error
-        build = Build(request, None, progress)
+        build = Build(request, progress)
         await self.builds.add(build)
         try:
             self._check(request)
