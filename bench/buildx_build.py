@@ -4,11 +4,12 @@ docker driver: BuildKit's /grpc and /session endpoints) on our daemon and on Doc
 dockerd 20.10 with its built-in BuildKit, in the same run.
 
 Per repetition and daemon (interleaved), after src/main.sh is rewritten:
-  cold    `--no-cache` - every step runs (checked: no "CACHED" line in the plain progress);
-  cached  the same build - every RUN/COPY step comes from the cache (checked: no RUN output
-          marker of a fresh run, i.e. every step of the progress is CACHED);
+  cold    `--no-cache` - every step runs (recorded: whether any RUN/COPY step of the
+          plain progress says CACHED);
+  cached  the same build - every RUN/COPY step comes from the cache (recorded: how many
+          RUN/COPY steps say CACHED, and whether the image ID is the cold build's);
   touch   src/main.sh edited, then the same build - COPY src/ and what follows run again,
-          the stages that do not read src/ are CACHED.
+          the stages that do not read src/ are CACHED (recorded: the CACHED count).
 Wall time of the CLI process (context transfer through the session included), medians.
 Both daemons build with --network host. The CLI config holds the buildx plugin only.
 """

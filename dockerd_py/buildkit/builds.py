@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import grpc
 
@@ -37,7 +37,6 @@ class Returned:
     ref: str = ""           # a result ref id, "" for no result
     error: str = ""
     code: grpc.StatusCode = grpc.StatusCode.UNKNOWN
-    metadata: dict[str, bytes] = field(default_factory=dict)
 
 
 class ReturnedError(Exception):
@@ -50,11 +49,10 @@ class ReturnedError(Exception):
 
 
 class Build:
-    def __init__(self, request: pb.SolveRequest, session: LiveSession | None,
-                 progress: Progress) -> None:
+    def __init__(self, request: pb.SolveRequest, progress: Progress) -> None:
         self.ref = request.Ref
         self.request = request
-        self.session = session
+        self.session: LiveSession | None = None     # found once the request is checked
         self.progress = progress
         self.results: dict[str, BuildResult] = {}
         self.returned: asyncio.Future[Returned] = asyncio.get_running_loop().create_future()

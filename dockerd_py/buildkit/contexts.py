@@ -55,16 +55,17 @@ class ContextDirs:
     async def _evict(self) -> None:
         idle = sorted((t, k) for k, t in self._used.items() if not self._locks[k].locked())
         for _, key in idle[:max(0, len(self._used) - MAX_KEPT)]:
-            self._used.pop(key, None)
-            self._locks.pop(key, None)
-            await asyncio.to_thread(shutil.rmtree, self.root / key, True)
+            await self._drop(key)
 
     async def clear(self) -> None:
         """Remove every idle directory (the build cache is pruned)."""
         for key in [k for k in self._used if not self._locks[k].locked()]:
-            self._used.pop(key, None)
-            self._locks.pop(key, None)
-            await asyncio.to_thread(shutil.rmtree, self.root / key, True)
+            await self._drop(key)
+
+    async def _drop(self, key: str) -> None:
+        self._used.pop(key, None)
+        self._locks.pop(key, None)
+        await asyncio.to_thread(shutil.rmtree, self.root / key, True)
 
 
 def _fresh(root: Path) -> str:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import platform
 import socket
 import time
 from collections.abc import AsyncIterator, Mapping
@@ -21,6 +20,7 @@ import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from builder.service import CacheRecord
+from dockerd_py.engine.images.platform import ARCH, OS
 from dockerd_py.engine.timestamps import parse_time
 from dockerd_py.errors import (
     Conflict,
@@ -44,14 +44,14 @@ log = logging.getLogger(__name__)
 
 BUILDKIT_PACKAGE = "github.com/moby/buildkit"
 BUILDKIT_VERSION = f"v0.12.5+{VERSION}"   # the BuildKit API level whose calls we serve
-_GO_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "ppc64le": "ppc64le",
-            "s390x": "s390x", "riscv64": "riscv64"}
+CLIENT_LLB_REFUSED = ("LLB definitions sent by the client (buildx bake with its own "
+                      "definitions, custom frontends) are not supported: this daemon builds "
+                      "Dockerfiles only")
 
 
 def host_platform() -> tuple[str, str]:
     """(os, architecture) as OCI names them."""
-    machine = platform.machine()
-    return "linux", _GO_ARCH.get(machine, machine)
+    return OS, ARCH
 
 
 class Solver(Protocol):
@@ -241,7 +241,7 @@ class Control(pb_grpc.ControlServicer):
                   [(e.Type, dict(e.Attrs)) for e in request.Exporters])
         # registered first: the client's gateway calls for this ref find it even when the
         # request is refused, and end at once with its error
-        build = Build(request, None, progress)
+        build = Build(request, progress)
         await self.builds.add(build)
         try:
             self._check(request)
@@ -281,9 +281,7 @@ class Control(pb_grpc.ControlServicer):
     def _check(self, request: pb.SolveRequest) -> None:
         """What this daemon refuses, before anything runs."""
         if getattr(request.Definition, "def"):  # "def" is a Python keyword
-            raise NotImplementedByDaemon(
-                "LLB definitions sent by the client (buildx bake with its own definitions, "
-                "custom frontends) are not supported: this daemon builds Dockerfiles only")
+            raise NotImplementedByDaemon(CLIENT_LLB_REFUSED)
         if request.Frontend not in ("", DOCKERFILE_FRONTEND):
             raise NotImplementedByDaemon(f"frontend {request.Frontend[:80]!r} is not "
                                          f"supported; only {DOCKERFILE_FRONTEND}")

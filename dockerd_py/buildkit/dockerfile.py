@@ -26,6 +26,7 @@ from builder.dockerignore import read_patterns
 from builder.observer import internal
 from builder.request import NETWORK_HOST, BuildRequest, NamedContext
 from builder.service import BuildService
+from dockerd_py.engine.volumes.tree import dir_size
 from dockerd_py.errors import InvalidParameter, NotFound
 
 from . import session as sess
@@ -96,7 +97,7 @@ async def _sync(progress: Progress, session: sess.Session, name: str, label: str
     except sess.SessionError as e:
         await progress.completed(vertex.digest, str(e))
         raise InvalidParameter(str(e)) from None
-    size = await asyncio.to_thread(_tree_size, dest)
+    size = await asyncio.to_thread(dir_size, str(dest))
     await progress.status(vertex.digest, f"transferring {what}:", current=size, done=True)
     await progress.completed(vertex.digest)
     return vertex.digest
@@ -152,16 +153,17 @@ async def _run(service: BuildService, request: FrontendRequest, build: Build,
         entitlements = frozenset(e for e in build.request.Entitlements if e == NETWORK_HOST)
         if request.network == "host":   # buildx asks for the entitlement with the mode
             entitlements |= {NETWORK_HOST}
+        auth = Auth(session)
         breq = BuildRequest(
             dockerfile=source, observer=StatusObserver(progress, definition), dockerfile_name=name,
             build_args=dict(request.build_args), target=request.target,
             labels=dict(request.labels), no_cache=request.no_cache, pull=request.pull,
             network=request.network, extra_hosts=tuple(request.extra_hosts),
             platform=request.platform, contexts=contexts, secrets=Secrets(session),
-            ssh=ssh, auth=Auth(session), entitlements=entitlements)
+            ssh=ssh, auth=auth, entitlements=entitlements)
         try:
             # after the definition, as BuildKit imports them (when the solve starts)
-            async with open_sources(remote, build.cache_from, Auth(session), progress,
+            async with open_sources(remote, build.cache_from, auth, progress,
                                     build.ref, service.backend.content,
                                     service.backend.snapshots) as sources:
                 breq = dataclasses.replace(breq, cache_sources=sources)
@@ -176,17 +178,6 @@ async def _run(service: BuildService, request: FrontendRequest, build: Build,
 
 def _config_bytes(config: dict[str, Any]) -> bytes:
     return json.dumps(config, separators=(",", ":")).encode()
-
-
-def _tree_size(root: Path) -> int:
-    total = 0
-    for directory, _, names in os.walk(root):
-        for n in names:
-            try:
-                total += os.lstat(os.path.join(directory, n)).st_size
-            except OSError:
-                pass
-    return total
 
 
 def _read(path: Path, name: str, required: bool) -> bytes | None:

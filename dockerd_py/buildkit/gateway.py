@@ -22,7 +22,7 @@ from dockerd_py.protos.buildkit.control import gateway_pb2_grpc as gw_grpc
 
 from .builds import Build, Builds, Returned
 from .cacheopts import import_refs
-from .control import Control, grpc_code
+from .control import CLIENT_LLB_REFUSED, Control, grpc_code
 from .frontend import DOCKERFILE_FRONTEND
 
 log = logging.getLogger(__name__)
@@ -72,10 +72,7 @@ class Gateway(gw_grpc.LLBBridgeServicer):
         if build.ended:
             await context.abort(grpc.StatusCode.CANCELLED, build.ended)
         if getattr(request.Definition, "def") or request.FrontendInputs:
-            await context.abort(
-                grpc.StatusCode.UNIMPLEMENTED,
-                "LLB definitions sent by the client (buildx bake with its own definitions, "
-                "custom frontends) are not supported: this daemon builds Dockerfiles only")
+            await context.abort(grpc.StatusCode.UNIMPLEMENTED, CLIENT_LLB_REFUSED)
         if request.Frontend != DOCKERFILE_FRONTEND:
             await context.abort(grpc.StatusCode.UNIMPLEMENTED,
                                 f"frontend {request.Frontend[:80]!r} is not supported; "
@@ -115,10 +112,7 @@ class Gateway(gw_grpc.LLBBridgeServicer):
         log.debug("return %s: %s", build.ref, request)
         if request.HasField("error") and request.error.code != 0:
             returned.error = request.error.message or "build function failed"
-            try:
-                returned.code = grpc.StatusCode[_code_name(request.error.code)]
-            except KeyError:
-                returned.code = grpc.StatusCode.UNKNOWN
+            returned.code = _status_code(request.error.code)
         else:
             which = request.result.WhichOneof("result")
             if which == "ref":
@@ -129,13 +123,9 @@ class Gateway(gw_grpc.LLBBridgeServicer):
                 await context.abort(grpc.StatusCode.UNIMPLEMENTED,
                                     "results with several refs (multi-platform) are not "
                                     "supported")
-            returned.metadata = dict(request.result.metadata)
         build.returned.set_result(returned)
         return gw.ReturnResponse()
 
 
-def _code_name(code: int) -> str:
-    for status in grpc.StatusCode:
-        if status.value[0] == code:
-            return status.name
-    return "UNKNOWN"
+def _status_code(code: int) -> grpc.StatusCode:
+    return next((s for s in grpc.StatusCode if s.value[0] == code), grpc.StatusCode.UNKNOWN)

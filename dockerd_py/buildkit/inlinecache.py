@@ -56,13 +56,16 @@ def chain_records(final: ImageRecord, entries: Sequence[Entry],
     """The cache records of the steps that made `final`, bottom step first: only entries
     this build made or hit (used since it started), never an older build's entry that
     happens to name one of its base images."""
-    by_image: dict[str, Entry] = {}
+    newest: dict[str, tuple[float, Entry]] = {}
     for entry in entries:                       # the most recently used wins
-        if parse_time(entry.last_used) < since:
+        # as times: Go's RFC 3339 text drops a fraction's trailing zeros, so it does not sort
+        used = parse_time(entry.last_used)
+        if used < since:
             continue
-        seen = by_image.get(entry.image_id)
-        if seen is None or entry.last_used >= seen.last_used:
-            by_image[entry.image_id] = entry
+        seen = newest.get(entry.image_id)
+        if seen is None or used >= seen[0]:
+            newest[entry.image_id] = (used, entry)
+    by_image = {image_id: entry for image_id, (_, entry) in newest.items()}
     chain: list[tuple[Entry, ImageRecord]] = []
     # BuildKit's --label makes a config-only child of the last step, which has no entry
     current = final.id if final.id in by_image else final.parent

@@ -59,6 +59,3 @@ class SessionRegistry:
                 raise InvalidParameter(f"no active session for {sid}: context deadline "
                                        "exceeded") from None
             return self._sessions[sid]
-
-    def __len__(self) -> int:
-        return len(self._sessions)

@@ -102,9 +102,6 @@ class Jobs:
                 return None
             return self._jobs[ref]
 
-    def __len__(self) -> int:
-        return len(self._jobs)
-
 
 class Progress:
     """Build events of one job, as Status messages."""
@@ -115,23 +112,11 @@ class Progress:
         self._order: list[str] = []
         self._statuses: dict[tuple[str, str], pb.VertexStatus] = {}
 
-    def _vertex(self, digest: str) -> pb.Vertex:
-        v = self._vertexes.get(digest)
-        if v is None:
-            raise KeyError(digest)
-        return v
-
     async def _send(self, *, vertexes: list[pb.Vertex] | None = None,
                     logs: list[pb.VertexLog] | None = None,
                     warnings: list[pb.VertexWarning] | None = None) -> None:
-        msg = pb.StatusResponse()
-        for v in vertexes or ():
-            msg.vertexes.append(v)
-        for log in logs or ():
-            msg.logs.append(log)
-        for w in warnings or ():
-            msg.warnings.append(w)
-        await self.job.publish(msg)
+        await self.job.publish(pb.StatusResponse(vertexes=vertexes, logs=logs,
+                                                 warnings=warnings))
 
     async def started(self, digest: str, name: str, inputs: tuple[str, ...] = ()) -> None:
         v = self._vertexes.get(digest)
@@ -148,7 +133,7 @@ class Progress:
     async def cached(self, digest: str) -> None:
         # the same `started`: clients key a vertex's intervals by it, and an interval
         # left open would keep the vertex running in their eyes
-        v = self._vertex(digest)
+        v = self._vertexes[digest]
         v.cached = True
         v.completed.CopyFrom(v.started)
         await self._send(vertexes=[v])
@@ -161,7 +146,7 @@ class Progress:
         await self._send(logs=[entry])
 
     async def completed(self, digest: str, error: str = "") -> None:
-        v = self._vertex(digest)
+        v = self._vertexes[digest]
         if v.HasField("completed"):
             return
         v.completed.CopyFrom(_now())

@@ -19,7 +19,7 @@ from typing import Any
 from ..engine.content.contract import Store
 from ..engine.images.unpack import chain_ids
 from ..engine.leases import protect_digest, protect_snapshot
-from ..engine.reference import parse_normalized, with_tag
+from ..engine.reference import parse_normalized, with_default_tag
 from ..engine.snapshots.contract import Snapshotter
 from ..engine.types import Layer
 from . import blobs, progress
@@ -27,10 +27,6 @@ from . import pull as pull_mod
 from .manifests import Manifest
 from .registries import Registries, credentials_for
 from .registry import Registry, new_session
-
-
-async def _silent(_: progress.Message) -> None:
-    pass
 
 
 class RemoteImage:
@@ -64,7 +60,8 @@ class RemoteImage:
                 size = (await blobs.unpack_stored(content, snapshots, desc.digest,
                                                   self.diff_ids[index], chain, parent)).size
             else:
-                counter = blobs.Counter(progress.short(desc.digest), desc.size, _silent)
+                counter = blobs.Counter(progress.short(desc.digest), desc.size,
+                                       progress.discard)
                 size = (await blobs.fetch_and_unpack(
                     self._registry, self._repo, desc.digest, desc.size, self.diff_ids[index],
                     chain, parent, content, snapshots, counter)).size
@@ -76,9 +73,7 @@ async def open_remote(registries: Registries, content: Store, name: str,
                       auth: Mapping[str, Any] | None) -> AsyncIterator[RemoteImage]:
     """The image `name` (default tag latest) for this platform; raises the pull's errors
     (NotFound, RegistryError, TransportError) when it cannot be read."""
-    ref = parse_normalized(name)
-    if not ref.tag and not ref.digest:
-        ref = with_tag(ref, "latest")
+    ref = with_default_tag(parse_normalized(name))
     creds = credentials_for(ref.domain, auth, None)
     async with new_session() as session:
         resolved = await registries.first_answer(

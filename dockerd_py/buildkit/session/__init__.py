@@ -6,7 +6,7 @@ forwarding, registry credentials. The /session endpoint (bk-grpc) makes the `Ses
 the builder uses the functions and providers here.
 """
 
-from .auth import SessionAuth, Token
+from .auth import SessionAuth
 from .filesync import send_directory, send_tar, sync_directory
 from .record import (
     HEADER_ID,
@@ -25,5 +25,5 @@ from .ssh import SessionSSH
 
 __all__ = ["HEADER_ID", "HEADER_METHOD", "HEADER_NAME", "HEADER_SHARED_KEY", "NotFound",
            "Session", "SessionAuth", "SessionError", "SessionHeaders", "SessionSSH",
-           "SessionSecrets", "Token", "Unsupported", "parse_headers", "send_directory",
+           "SessionSecrets", "Unsupported", "parse_headers", "send_directory",
            "send_tar", "sync_directory"]

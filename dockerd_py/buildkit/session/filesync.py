@@ -47,6 +47,7 @@ _TAR_CHUNK = 3 << 20   # as buildkit's streamWriterCloser splits a file
 _STATS_BATCH = 512
 _DIR_NAME = re.compile(r"[A-Za-z0-9_.:/@-]{1,255}")
 _ROOT = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_EXPORTER = ((KEY_EXPORTER_ID, "0"),)   # the request's one exporter (buildkit numbers them)
 
 
 def _packet(kind: int, **fields: Any) -> bytes:
@@ -70,9 +71,7 @@ async def sync_directory(session: Session, name: str, dest: Path, *,
     for key, values in ((KEY_INCLUDE, inc), (KEY_EXCLUDE, exc), (KEY_FOLLOW, follow)):
         if values:
             opts[key] = values
-    with contextlib.suppress(FileExistsError):
-        os.mkdir(dest, 0o755)
-    root_fd = os.open(dest, _ROOT)
+    root_fd = await asyncio.to_thread(_open_dest, dest)
     try:
         writer = TreeWriter(root_fd, lambda sid: None, limits=limits,
                             include=Matcher(inc) if inc else None,
@@ -81,6 +80,12 @@ async def sync_directory(session: Session, name: str, dest: Path, *,
         await _Receiving(stream, writer).run()
     finally:
         os.close(root_fd)
+
+
+def _open_dest(dest: Path) -> int:
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(dest, 0o755)
+    return os.open(dest, _ROOT)
 
 
 class _Receiving:
@@ -205,12 +210,11 @@ def _rpc(error: BaseException | None) -> SessionError:
     return SessionError(f"file transfer failed: {text}")
 
 
-async def send_directory(session: Session, src: Path, *, exporter_id: int = 0) -> None:
+async def send_directory(session: Session, src: Path) -> None:
     """`--output type=local`: send the tree src to the client's directory (fsutil's
     sender, as buildkit's CopyToCaller)."""
     session.require(FILESEND_DIFFCOPY, "local export")
-    stream = open_stream(session, FILESEND_DIFFCOPY, None, None,
-                         ((KEY_EXPORTER_ID, str(exporter_id)),))
+    stream = open_stream(session, FILESEND_DIFFCOPY, None, None, _EXPORTER)
     sender = await asyncio.to_thread(TreeSender, str(src))
     lock = asyncio.Lock()
     requests: asyncio.Queue[int | None] = asyncio.Queue()
@@ -284,15 +288,13 @@ def _take(stats: Any, n: int) -> list[bytes]:
     return out
 
 
-async def send_tar(session: Session, chunks: AsyncIterable[bytes], *,
-                   exporter_id: int = 0) -> None:
-    """`--output type=tar` (and the oci/docker files): stream the bytes to the client's
-    file as BytesMessages (buildkit's CopyFileWriter), then wait for it to close it."""
+async def send_tar(session: Session, chunks: AsyncIterable[bytes]) -> None:
+    """`--output type=tar`: stream the bytes to the client's file as BytesMessages
+    (buildkit's CopyFileWriter), then wait for it to close it."""
     session.require(FILESEND_DIFFCOPY, "file export")
     stream = open_stream(session, FILESEND_DIFFCOPY,
                          filesync_pb2.BytesMessage.SerializeToString,
-                         filesync_pb2.BytesMessage.FromString,
-                         ((KEY_EXPORTER_ID, str(exporter_id)),))
+                         filesync_pb2.BytesMessage.FromString, _EXPORTER)
     try:
         async for chunk in chunks:
             for start in range(0, len(chunk), _TAR_CHUNK):

@@ -21,7 +21,7 @@ import shutil
 import stat
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from builder.dockerignore import Matcher
 from dockerd_py.engine.archive.dirfds import DirFds
@@ -67,15 +67,6 @@ class _Pending:
     written: int = 0
 
 
-@dataclass
-class Progress:
-    entries: int = 0
-    bytes: int = 0
-    requested: int = 0
-    kept: int = 0
-    dropped: set[str] = field(default_factory=set)
-
-
 class TreeWriter:
     def __init__(self, root_fd: int, request: Callable[[int], None], *,
                  limits: Limits = DEFAULT_LIMITS, include: Matcher | None = None,
@@ -93,7 +84,8 @@ class TreeWriter:
         self.open: OrderedDict[int, int] = OrderedDict()  # id -> fd, most recent last
         self.files: set[str] = set()  # regular files sent (hard link targets)
         self.made_dirs: list[tuple[str, stat_pb2.Stat]] = []
-        self.progress = Progress()
+        self.received = 0           # bytes of file data so far
+        self.dropped: set[str] = set()  # paths the patterns left out
 
     # -- packets ----------------------------------------------------------------
     def packet(self, raw: bytes) -> bool:
@@ -120,7 +112,6 @@ class TreeWriter:
     def entry(self, st: stat_pb2.Stat) -> None:
         sid = self.index
         self.index += 1
-        self.progress.entries += 1
         if self.index > self.limits.max_entries:
             raise Refused(f"more than {self.limits.max_entries} entries")
         path = st.path
@@ -129,9 +120,9 @@ class TreeWriter:
         frame = self._place(path)
         parent, _, name = path.rpartition("/")
         if self._dropped(path, kind):
-            self.progress.dropped.add(path)
+            self.dropped.add(path)
             return
-        if st.linkname in self.progress.dropped and kind == "file":
+        if st.linkname in self.dropped and kind == "file":
             st.linkname = ""  # its target was dropped here: as fsutil's hardlinkFilter does
         if frame.seen is not None:
             frame.seen.add(name)
@@ -202,13 +193,11 @@ class TreeWriter:
               old: os.stat_result | None, st: stat_pb2.Stat) -> None:
         self.files.add(path)
         if old is not None and self._unchanged(old, st):
-            self.progress.kept += 1
             return
         self._clear(name, pfd, old)
         fd = os.open(name, _NEW_FILE, 0o600, dir_fd=pfd)
         self.pending[sid] = _Pending(parent, name, st)
         self._keep_open(sid, fd)
-        self.progress.requested += 1
         self.request(sid)
 
     def _unchanged(self, old: os.stat_result, st: stat_pb2.Stat) -> bool:
@@ -266,8 +255,8 @@ class TreeWriter:
         if not chunk:
             self._finish_file(sid, pending, fd)
             return
-        self.progress.bytes += len(chunk)
-        if self.progress.bytes > self.limits.max_bytes:
+        self.received += len(chunk)
+        if self.received > self.limits.max_bytes:
             raise Refused(f"more than {self.limits.max_bytes} bytes of file data")
         view = memoryview(chunk)
         while view:

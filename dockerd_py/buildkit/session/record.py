@@ -26,8 +26,6 @@ SECRETS_GET = "/moby.buildkit.secrets.v1.Secrets/GetSecret"
 SSH_CHECK = "/moby.sshforward.v1.SSH/CheckAgent"
 SSH_FORWARD = "/moby.sshforward.v1.SSH/ForwardAgent"
 AUTH_CREDENTIALS = "/moby.filesync.v1.Auth/Credentials"
-AUTH_FETCH_TOKEN = "/moby.filesync.v1.Auth/FetchToken"
-AUTH_TOKEN_AUTHORITY = "/moby.filesync.v1.Auth/GetTokenAuthority"
 
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 _METHOD = re.compile(r"/[A-Za-z0-9_.]{1,200}/[A-Za-z0-9_]{1,100}")

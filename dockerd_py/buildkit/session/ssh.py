@@ -50,9 +50,8 @@ class SessionSSH:
         """The path of a new unix socket in a private directory (0711), owned uid:gid with
         mode, that reaches the client's agent ssh_id."""
         await self.check(ssh_id)
-        directory = tempfile.mkdtemp(prefix=".buildkit-ssh-sock")
+        directory = await asyncio.to_thread(_private_dir)
         self._dirs.append(directory)
-        os.chmod(directory, 0o711)
         path = os.path.join(directory, "ssh_auth_sock")
         limit = asyncio.Semaphore(_MAX_CONNECTIONS)
 
@@ -72,8 +71,7 @@ class SessionSSH:
 
         server = await asyncio.start_unix_server(serve, path=path)
         self._servers.append(server)
-        os.chown(path, uid, gid)
-        os.chmod(path, mode & 0o777)
+        await asyncio.to_thread(_own, path, uid, gid, mode & 0o777)
         return path
 
     async def _proxy(self, ssh_id: str, reader: asyncio.StreamReader,
@@ -115,9 +113,9 @@ class SessionSSH:
         for server in self._servers:
             await server.wait_closed()
         self._servers.clear()
-        for directory in self._dirs:
-            shutil.rmtree(directory, ignore_errors=True)
-        self._dirs.clear()
+        dirs, self._dirs = self._dirs, []
+        for directory in dirs:
+            await asyncio.to_thread(shutil.rmtree, directory, True)
 
     async def __aenter__(self) -> SessionSSH:
         return self
@@ -131,3 +129,13 @@ def _check_id(ssh_id: str) -> None:
     if not _SSH_ID.fullmatch(ssh_id):
         raise SessionError(f"invalid ssh id {ssh_id[:100]!r}")
 
+
+def _private_dir() -> str:
+    directory = tempfile.mkdtemp(prefix=".buildkit-ssh-sock")
+    os.chmod(directory, 0o711)
+    return directory
+
+
+def _own(path: str, uid: int, gid: int, mode: int) -> None:
+    os.chown(path, uid, gid)
+    os.chmod(path, mode)

@@ -114,13 +114,6 @@ def check_path(path: str, what: str = "path") -> None:
             raise Refused(f"invalid {what} {path[:200]!r}")
 
 
-def compare_path(a: str, b: str) -> int:
-    """fsutil's ComparePath: byte order, with "/" before every other byte."""
-    ka = a.encode("utf-8", "surrogateescape").replace(b"/", b"\0")
-    kb = b.encode("utf-8", "surrogateescape").replace(b"/", b"\0")
-    return (ka > kb) - (ka < kb)
-
-
 def encode_metadata(values: dict[str, list[str]]) -> tuple[tuple[str, str], ...]:
     """buildkit's encodeOpts: a key whose values hold non-ASCII text has them all
     query-escaped, and "<key>-encoded: 1" is added."""
