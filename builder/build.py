@@ -41,6 +41,7 @@ from .observer import BuildObserver, Vertex, Warning, internal, vertex_digest
 from .options import BuildOptions
 from .ordering import OrderedObserver
 from .request import NamedContext
+from .scope import COUNTED_STEPS
 from .solve import check_platform, platform_args
 
 
@@ -87,7 +88,7 @@ class Build:
             self.bk_names[stage.index] = (stage.name or f"stage-{stage.index}") if multi else ""
             self.bk_totals[stage.index] = sum(
                 1 for inst in stage.instructions
-                if isinstance(inst, (ins.Run, ins.Copy, ins.Workdir)))
+                if isinstance(inst, COUNTED_STEPS))
 
     def bk_step_name(self, stage: int, index: int, text: str) -> str:
         """BuildKit's vertex name: "[stage-1 2/5] RUN make" (prefixCommand)."""
