@@ -41,6 +41,7 @@ from .observer import BuildObserver, Vertex, Warning, internal, vertex_digest
 from .options import BuildOptions
 from .ordering import OrderedObserver
 from .request import NamedContext
+from .scope import COUNTED_STEPS
 from .solve import check_platform, platform_args
 
 
@@ -87,7 +88,7 @@ class Build:
             self.bk_names[stage.index] = (stage.name or f"stage-{stage.index}") if multi else ""
             self.bk_totals[stage.index] = sum(
                 1 for inst in stage.instructions
-                if isinstance(inst, (ins.Run, ins.Copy, ins.Workdir)))
+                if isinstance(inst, COUNTED_STEPS))
 
     def bk_step_name(self, stage: int, index: int, text: str) -> str:
         """BuildKit's vertex name: "[stage-1 2/5] RUN make" (prefixCommand)."""
@@ -364,7 +365,7 @@ class Build:
             return
         named = self.named_context(before, name)
         if named is not None and named.directory:
-            yield os.path.realpath(named.directory)
+            yield await asyncio.to_thread(os.path.realpath, named.directory)
             return
         image = await self.copy_source(before, name)
         async with self.image_view(image) as view:
@@ -383,10 +384,7 @@ class Build:
                 return f"ctx:{rel}:missing"
         named = self.named_context(before, name)
         if named is not None and named.directory:
-            root = os.path.realpath(named.directory)
-            target = resolve_in_root(root, path)
-            digest = await asyncio.to_thread(tree_digest, target) \
-                if os.path.lexists(target) else "missing"
+            digest = await asyncio.to_thread(_directory_digest, named.directory, path)
             return f"dir:{name}:{path}:{digest}"
         image = await self.copy_source(before, name)
         return f"image:{image.id if image else 'scratch'}:{path}"
@@ -407,6 +405,12 @@ class Build:
 
 def _stage_of(task: asyncio.Task[Any]) -> int:
     return int(task.get_name().rsplit("-", 1)[1])
+
+
+def _directory_digest(directory: str, path: str) -> str:
+    """tree_digest of path in directory, "missing" when there is none (blocking)."""
+    target = resolve_in_root(os.path.realpath(directory), path)
+    return tree_digest(target) if os.path.lexists(target) else "missing"
 
 
 def _remove_view(target: str) -> None:

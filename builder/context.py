@@ -48,15 +48,13 @@ class BuildContext:
         the build's private files go to a new directory under parent."""
         if not os.path.isdir(directory):
             raise InvalidParameter(f"build context {directory} is not a directory")
-        os.makedirs(parent, exist_ok=True)
-        ctx = cls(tempfile.mkdtemp(prefix="ctx-", dir=parent))
+        ctx = cls(_private_dir(parent))
         ctx.dir = os.path.realpath(directory)
         return ctx
 
     @classmethod
     async def receive(cls, chunks: AsyncIterator[bytes], parent: str) -> BuildContext:
-        os.makedirs(parent, exist_ok=True)
-        ctx = cls(await asyncio.to_thread(tempfile.mkdtemp, prefix="ctx-", dir=parent))
+        ctx = cls(await asyncio.to_thread(_private_dir, parent))
         reader = ThreadReader(chunks, asyncio.get_running_loop())
         try:
             await asyncio.to_thread(ctx._extract, reader)
@@ -169,6 +167,12 @@ def _is_tar(head: bytes) -> bool:
         return True
     except tarfile.HeaderError:
         return False
+
+
+def _private_dir(parent: str) -> str:
+    """A new directory for one build's private files, under parent (blocking)."""
+    os.makedirs(parent, exist_ok=True)
+    return tempfile.mkdtemp(prefix="ctx-", dir=parent)
 
 
 class _Prefixed(io.RawIOBase):

@@ -124,7 +124,8 @@ async def copy_step(b: StageScope, inst: ins.Copy) -> None:
                 stack.callback(_rmtree, downloads)
                 for url in urls:
                     src = await asyncio.to_thread(copying.download, url, downloads)
-                    for message in progress.downloaded(os.path.getsize(src.host_path)):
+                    size = await asyncio.to_thread(os.path.getsize, src.host_path)
+                    for message in progress.downloaded(size):
                         await b.observer.status(b.vertex, message)
                     digest = await asyncio.to_thread(file_digest, src.host_path)
                     if checksum:

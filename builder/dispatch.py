@@ -44,7 +44,7 @@ from .observer import BuildObserver, Vertex, vertex_digest
 from .request import ImportedStep
 from .runstep import run_step
 from .scope import BUILTIN_ARGS as BUILTIN_ARGS
-from .scope import BuildScope, StageState
+from .scope import COUNTED_STEPS, BuildScope, StageState
 from .scope import StepFailed as StepFailed
 
 
@@ -140,7 +140,7 @@ class StageBuilder:
         return state.image
 
     def _vertex(self, inst: ins.Instruction, trigger: bool) -> Vertex:
-        counted = isinstance(inst, (ins.Run, ins.Copy, ins.Workdir))
+        counted = isinstance(inst, COUNTED_STEPS)
         text = inst.original
         try:  # BuildKit names a step by its text with the variables known there expanded
             text = Lexer(self.build.dockerfile.escape, skip_unset=True, raw_quotes=True).word(

@@ -97,9 +97,7 @@ def _mount_step(mounts: list[Mount], rootfs: str, root: str) -> None:
             mount_all(marked, rootfs, cwd=root)
             return
         except (InternalError, subprocess.CalledProcessError):
-            mount_all(mounts, rootfs, cwd=root)
             _volatile[0] = False  # a kernel without it: plain mounts from now on
-            return
     mount_all(mounts, rootfs, cwd=root)
 
 

@@ -60,6 +60,10 @@ class BuildScope(Protocol):
         """Build checks found while the steps run (UndefinedVar): warnings, unless
         skipped."""
 
+
+# The steps BuildKit shows and numbers ("[stage-1 2/5] RUN make"); the others are hidden.
+COUNTED_STEPS = (ins.Run, ins.Copy, ins.Workdir)
+
 # Build args every build accepts without an ARG (moby's builtinAllowedBuildArgs).
 BUILTIN_ARGS = frozenset({"HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy",
                           "FTP_PROXY", "ftp_proxy", "NO_PROXY", "no_proxy",
@@ -84,7 +88,6 @@ class StageState:
     author: str = ""
     cmd_set: bool = False
     cache_busted: bool = False
-
 
 
 class StageScope(Protocol):

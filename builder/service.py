@@ -171,22 +171,20 @@ class BuildService:
                 chosen.append(r)
                 total -= r.size
             victims = chosen
-        if not victims:
-            return [], 0
-        mounts = [r.entry.key.removeprefix(CACHE_MOUNT_PREFIX) for r in victims
-                  if r.type == "exec.cachemount"]
-        freed = await asyncio.to_thread(self.cache_mounts.remove, mounts) if mounts else 0
-        victims = [r for r in victims if r.type == "regular"]
-        mount_ids = [CACHE_MOUNT_PREFIX + k for k in mounts]
-        if not victims:
-            return [k.removeprefix("sha256:")[:25] for k in mount_ids], freed
-        await self.backend.cache.remove([r.entry.key for r in victims])
-        before = await self._stored_bytes()
-        await self._remove_intermediates({r.entry.image_id for r in victims})
-        await self.backend.images.collect_garbage()
-        reclaimed = max(before - await self._stored_bytes(), 0) + freed
-        keys = mount_ids + [r.entry.key for r in victims]
-        return [k.removeprefix("sha256:")[:25] for k in keys], reclaimed
+        mounts = [r for r in victims if r.type == "exec.cachemount"]
+        regular = [r for r in victims if r.type == "regular"]
+        reclaimed = 0
+        if mounts:
+            reclaimed += await asyncio.to_thread(
+                self.cache_mounts.remove,
+                [r.entry.key.removeprefix(CACHE_MOUNT_PREFIX) for r in mounts])
+        if regular:
+            await self.backend.cache.remove([r.entry.key for r in regular])
+            before = await self._stored_bytes()
+            await self._remove_intermediates({r.entry.image_id for r in regular})
+            await self.backend.images.collect_garbage()
+            reclaimed += max(before - await self._stored_bytes(), 0)
+        return [r.entry.key.removeprefix("sha256:")[:25] for r in mounts + regular], reclaimed
 
     async def _stored_bytes(self) -> int:
         """Blobs plus unpacked layers: what pruning can give back."""
@@ -216,7 +214,6 @@ class BuildService:
                 await self.backend.images.forget(image_id)
                 image_ids.discard(image_id)
                 changed = True
-
 
 
 def _parse(source: bytes, name: str) -> ins.Dockerfile:
