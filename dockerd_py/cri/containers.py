@@ -18,7 +18,6 @@ import signal
 from google.protobuf import json_format
 
 from ..engine.containers.contract import Containers, Execs
-from ..engine.containers.records import Container
 from ..engine.images.service import ImageService as Images
 from ..engine.runtime import logs as runtime_logs
 from ..engine.runtime.contract import Supervisor
@@ -203,9 +202,6 @@ class PodContainers:
         code = self.execs.get(session.id).exit_code
         return pb.ExecSyncResponse(stdout=bytes(out[1]), stderr=bytes(out[2]),
                                    exit_code=code if code is not None else -1)
-
-    def record(self, ref: str) -> tuple[Container, meta.Meta]:
-        return lookup.container(self.containers, ref)
 
 
 def _log_path(directory: str, relative: str) -> str:
