@@ -127,8 +127,7 @@ class Sandboxes:
             await self.containers.remove(sid, force=True)
 
     def members(self, sid: str) -> list[tuple[Container, meta.Meta]]:
-        return [(c, m) for c, m in lookup.all_of(self.containers, meta.CONTAINER)
-                if m.sandbox_id == sid]
+        return lookup.members(self.containers, sid)
 
     def status(self, ref: str, verbose: bool) -> pb.PodSandboxStatusResponse:
         c, m = lookup.sandbox(self.containers, ref)
