@@ -80,8 +80,9 @@ class PodContainers:
                     sources[i], point, ref = await self.volumes.mount(x)
                     mounts[i].update(point=point, image=x.image.image, image_ref=ref,
                                      image_sub_path=x.image_sub_path)
-            body = translate.container_body(
-                cfg, pod, sc.id, sm, image.id, m, pod_hostnet=ns.get("network") == pb.NODE,
+            body = await asyncio.to_thread(
+                translate.container_body, cfg, pod, sc.id, image.id, m,
+                pod_hostnet=ns.get("network") == pb.NODE,
                 pod_pid=ns.get("pid", pb.POD), pod_ipc=ns.get("ipc", pb.POD),
                 pod_cgroup=str(sm.extra.get("cgroup_parent") or ""), image_sources=sources)
             if sm.runtime_handler:

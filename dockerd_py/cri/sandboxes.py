@@ -64,7 +64,8 @@ class Sandboxes:
                              "cgroup_parent": cfg.linux.cgroup_parent,
                              "config": json_format.MessageToDict(cfg)})
         name = meta.sandbox_name(md.name, md.namespace, md.uid, md.attempt)
-        body = translate.sandbox_body(cfg, await self._pause_image(), m)
+        body = await asyncio.to_thread(translate.sandbox_body, cfg, await self._pause_image(),
+                                       m)
         if handler:
             body["HostConfig"]["Runtime"] = handler
         c, _ = await self.containers.create(name, body)
