@@ -155,18 +155,20 @@ class PodContainers:
         c, _ = lookup.container(self.containers, ref)
         await self.containers.update(c.id, translate.resources_update(r))
 
-    def reopen_log(self, ref: str) -> None:
+    async def reopen_log(self, ref: str) -> None:
         c, m = lookup.container(self.containers, ref)
         if c.state.status != "running":
             raise Conflict(f"container {c.id} is not running")
-        if not m.log_path:
-            return
+        if m.log_path:
+            await asyncio.to_thread(self._reopen_log, c.id, m.log_path)
+
+    def _reopen_log(self, cid: str, log_path: str) -> None:
         # The new file exists when the call returns (kubelet checks at once); conmon
         # reopens it, appending, when it reads the request.
-        fd = os.open(m.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW
+        fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW
                      | os.O_CLOEXEC, 0o640)
         os.close(fd)
-        self.monitor.reopen_log(self.monitor.load(c.id))
+        self.monitor.reopen_log(self.monitor.load(cid))
 
     async def exec_sync(self, ref: str, cmd: builtins.list[str], timeout: int
                         ) -> pb.ExecSyncResponse:

@@ -159,7 +159,7 @@ class RuntimeServicer(rpc_pb.RuntimeServiceServicer):
     async def ReopenContainerLog(self, request: pb.ReopenContainerLogRequest,
                                  context: Context
                                  ) -> pb.ReopenContainerLogResponse:
-        self.pods.reopen_log(request.container_id)
+        await self.pods.reopen_log(request.container_id)
         return pb.ReopenContainerLogResponse()
 
     @rpc
