@@ -8,12 +8,11 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Coroutine
-from typing import Any
 
 from google.protobuf import json_format
 
 from ..distribution.service import DistributionService
+from ..engine.aio import run_all
 from ..engine.containers.contract import Containers
 from ..engine.containers.records import Container
 from ..engine.images.service import ImageService as Images
@@ -84,7 +83,7 @@ class Sandboxes:
                 # plugins set it up: neither needs the other (containerd runs the CNI ADD
                 # before the sandbox container exists).
                 path = await self.networks.create_netns(pod)
-                await _all(self.containers.start(c.id, netns=path), self.networks.setup(pod))
+                await run_all(self.containers.start(c.id, netns=path), self.networks.setup(pod))
         except BaseException:
             await asyncio.shield(self._remove(c.id))
             raise
@@ -158,25 +157,6 @@ class Sandboxes:
                     continue
             out.append(views.sandbox(c, m))
         return out
-
-
-async def _all(*steps: Coroutine[Any, Any, Any]) -> None:
-    """Run the steps at once; every one has ended (none is left running to race the
-    cleanup) before the first failure is raised."""
-    tasks = [asyncio.ensure_future(s) for s in steps]
-    try:
-        await asyncio.wait(tasks)
-    except BaseException:
-        for t in tasks:
-            t.cancel()
-        await asyncio.wait(tasks)
-        for t in tasks:
-            if not t.cancelled():
-                t.exception()  # retrieved: the cancellation is what is raised
-        raise
-    failures = [e for t in tasks if (e := t.exception()) is not None]
-    if failures:
-        raise failures[0]
 
 
 async def recover(sandboxes: Sandboxes) -> None:
