@@ -56,7 +56,7 @@ import grpc  # noqa: E402
 from google.protobuf import json_format  # noqa: E402
 
 sys.path.insert(0, daemons.REPO)
-from common import BenchError, save_results  # noqa: E402
+from common import BenchError, interleaved, save_results  # noqa: E402
 
 from dockerd_py.protos.cri import api_pb2 as api  # noqa: E402
 from dockerd_py.protos.cri import api_pb2_grpc as api_grpc  # noqa: E402
@@ -230,7 +230,7 @@ def bench_pod(cs: dict[str, Crictl], root: str, reps: int) -> dict[str, Any]:
     for c in cs.values():  # warm-up, untimed: first-use costs (image unpack, caches)
         one_pod(c, root, -1)
     for rep in range(reps):
-        for kind in (list(cs) if rep % 2 == 0 else list(reversed(cs))):
+        for kind in interleaved(list(cs), rep):
             s = one_pod(cs[kind], root, rep)
             samples[kind].append(s)
             print(f"  pod rep {rep + 1}/{reps} {kind:<9} runp {s['runp'] * 1e3:5.0f} "
@@ -269,7 +269,7 @@ def bench_grpc(cs: dict[str, Crictl], root: str, reps: int) -> dict[str, Any]:
         for kind, stub in stubs.items():  # warm-up, untimed (channel, first use)
             grpc_pod(kind, stub, root, -1)
         for rep in range(reps):
-            for kind in (list(cs) if rep % 2 == 0 else list(reversed(cs))):
+            for kind in interleaved(list(cs), rep):
                 s = grpc_pod(kind, stubs[kind], root, rep)
                 samples[kind].append(s)
                 print(f"  grpc rep {rep + 1}/{reps} {kind:<9} runp {s['runp'] * 1e3:5.0f} "
@@ -294,7 +294,7 @@ def summarize(samples: dict[str, list[dict[str, float]]]) -> dict[str, Any]:
 def bench_critest(cs: dict[str, Crictl], root: str, reps: int) -> dict[str, Any]:
     out: dict[str, Any] = {k: {"wall_s": [], "summary": []} for k in cs}
     for rep in range(reps):
-        for kind in (list(cs) if rep % 2 == 0 else list(reversed(cs))):
+        for kind in interleaved(list(cs), rep):
             res = os.path.join(root, f"critest-{kind}-{rep}")
             env = dict(os.environ, OUT=res)
             t0 = time.perf_counter()

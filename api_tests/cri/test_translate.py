@@ -19,7 +19,7 @@ def body(cfg: pb.ContainerConfig, pod_pid: int = pb.POD, hostnet: bool = False,
          pod: pb.PodSandboxConfig | None = None, sources: dict[int, str] | None = None
          ) -> dict[str, object]:
     m = meta.Meta(kind=meta.CONTAINER, name="c", sandbox_id=SID)
-    return translate.container_body(cfg, pod or pb.PodSandboxConfig(hostname="h"), SID, POD,
+    return translate.container_body(cfg, pod or pb.PodSandboxConfig(hostname="h"), SID,
                                     "sha256:" + "b" * 64, m, pod_hostnet=hostnet,
                                     pod_pid=pod_pid, pod_ipc=pb.POD, pod_cgroup="/kubepods/p1",
                                     image_sources=sources or {})

@@ -24,13 +24,12 @@ from .settings import CRISettings
 from .stats import Stats
 from .streaming.engine import EngineStreamingRuntime
 from .streaming.server import StreamingServer, URLs
-from .streams import StreamingURLs, Streams
+from .streams import Streams
 
 
 def build(settings: CRISettings, *, containers: Containers, execs: Execs, images: Images,
           distribution: DistributionService, events: EventBus, monitor: Supervisor,
-          handlers: list[str], fs_root: str, streaming: StreamingURLs | None = None
-          ) -> CRIServer:
+          handlers: list[str], fs_root: str) -> CRIServer:
     bins = [Path(d) for d in settings.cni_bin_dir.split(":") if d]
     backend = CNI(Path(settings.cni_conf_dir), bins, Path(settings.state_dir) / "cni")
     networks = PodNetworks(settings.state_dir, settings.run_dir, CNIPlugins(backend))
@@ -38,23 +37,22 @@ def build(settings: CRISettings, *, containers: Containers, execs: Execs, images
     sandboxes = Sandboxes(containers, images, distribution, networks, volumes,
                           settings.sandbox_image)
     pods = PodContainers(containers, execs, images, sandboxes, monitor, volumes)
-    server = None
-    if streaming is None:  # exec/attach/port-forward URLs lead to our streaming server
-        def netns_of(sandbox_id: str) -> Path:
-            """The pod's pinned namespace, else (host network) its pause process's."""
-            pinned = networks.netns_path(sandbox_id)
-            if os.path.ismount(pinned):
-                return Path(pinned)
-            c = containers.get(sandbox_id)
-            if not c.state.running or not c.state.pid:
-                raise Conflict(f"pod sandbox {sandbox_id} is not running")
-            return Path(f"/proc/{c.state.pid}/ns/net")
 
-        server = StreamingServer(EngineStreamingRuntime(containers, execs, netns_of),
-                                 address=settings.stream_address)
-        streaming = URLs(server)
+    def netns_of(sandbox_id: str) -> Path:
+        """The pod's pinned namespace, else (host network) its pause process's."""
+        pinned = networks.netns_path(sandbox_id)
+        if os.path.ismount(pinned):
+            return Path(pinned)
+        c = containers.get(sandbox_id)
+        if not c.state.running or not c.state.pid:
+            raise Conflict(f"pod sandbox {sandbox_id} is not running")
+        return Path(f"/proc/{c.state.pid}/ns/net")
+
+    # Exec, Attach and PortForward answer with URLs of our streaming server.
+    server = StreamingServer(EngineStreamingRuntime(containers, execs, netns_of),
+                             address=settings.stream_address)
     runtime = RuntimeServicer(containers, sandboxes, pods, Stats(containers, fs_root), events,
-                              Streams(streaming), handlers)
+                              Streams(URLs(server)), handlers)
     image_service = ImageServicer(images, distribution, fs_root, settings.sandbox_image)
     return CRIServer(settings.socket, runtime, image_service, server,
                      startup=lambda: recover(sandboxes))

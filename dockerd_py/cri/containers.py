@@ -18,7 +18,6 @@ import signal
 from google.protobuf import json_format
 
 from ..engine.containers.contract import Containers, Execs
-from ..engine.containers.records import Container
 from ..engine.images.service import ImageService as Images
 from ..engine.runtime import logs as runtime_logs
 from ..engine.runtime.contract import Supervisor
@@ -81,8 +80,9 @@ class PodContainers:
                     sources[i], point, ref = await self.volumes.mount(x)
                     mounts[i].update(point=point, image=x.image.image, image_ref=ref,
                                      image_sub_path=x.image_sub_path)
-            body = translate.container_body(
-                cfg, pod, sc.id, sm, image.id, m, pod_hostnet=ns.get("network") == pb.NODE,
+            body = await asyncio.to_thread(
+                translate.container_body, cfg, pod, sc.id, image.id, m,
+                pod_hostnet=ns.get("network") == pb.NODE,
                 pod_pid=ns.get("pid", pb.POD), pod_ipc=ns.get("ipc", pb.POD),
                 pod_cgroup=str(sm.extra.get("cgroup_parent") or ""), image_sources=sources)
             if sm.runtime_handler:
@@ -155,18 +155,20 @@ class PodContainers:
         c, _ = lookup.container(self.containers, ref)
         await self.containers.update(c.id, translate.resources_update(r))
 
-    def reopen_log(self, ref: str) -> None:
+    async def reopen_log(self, ref: str) -> None:
         c, m = lookup.container(self.containers, ref)
         if c.state.status != "running":
             raise Conflict(f"container {c.id} is not running")
-        if not m.log_path:
-            return
+        if m.log_path:
+            await asyncio.to_thread(self._reopen_log, c.id, m.log_path)
+
+    def _reopen_log(self, cid: str, log_path: str) -> None:
         # The new file exists when the call returns (kubelet checks at once); conmon
         # reopens it, appending, when it reads the request.
-        fd = os.open(m.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW
+        fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW
                      | os.O_CLOEXEC, 0o640)
         os.close(fd)
-        self.monitor.reopen_log(self.monitor.load(c.id))
+        self.monitor.reopen_log(self.monitor.load(cid))
 
     async def exec_sync(self, ref: str, cmd: builtins.list[str], timeout: int
                         ) -> pb.ExecSyncResponse:
@@ -203,9 +205,6 @@ class PodContainers:
         code = self.execs.get(session.id).exit_code
         return pb.ExecSyncResponse(stdout=bytes(out[1]), stderr=bytes(out[2]),
                                    exit_code=code if code is not None else -1)
-
-    def record(self, ref: str) -> tuple[Container, meta.Meta]:
-        return lookup.container(self.containers, ref)
 
 
 def _log_path(directory: str, relative: str) -> str:

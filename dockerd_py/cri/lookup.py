@@ -19,6 +19,11 @@ def all_of(containers: Containers, kind: str) -> list[tuple[Container, Meta]]:
     return out
 
 
+def members(containers: Containers, sandbox_id: str) -> list[tuple[Container, Meta]]:
+    """The CRI containers of a pod sandbox."""
+    return [(c, m) for c, m in all_of(containers, CONTAINER) if m.sandbox_id == sandbox_id]
+
+
 def find(containers: Containers, ref: str, kind: str) -> tuple[Container, Meta]:
     what = "sandbox" if kind == SANDBOX else "container"
     if not ref:

@@ -29,8 +29,7 @@ CONTAINER_NAME = "io.kubernetes.container.name"
 SANDBOX = "sandbox"
 CONTAINER = "container"
 
-_NAME_PART = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9.-]*")
-_UID = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9.-]*")
+_NAME_PART = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9.-]*")  # names, namespaces and UIDs
 
 
 @dataclass
@@ -64,7 +63,7 @@ def _check(value: str, what: str, grammar: re.Pattern[str]) -> str:
 def sandbox_name(name: str, namespace: str, uid: str, attempt: int) -> str:
     return "_".join(["k8s", "POD", _check(name, "pod name", _NAME_PART),
                      _check(namespace, "pod namespace", _NAME_PART),
-                     _check(uid, "pod uid", _UID), str(attempt)])
+                     _check(uid, "pod uid", _NAME_PART), str(attempt)])
 
 
 def container_name(name: str, pod: Meta, attempt: int) -> str:

@@ -2,9 +2,9 @@
 
 A fresh network namespace is made and pinned at <exec-root>/cri/netns/<sandbox id>
 before the pause container exists (so it outlives the pause process for the CNI DEL,
-and a restarted daemon finds it); the pause container joins it while loopback is
-brought up and the CNI plugin chain (when a CNI backend is configured) adds the pod's
-interfaces, both at once, as they are independent. The addresses are kept in
+and a restarted daemon finds it); the pause container joins it while the CNI plugin
+chain adds the pod's interfaces (loopback first), both at once, as they are
+independent. The addresses are kept in
 <data-root>/cri/pods/<sandbox id>.json, which is what PodSandboxStatus reports after a
 restart.
 """
@@ -18,7 +18,7 @@ import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from ..engine.mount import unmount
 from ..engine.networks import netns
@@ -49,7 +49,7 @@ class Pod:
 
 
 class Plugins(Protocol):
-    """The CNI backend (engine/cni, through an adapter in daemon wiring)."""
+    """The CNI backend (engine/cni, through the adapter cri/cni.py)."""
 
     async def setup(self, pod: Pod) -> list[str]:
         """Add the pod to the network; its IP addresses, primary first."""
@@ -64,7 +64,7 @@ class Plugins(Protocol):
 
 
 class PodNetworks:
-    def __init__(self, state_dir: str, run_dir: str, plugins: Plugins | None) -> None:
+    def __init__(self, state_dir: str, run_dir: str, plugins: Plugins) -> None:
         self.state_dir = os.path.join(state_dir, "pods")
         self.netns_dir = os.path.join(run_dir, "netns")
         self.plugins = plugins
@@ -80,12 +80,9 @@ class PodNetworks:
         return os.path.join(self.state_dir, self.netns_path(sandbox_id)[-64:] + ".json")
 
     def update_pod_cidr(self, cidr: str) -> None:
-        if self.plugins is not None:
-            self.plugins.update_pod_cidr(cidr)
+        self.plugins.update_pod_cidr(cidr)
 
     async def status(self) -> str | None:
-        if self.plugins is None:
-            return "no CNI plugins configured: pods get loopback only"
         return await self.plugins.status()
 
     async def create_netns(self, pod: Pod) -> str:
@@ -97,16 +94,12 @@ class PodNetworks:
         return path
 
     async def setup(self, pod: Pod) -> list[str]:
-        """Bring up lo, run the CNI ADD, in the namespace create_netns() made."""
+        """Run the CNI ADD (lo and the pod network) in the namespace create_netns() made."""
         path = self.netns_path(pod.id)
         if not await asyncio.to_thread(os.path.ismount, path):
             raise InternalError(f"the network namespace of pod {pod.id} is not pinned")
-        ips: list[str] = []
-        if self.plugins is None:
-            await _loopback_up(path)
-        else:
-            ips = await self.plugins.setup(Pod(pod.id, pod.name, pod.namespace, pod.uid, path,
-                                               pod.port_mappings, pod.dns))
+        ips = await self.plugins.setup(Pod(pod.id, pod.name, pod.namespace, pod.uid, path,
+                                           pod.port_mappings, pod.dns))
         await asyncio.to_thread(self._save, pod, ips, True)
         return ips
 
@@ -125,49 +118,37 @@ class PodNetworks:
 
     def complete(self, sandbox_id: str) -> bool:
         """Whether the pod's network was set up to the end (not cut short by a crash)."""
-        try:
-            with open(self._state(sandbox_id)) as f:
-                return bool(json.load(f).get("complete"))
-        except (OSError, ValueError):
-            return False
+        return bool((_read(self._state(sandbox_id)) or {}).get("complete"))
 
     def ips(self, sandbox_id: str) -> list[str]:
-        try:
-            with open(self._state(sandbox_id)) as f:
-                return [str(ip) for ip in json.load(f).get("ips") or ()]
-        except (OSError, ValueError):
-            return []
+        return [str(ip) for ip in (_read(self._state(sandbox_id)) or {}).get("ips") or ()]
 
     async def teardown(self, sandbox_id: str) -> None:
         """CNI DEL and the pin go; idempotent, also after a crash half-way."""
         state = self._state(sandbox_id)
-        try:
-            with open(state) as f:
-                data = json.load(f)
-        except (OSError, ValueError):
-            data = None
+        data = await asyncio.to_thread(_read, state)
         path = self.netns_path(sandbox_id)
-        if data is not None and self.plugins is not None:
+        if data is not None:
             ports = tuple(PortMapping(**p) for p in data.get("ports") or ())
-            netns = path if os.path.ismount(path) else ""
+            netns = path if await asyncio.to_thread(os.path.ismount, path) else ""
             await self.plugins.teardown(Pod(sandbox_id, data["name"], data["namespace"],
                                             data["uid"], netns, ports))
         await asyncio.to_thread(_unpin, path)
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(state)
+            await asyncio.to_thread(os.unlink, state)
+
+
+def _read(state: str) -> dict[str, Any] | None:
+    """A pod's saved network state; None when absent or unreadable (blocking)."""
+    try:
+        with open(state) as f:
+            data = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def _unpin(path: str) -> None:
     unmount(path)
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
-
-
-async def _loopback_up(path: str) -> None:
-    proc = await asyncio.create_subprocess_exec(
-        "nsenter", f"--net={path}", "ip", "link", "set", "lo", "up",
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
-    _, err = await proc.communicate()
-    if proc.returncode != 0:
-        raise InternalError("bringing up loopback: " + err.decode(errors="replace").strip())

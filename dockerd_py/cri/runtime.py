@@ -38,7 +38,6 @@ class RuntimeServicer(rpc_pb.RuntimeServiceServicer):
         self.events = events
         self.streams = streams
         self.handlers = handlers
-        self.pod_cidr = ""
 
     # -- the runtime
 
@@ -77,7 +76,6 @@ class RuntimeServicer(rpc_pb.RuntimeServiceServicer):
         cidr = request.runtime_config.network_config.pod_cidr
         if cidr:
             await asyncio.to_thread(self.sandboxes.networks.update_pod_cidr, cidr)
-        self.pod_cidr = cidr
         return pb.UpdateRuntimeConfigResponse()
 
     # -- pod sandboxes
@@ -161,7 +159,7 @@ class RuntimeServicer(rpc_pb.RuntimeServiceServicer):
     async def ReopenContainerLog(self, request: pb.ReopenContainerLogRequest,
                                  context: Context
                                  ) -> pb.ReopenContainerLogResponse:
-        self.pods.reopen_log(request.container_id)
+        await self.pods.reopen_log(request.container_id)
         return pb.ReopenContainerLogResponse()
 
     @rpc

@@ -8,12 +8,11 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Coroutine
-from typing import Any
 
 from google.protobuf import json_format
 
 from ..distribution.service import DistributionService
+from ..engine.aio import run_all
 from ..engine.containers.contract import Containers
 from ..engine.containers.records import Container
 from ..engine.images.service import ImageService as Images
@@ -64,7 +63,8 @@ class Sandboxes:
                              "cgroup_parent": cfg.linux.cgroup_parent,
                              "config": json_format.MessageToDict(cfg)})
         name = meta.sandbox_name(md.name, md.namespace, md.uid, md.attempt)
-        body = translate.sandbox_body(cfg, await self._pause_image(), m)
+        body = await asyncio.to_thread(translate.sandbox_body, cfg, await self._pause_image(),
+                                       m)
         if handler:
             body["HostConfig"]["Runtime"] = handler
         c, _ = await self.containers.create(name, body)
@@ -83,7 +83,7 @@ class Sandboxes:
                 # plugins set it up: neither needs the other (containerd runs the CNI ADD
                 # before the sandbox container exists).
                 path = await self.networks.create_netns(pod)
-                await _all(self.containers.start(c.id, netns=path), self.networks.setup(pod))
+                await run_all(self.containers.start(c.id, netns=path), self.networks.setup(pod))
         except BaseException:
             await asyncio.shield(self._remove(c.id))
             raise
@@ -127,8 +127,7 @@ class Sandboxes:
             await self.containers.remove(sid, force=True)
 
     def members(self, sid: str) -> list[tuple[Container, meta.Meta]]:
-        return [(c, m) for c, m in lookup.all_of(self.containers, meta.CONTAINER)
-                if m.sandbox_id == sid]
+        return lookup.members(self.containers, sid)
 
     def status(self, ref: str, verbose: bool) -> pb.PodSandboxStatusResponse:
         c, m = lookup.sandbox(self.containers, ref)
@@ -158,25 +157,6 @@ class Sandboxes:
                     continue
             out.append(views.sandbox(c, m))
         return out
-
-
-async def _all(*steps: Coroutine[Any, Any, Any]) -> None:
-    """Run the steps at once; every one has ended (none is left running to race the
-    cleanup) before the first failure is raised."""
-    tasks = [asyncio.ensure_future(s) for s in steps]
-    try:
-        await asyncio.wait(tasks)
-    except BaseException:
-        for t in tasks:
-            t.cancel()
-        await asyncio.wait(tasks)
-        for t in tasks:
-            if not t.cancelled():
-                t.exception()  # retrieved: the cancellation is what is raised
-        raise
-    failures = [e for t in tasks if (e := t.exception()) is not None]
-    if failures:
-        raise failures[0]
 
 
 async def recover(sandboxes: Sandboxes) -> None:

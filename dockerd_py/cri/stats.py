@@ -95,9 +95,7 @@ class Stats:
         return out
 
     async def pod(self, c: Container, m: meta.Meta) -> pb.PodSandboxStats:
-        members = [(cc, mm) for cc, mm in lookup.all_of(self.containers, meta.CONTAINER)
-                   if mm.sandbox_id == c.id]
-        stats = [await self.container(cc, mm) for cc, mm in members
+        stats = [await self.container(cc, mm) for cc, mm in lookup.members(self.containers, c.id)
                  if cc.state.status == "running"]
         ts = time.time_ns()
         pause = await asyncio.to_thread(engine_stats.sample, c)

@@ -1,13 +1,13 @@
 """Exec, Attach and PortForward answer with a URL of the streaming server
-(cri/streaming, served by kubelet's clients over SPDY or websockets). Without one,
-the three RPCs are UNIMPLEMENTED: never a URL that leads nowhere."""
+(cri/streaming, served to kubelet's clients over SPDY or websockets), once the request
+is checked."""
 
 from __future__ import annotations
 
 from typing import Protocol
 
 from ..engine.containers.records import Container
-from ..errors import InvalidParameter, NotImplementedByDaemon
+from ..errors import InvalidParameter
 from ..protos.cri import api_pb2 as pb
 
 
@@ -22,13 +22,8 @@ class StreamingURLs(Protocol):
 
 
 class Streams:
-    def __init__(self, server: StreamingURLs | None) -> None:
+    def __init__(self, server: StreamingURLs) -> None:
         self.server = server
-
-    def _server(self) -> StreamingURLs:
-        if self.server is None:
-            raise NotImplementedByDaemon("the CRI streaming server is not available")
-        return self.server
 
     def exec(self, c: Container, r: pb.ExecRequest) -> str:
         if not r.cmd:
@@ -39,16 +34,16 @@ class Streams:
             raise InvalidParameter("tty and stderr cannot both be true")
         if c.state.status != "running":
             raise InvalidParameter(f"container {c.id} is not running")
-        return self._server().exec(c.id, list(r.cmd), r.tty, r.stdin, r.stdout, r.stderr)
+        return self.server.exec(c.id, list(r.cmd), r.tty, r.stdin, r.stdout, r.stderr)
 
     def attach(self, c: Container, r: pb.AttachRequest) -> str:
         if not (r.stdin or r.stdout or r.stderr):
             raise InvalidParameter("one of stdin, stdout, or stderr must be set")
         if c.state.status != "running":
             raise InvalidParameter(f"container {c.id} is not running")
-        return self._server().attach(c.id, r.tty, r.stdin, r.stdout, r.stderr)
+        return self.server.attach(c.id, r.tty, r.stdin, r.stdout, r.stderr)
 
     def port_forward(self, sandbox: Container, ports: list[int]) -> str:
         if any(not 0 < p < 65536 for p in ports):
             raise InvalidParameter(f"invalid port in {ports}")
-        return self._server().port_forward(sandbox.id, ports)
+        return self.server.port_forward(sandbox.id, ports)

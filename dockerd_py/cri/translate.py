@@ -104,6 +104,7 @@ def host_network(cfg: pb.PodSandboxConfig) -> bool:
 
 
 def sandbox_body(cfg: pb.PodSandboxConfig, image: str, m: meta.Meta) -> dict[str, Any]:
+    """Blocking: reads a localhost seccomp profile."""
     sc = cfg.linux.security_context
     ns = sc.namespace_options
     hostnet = ns.network == pb.NODE
@@ -205,10 +206,10 @@ def _env(cfg: pb.ContainerConfig) -> list[str]:
     return env
 
 
-def container_body(cfg: pb.ContainerConfig, pod: pb.PodSandboxConfig | None, sandbox_id: str,
-                   pod_meta: meta.Meta, image_id: str, m: meta.Meta,
-                   pod_hostnet: bool, pod_pid: int, pod_ipc: int, pod_cgroup: str,
-                   image_sources: dict[int, str]) -> dict[str, Any]:
+def container_body(cfg: pb.ContainerConfig, pod: pb.PodSandboxConfig, sandbox_id: str,
+                   image_id: str, m: meta.Meta, pod_hostnet: bool, pod_pid: int, pod_ipc: int,
+                   pod_cgroup: str, image_sources: dict[int, str]) -> dict[str, Any]:
+    """Blocking: reads a localhost seccomp profile, makes missing host paths."""
     lc = cfg.linux
     sc = lc.security_context
     ns = sc.namespace_options if sc.HasField("namespace_options") else None
@@ -247,8 +248,7 @@ def container_body(cfg: pb.ContainerConfig, pod: pb.PodSandboxConfig | None, san
             hc["ReadonlyPaths"] = [_path(p, "readonly path") for p in sc.readonly_paths]
     if pod_cgroup:
         hc["CgroupParent"] = pod_cgroup
-    if pod is not None:
-        hc.update(_dns(pod))
+    hc.update(_dns(pod))
     config: dict[str, Any] = {
         "Image": image_id,
         "Cmd": list(cfg.args) or None,
@@ -266,7 +266,7 @@ def container_body(cfg: pb.ContainerConfig, pod: pb.PodSandboxConfig | None, san
         config["Entrypoint"] = list(cfg.command)
     if cfg.working_dir:
         _path(cfg.working_dir, "working_dir")
-    if not pod_hostnet and pod is not None and pod.hostname:
+    if not pod_hostnet and pod.hostname:
         config["Hostname"] = _hostname(pod.hostname)
     if cfg.stop_signal:
         config["StopSignal"] = pb.Signal.Name(cfg.stop_signal)[len("SIGNAL_"):]

@@ -3,14 +3,15 @@
 Tar, gzip and hashing run in worker threads; request and response bodies are
 async. `ThreadReader` lets a worker read an async iterator as a file;
 `ThreadWriter` lets a worker write into an async consumer with backpressure
-(a bounded queue), so neither side ever holds a whole body in memory.
+(a bounded queue), so neither side ever holds a whole body in memory. `run_all`
+runs coroutines at once, none left running when it raises.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
-from typing import TypeVar
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -138,3 +139,24 @@ async def produce(writer_fn: Callable[[ThreadWriter], None]) -> AsyncIterator[by
             yield chunk
     finally:
         await task
+
+
+async def run_all(*steps: Coroutine[Any, Any, Any]) -> list[Any]:
+    """Run the steps at once; their results, in order. Every one has ended (none is left
+    running to race the caller's cleanup) before the first failure, or the caller's
+    cancellation, is raised."""
+    tasks = [asyncio.ensure_future(s) for s in steps]
+    try:
+        await asyncio.wait(tasks)
+    except BaseException:
+        for t in tasks:
+            t.cancel()
+        await asyncio.wait(tasks)
+        for t in tasks:
+            if not t.cancelled():
+                t.exception()  # retrieved: the cancellation is what is raised
+        raise
+    failures = [e for t in tasks if (e := t.exception()) is not None]
+    if failures:
+        raise failures[0]
+    return [t.result() for t in tasks]

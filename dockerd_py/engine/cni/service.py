@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import InvalidParameter
+from ..aio import run_all
 from . import cache, confdir, grammar, invoke
 from .confdir import ConfigError, NetworkList
 from .contract import CNIError, CNINotReady, PodNetwork, PodNetworkResult
@@ -263,22 +264,15 @@ class CNI:
         network = await asyncio.to_thread(self._network)
         atts = (_Attachment(LOOPBACK, "lo"), _Attachment(network, self.ifname))
         # Both at once (they touch different interfaces), as go-cni's Setup does.
-        tasks = [asyncio.ensure_future(self._add(att, net)) for att in atts]
         try:
-            await asyncio.wait(tasks)
-            failures = [e for t in tasks if (e := t.exception()) is not None]
-            if failures:
-                raise failures[0]
+            results = await run_all(*(self._add(att, net) for att in atts))
         except BaseException:
-            for t in tasks:
-                t.cancel()
-            await asyncio.wait(tasks)
             # Undo what ran, as containerd tears a failed sandbox's network down.
             for att in reversed(atts):
                 with contextlib.suppress(Exception):
                     await self._del(att, net, net.netns_path)
             raise
-        return pod_result(tasks[1].result(), self.ifname)
+        return pod_result(results[1], self.ifname)
 
     async def _teardown(self, net: PodNetwork) -> None:
         """DEL on every network the pod was added to (from the cache), else on the current

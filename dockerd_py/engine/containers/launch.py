@@ -48,6 +48,16 @@ def _setup() -> Iterator[None]:
         raise SetupFailed(InternalError(str(e))) from None
 
 
+def _placed_log(path: str) -> str:
+    """Where conmon writes the log (blocking): a front end (the CRI) that put the log where
+    its client asked made path a link to it; conmon writes the target, so that its reopen
+    (a fresh file renamed over the path) replaces it."""
+    try:
+        return os.readlink(path)
+    except OSError:  # not a link (EINVAL), or no file yet
+        return path
+
+
 class Launcher:
     def __init__(self, store: ContainerStore, snapshots: Snapshotter,
                  volumes: ContainerVolumes, networks: Attacher, runtimes: RuntimeRegistry,
@@ -97,10 +107,8 @@ class Launcher:
             raise
         cfg = c.config
         log_path = runtime_logs.log_path(log_dir) if log_settings.files else None
-        if log_path is not None and os.path.islink(log_path):
-            # A front end (the CRI) put the log where its client asked: conmon writes
-            # there, so that its reopen (a fresh file renamed over the path) replaces it.
-            log_path = os.readlink(log_path)
+        if log_path is not None:
+            log_path = await asyncio.to_thread(_placed_log, log_path)
         try:
             proc = await self.monitor.create(
                 c.id, runtime, terminal=c.tty, stdin=bool(cfg.get("OpenStdin")),
